@@ -1,0 +1,3 @@
+//! # halo-catalog
+//!
+//! The HALO App Catalog: the JSON list of approved SMART apps a jurisdiction publishes.

@@ -1,0 +1,6 @@
+//! # halo-model
+//!
+//! The protocol documents and FHIR shapes of HALO, the pan-Canadian profile of SMART on FHIR.
+//! Everything here is plain data and pure functions: no network, no files, no clock unless passed
+//! in. Both sides of HALO use it: SMART apps and PoCs (through `halo-smart-client`) and SoFA
+//! servers (through `halo-sofa-server`).

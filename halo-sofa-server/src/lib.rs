@@ -1,0 +1,3 @@
+//! # halo-sofa-server
+//!
+//! The building blocks of a SMART on FHIR Accelerator (SoFA) server.
