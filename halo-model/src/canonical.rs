@@ -1,0 +1,1 @@
+//! Every canonical URL the SDK uses, in one place.

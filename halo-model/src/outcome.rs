@@ -1,0 +1,1 @@
+//! FHIR OperationOutcome: builder and reader.

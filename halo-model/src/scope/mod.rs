@@ -1,0 +1,1 @@
+//! SMART App Launch 2.1 scopes: grammar, v1 mapping, scope sets.

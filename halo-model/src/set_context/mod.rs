@@ -1,0 +1,1 @@
+//! HALO `$set-context` / `$clear-context` profiles: builders, parsers, validators.

@@ -1,0 +1,1 @@
+//! SMART documents: `.well-known/smart-configuration`, token response, launch context, introspection.
