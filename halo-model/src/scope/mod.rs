@@ -1,1 +1,40 @@
 //! SMART App Launch 2.1 scopes: grammar, v1 mapping, scope sets.
+//!
+//! [`Scope::parse`] reads one scope; [`ScopeSet::parse`] reads the space-separated OAuth `scope`
+//! value. Every scope displays exactly as it was written, so a v1 request (`patient/*.read`) can
+//! be echoed back as v1 while access questions use its v2 meaning (`patient/*.rs`).
+//!
+//! ```
+//! use halo_model::scope::{Interaction, Level, Scope, ScopeSet};
+//!
+//! let granted = ScopeSet::parse("launch/patient patient/Observation.rs patient/*.read openid")?;
+//! assert!(granted.permits(Level::Patient, "Observation", Interaction::Search));
+//! assert!(granted.permits(Level::Patient, "Condition", Interaction::Read)); // from `*.read`
+//! assert!(!granted.permits(Level::Patient, "Condition", Interaction::Create));
+//! assert!(!granted.permits(Level::User, "Observation", Interaction::Read)); // other level
+//! assert_eq!(granted.context_types(), ["Patient"]);
+//! assert_eq!(granted.to_string(), "launch/patient patient/Observation.rs patient/*.read openid");
+//!
+//! let requested = ScopeSet::parse("patient/Observation.cruds openid fhirUser")?;
+//! assert_eq!(requested.not_granted(&granted).to_string(), "patient/Observation.cud fhirUser");
+//! assert!(Scope::parse("patient/Observation.sr").is_err()); // out of order
+//! # Ok::<(), halo_model::scope::ScopeError>(())
+//! ```
+
+mod context;
+mod error;
+mod fhir_types;
+mod permissions;
+mod resource;
+mod set;
+mod single;
+mod wire;
+
+pub use context::ContextScope;
+pub use error::ScopeError;
+pub use permissions::{Interaction, Permissions};
+pub use resource::{
+    Level, PermissionSyntax, QueryParam, ResourceScope, ResourceType, V1Permission,
+};
+pub use set::{Access, ScopeSet};
+pub use single::{HALO_CONTEXT_WRITE, Scope};

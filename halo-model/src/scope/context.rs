@@ -1,0 +1,128 @@
+//! Context scopes: `launch` (EHR launch) and `launch/<type>` (ask for a context resource),
+//! optionally with `?role=<uri>`.
+
+use std::fmt;
+
+use super::error::ScopeError;
+use super::fhir_types::normalise_resource_type;
+
+/// A launch context scope: `launch`, or `launch/<type>` with an optional `?role=`.
+///
+/// The type is accepted in any case and normalised (`launch/patient` has resource type
+/// `Patient`); the text as written is kept so the scope displays unchanged. Equality (`==`) is on
+/// the text; [`ContextScope::equivalent`] compares meaning.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContextScope {
+    target: Option<LaunchTarget>,
+    role: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LaunchTarget {
+    written: String,
+    resource_type: String,
+}
+
+impl ContextScope {
+    /// The bare `launch` scope of an EHR launch.
+    pub fn launch() -> ContextScope {
+        ContextScope {
+            target: None,
+            role: None,
+        }
+    }
+
+    /// `launch/<type>` for a resource type name in any case (for example `patient`).
+    pub fn launch_type(resource_type: &str) -> Result<ContextScope, ScopeError> {
+        ContextScope::parse(&format!("launch/{resource_type}"))
+    }
+
+    /// Reads `launch`, `launch/<type>` or `launch/<type>?role=<value>`.
+    pub fn parse(text: &str) -> Result<ContextScope, ScopeError> {
+        if text == "launch" {
+            return Ok(ContextScope::launch());
+        }
+        let rest = text.strip_prefix("launch/").ok_or_else(|| {
+            if text.starts_with("launch?") {
+                ScopeError::InvalidLaunchRole {
+                    scope: text.to_owned(),
+                }
+            } else {
+                ScopeError::Unrecognised {
+                    scope: text.to_owned(),
+                }
+            }
+        })?;
+        let (type_text, role) = match rest.split_once('?') {
+            None => (rest, None),
+            Some((type_text, query)) => {
+                let role = query
+                    .strip_prefix("role=")
+                    .filter(|role| !role.is_empty() && !role.contains('&'))
+                    .ok_or_else(|| ScopeError::InvalidLaunchRole {
+                        scope: text.to_owned(),
+                    })?;
+                (type_text, Some(role.to_owned()))
+            }
+        };
+        if type_text.is_empty() || !type_text.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(ScopeError::InvalidLaunchType {
+                scope: text.to_owned(),
+            });
+        }
+        Ok(ContextScope {
+            target: Some(LaunchTarget {
+                written: type_text.to_owned(),
+                resource_type: normalise_resource_type(type_text),
+            }),
+            role,
+        })
+    }
+
+    /// This scope with a `?role=` value; only `launch/<type>` scopes take one.
+    pub fn with_role(self, role: &str) -> Result<ContextScope, ScopeError> {
+        let text = format!("{self}?role={role}");
+        if self.role.is_some() {
+            return Err(ScopeError::InvalidLaunchRole { scope: text });
+        }
+        ContextScope::parse(&text)
+    }
+
+    /// Whether this is the bare `launch` scope (EHR launch).
+    pub fn is_ehr_launch(&self) -> bool {
+        self.target.is_none()
+    }
+
+    /// The normalised resource type of `launch/<type>` (`Patient` for `launch/patient`).
+    pub fn resource_type(&self) -> Option<&str> {
+        self.target.as_ref().map(|t| t.resource_type.as_str())
+    }
+
+    /// The type as written after `launch/`.
+    pub fn written_type(&self) -> Option<&str> {
+        self.target.as_ref().map(|t| t.written.as_str())
+    }
+
+    /// The `?role=` value, as written.
+    pub fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    /// Whether both scopes ask for the same context: same normalised type and role.
+    pub fn equivalent(&self, other: &ContextScope) -> bool {
+        self.resource_type() == other.resource_type() && self.role == other.role
+    }
+}
+
+impl fmt::Display for ContextScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("launch")?;
+        if let Some(target) = &self.target {
+            write!(f, "/{}", target.written)?;
+        }
+        if let Some(role) = &self.role {
+            write!(f, "?role={role}")?;
+        }
+        Ok(())
+    }
+}
