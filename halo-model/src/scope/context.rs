@@ -126,3 +126,74 @@ impl fmt::Display for ContextScope {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // REQ: SCP-03
+    #[test]
+    fn reads_launch_scopes_in_any_case() {
+        let bare = ContextScope::parse("launch").unwrap();
+        assert!(bare.is_ehr_launch());
+        assert_eq!(bare.resource_type(), None);
+        assert_eq!(bare, ContextScope::launch());
+
+        for (text, normalised) in [
+            ("launch/patient", "Patient"),
+            ("launch/Patient", "Patient"),
+            ("launch/encounter", "Encounter"),
+            ("launch/imagingstudy", "ImagingStudy"),
+            ("launch/PractitionerRole", "PractitionerRole"),
+        ] {
+            let scope = ContextScope::parse(text).unwrap();
+            assert!(!scope.is_ehr_launch());
+            assert_eq!(scope.resource_type(), Some(normalised));
+            assert_eq!(scope.to_string(), text);
+        }
+        let lower = ContextScope::parse("launch/patient").unwrap();
+        let upper = ContextScope::parse("launch/Patient").unwrap();
+        assert!(lower.equivalent(&upper));
+        assert_ne!(lower, upper);
+        assert_eq!(lower.written_type(), Some("patient"));
+    }
+
+    // REQ: SCP-03
+    #[test]
+    fn reads_a_role_suffix() {
+        let text = "launch/list?role=https://example.org/med-list-at-home";
+        let scope = ContextScope::parse(text).unwrap();
+        assert_eq!(scope.resource_type(), Some("List"));
+        assert_eq!(scope.role(), Some("https://example.org/med-list-at-home"));
+        assert_eq!(scope.to_string(), text);
+        assert!(!scope.equivalent(&ContextScope::parse("launch/list").unwrap()));
+
+        let built = ContextScope::launch_type("list")
+            .unwrap()
+            .with_role("https://example.org/med-list-at-home")
+            .unwrap();
+        assert_eq!(built, scope);
+        assert!(scope.with_role("x").is_err());
+    }
+
+    // REQ: SCP-03
+    #[test]
+    fn rejects_malformed_launch_scopes() {
+        for (text, code) in [
+            ("launch/", "scope.invalid_launch_type"),
+            ("launch/pat-ient", "scope.invalid_launch_type"),
+            ("launch/patient/1", "scope.invalid_launch_type"),
+            ("launch/patient?", "scope.invalid_launch_role"),
+            ("launch/patient?role=", "scope.invalid_launch_role"),
+            ("launch/patient?kind=x", "scope.invalid_launch_role"),
+            ("launch/patient?role=a&x=b", "scope.invalid_launch_role"),
+            ("launch?role=x", "scope.invalid_launch_role"),
+            ("launchx", "scope.unrecognised"),
+        ] {
+            let err = ContextScope::parse(text).unwrap_err();
+            assert_eq!(err.code(), code, "{text}");
+            assert_eq!(err.scope(), text);
+        }
+        assert!(ContextScope::launch().with_role("x").is_err());
+    }
+}

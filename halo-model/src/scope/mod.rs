@@ -30,6 +30,11 @@ mod set;
 mod single;
 mod wire;
 
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod proptests;
+
 pub use context::ContextScope;
 pub use error::ScopeError;
 pub use permissions::{Interaction, Permissions};

@@ -469,3 +469,182 @@ fn parse_query(scope: &str, text: &str) -> Result<Vec<QueryParam>, ScopeError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ResourceScope {
+        ResourceScope::parse(text).unwrap()
+    }
+
+    // REQ: SCP-01
+    #[test]
+    fn reads_v2_scopes_of_every_level() {
+        let s = parse("patient/Observation.rs");
+        assert_eq!(s.level(), Level::Patient);
+        assert_eq!(
+            s.resource_type(),
+            &ResourceType::Named("Observation".into())
+        );
+        assert_eq!(s.permissions().to_string(), "rs");
+        assert_eq!(s.syntax(), PermissionSyntax::V2);
+        assert!(!s.has_query());
+
+        let s = parse("user/*.cruds");
+        assert_eq!(s.level(), Level::User);
+        assert_eq!(s.resource_type(), &ResourceType::Any);
+        assert_eq!(s.permissions(), Permissions::all());
+
+        let s = parse("system/Subscription.cu");
+        assert_eq!(s.level(), Level::System);
+        assert!(s.permissions().contains(Interaction::Create));
+        assert!(s.permissions().contains(Interaction::Update));
+        assert!(!s.permissions().contains(Interaction::Read));
+    }
+
+    // REQ: SCP-01
+    #[test]
+    fn reads_query_constraints_in_order() {
+        let text = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/\
+                    observation-category|laboratory&code:in=http://example.org/vs?x=1";
+        let s = parse(text);
+        let names: Vec<_> = s.query().iter().map(QueryParam::name).collect();
+        assert_eq!(names, ["category", "code:in"]);
+        assert_eq!(s.query()[1].value(), "http://example.org/vs?x=1");
+        assert_eq!(s.to_string(), text);
+    }
+
+    // REQ: SCP-01
+    #[test]
+    fn rejects_bad_permissions_with_the_scope_named() {
+        for (text, code) in [
+            ("patient/Observation.sr", "scope.permissions_out_of_order"),
+            ("patient/Observation.dus", "scope.permissions_out_of_order"),
+            ("patient/Observation.rrs", "scope.permissions_out_of_order"),
+            ("patient/Observation.rx", "scope.unknown_permission"),
+            ("patient/Observation.R", "scope.unknown_permission"),
+            ("patient/Observation.Read", "scope.unknown_permission"),
+            ("patient/Observation.", "scope.empty_permissions"),
+            ("patient/Observation.?a=b", "scope.empty_permissions"),
+            ("patient/Observation", "scope.missing_permissions"),
+        ] {
+            let err = ResourceScope::parse(text).unwrap_err();
+            assert_eq!(err.code(), code, "{text}");
+            assert_eq!(err.scope(), text);
+            assert!(err.to_string().contains(text), "{err}");
+        }
+    }
+
+    // REQ: SCP-01
+    #[test]
+    fn rejects_bad_resource_type_names() {
+        for (text, bad) in [
+            ("patient/observation.rs", "observation"),
+            ("patient/O.rs", "O"),
+            ("patient/Obs3rvation.rs", "Obs3rvation"),
+            ("patient/.rs", ""),
+            ("patient/**.rs", "**"),
+            ("patient/Observation/x.rs", "Observation/x"),
+        ] {
+            match ResourceScope::parse(text) {
+                Err(ScopeError::InvalidResourceType {
+                    scope,
+                    resource_type,
+                }) => {
+                    assert_eq!(scope, text);
+                    assert_eq!(resource_type, bad);
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    // REQ: SCP-01
+    #[test]
+    fn rejects_malformed_queries() {
+        for text in [
+            "patient/Observation.rs?",
+            "patient/Observation.rs?category",
+            "patient/Observation.rs?=x",
+            "patient/Observation.rs?category=",
+            "patient/Observation.rs?a=1&&b=2",
+            "patient/Observation.rs?a=1&",
+        ] {
+            let err = ResourceScope::parse(text).unwrap_err();
+            assert_eq!(err.code(), "scope.invalid_query", "{text}");
+            assert!(err.to_string().contains(text));
+        }
+    }
+
+    // REQ: SCP-02
+    #[test]
+    fn v1_words_map_to_v2_and_keep_their_text() {
+        for (text, v2) in [
+            ("patient/*.read", "rs"),
+            ("user/Observation.write", "cud"),
+            ("system/Patient.*", "cruds"),
+            ("patient/*.*", "cruds"),
+        ] {
+            let s = parse(text);
+            assert!(s.is_v1());
+            assert_eq!(s.permissions().to_string(), v2);
+            assert_eq!(s.to_string(), text);
+            let as_v2 = parse(&format!(
+                "{}/{}.{v2}",
+                s.level(),
+                s.resource_type().as_str()
+            ));
+            assert!(s.equivalent(&as_v2));
+            assert_ne!(s, as_v2, "equality is on the text");
+        }
+    }
+
+    // REQ: SCP-02
+    #[test]
+    fn v1_scopes_take_no_query() {
+        let err = ResourceScope::parse("patient/Observation.read?category=x").unwrap_err();
+        assert_eq!(err.code(), "scope.query_on_v1");
+    }
+
+    #[test]
+    fn built_scopes_are_checked_like_parsed_ones() {
+        let s = ResourceScope::new(
+            Level::Patient,
+            ResourceType::Named("Observation".into()),
+            Permissions::v1_read(),
+        )
+        .unwrap()
+        .with_query_param("category", "laboratory")
+        .unwrap();
+        assert_eq!(s.to_string(), "patient/Observation.rs?category=laboratory");
+        assert_eq!(parse(&s.to_string()), s);
+
+        let v1 = ResourceScope::v1(Level::User, ResourceType::Any, V1Permission::Write).unwrap();
+        assert_eq!(v1.to_string(), "user/*.write");
+        assert!(v1.clone().with_query_param("a", "b").is_err());
+
+        assert!(ResourceScope::new(Level::User, ResourceType::Any, Permissions::empty()).is_err());
+        assert!(
+            ResourceScope::new(
+                Level::User,
+                ResourceType::Named("bad".into()),
+                Permissions::all()
+            )
+            .is_err()
+        );
+        let s = ResourceScope::new(Level::User, ResourceType::Any, Permissions::all()).unwrap();
+        assert!(s.clone().with_query_param("a=b", "c").is_err());
+        assert!(s.clone().with_query_param("a", "b&c=d").is_err());
+        assert!(s.with_query_param("a", "").is_err());
+    }
+
+    #[test]
+    fn query_order_does_not_change_meaning() {
+        let a = parse("patient/Observation.rs?a=1&b=2");
+        let b = parse("patient/Observation.rs?b=2&a=1");
+        assert!(a.equivalent(&b));
+        assert_ne!(a, b);
+        assert!(!a.equivalent(&parse("patient/Observation.rs?a=1")));
+    }
+}

@@ -341,3 +341,212 @@ impl<'a> IntoIterator for &'a ScopeSet {
         self.scopes.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(text: &str) -> ScopeSet {
+        ScopeSet::parse(text).unwrap()
+    }
+
+    // REQ: SCP-06
+    #[test]
+    fn parses_whitespace_separated_strings_in_order_without_duplicates() {
+        let s = set("  openid\tfhirUser\n launch  openid patient/*.rs ");
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.to_string(), "openid fhirUser launch patient/*.rs");
+        assert!(set("").is_empty());
+        assert!(set(" \t ").is_empty());
+        let text = "launch/patient patient/Observation.rs user/*.read offline_access";
+        assert_eq!(set(text).to_string(), text);
+        assert_eq!(text.parse::<ScopeSet>().unwrap(), set(text));
+    }
+
+    // REQ: SCP-06
+    #[test]
+    fn strict_parse_fails_on_the_first_bad_scope_lenient_keeps_the_rest() {
+        let text = "openid nope patient/Observation.sr fhirUser";
+        let err = ScopeSet::parse(text).unwrap_err();
+        assert_eq!(err.scope(), "nope");
+        let (kept, errors) = ScopeSet::parse_lenient(text);
+        assert_eq!(kept.to_string(), "openid fhirUser");
+        let bad: Vec<_> = errors.iter().map(ScopeError::scope).collect();
+        assert_eq!(bad, ["nope", "patient/Observation.sr"]);
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn permits_by_type_wildcard_and_interaction() {
+        let s = set("patient/Observation.rs patient/*.c user/Practitioner.read");
+        assert!(s.permits(Level::Patient, "Observation", Interaction::Read));
+        assert!(s.permits(Level::Patient, "Observation", Interaction::Search));
+        assert!(!s.permits(Level::Patient, "Observation", Interaction::Update));
+        assert!(s.permits(Level::Patient, "Condition", Interaction::Create));
+        assert!(!s.permits(Level::Patient, "Condition", Interaction::Read));
+        assert!(s.permits(Level::User, "Practitioner", Interaction::Search));
+        assert!(!s.permits(Level::User, "Practitioner", Interaction::Delete));
+        assert!(!ScopeSet::new().permits(Level::System, "Patient", Interaction::Read));
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn levels_do_not_grant_each_other() {
+        let user = set("user/*.cruds");
+        assert!(user.permits(Level::User, "Observation", Interaction::Read));
+        assert!(!user.permits(Level::Patient, "Observation", Interaction::Read));
+        assert!(!user.permits(Level::System, "Observation", Interaction::Read));
+        let system = set("system/*.cruds");
+        assert!(!system.permits(Level::Patient, "Observation", Interaction::Read));
+        assert!(!system.permits(Level::User, "Observation", Interaction::Read));
+        let patient = set("patient/*.cruds");
+        assert!(!patient.permits(Level::User, "Observation", Interaction::Read));
+        assert!(!patient.permits(Level::System, "Observation", Interaction::Read));
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn query_scopes_grant_only_matching_resources() {
+        let s = set("patient/Observation.rs?category=laboratory \
+             patient/Observation.rs?category=vital-signs patient/Condition.rs");
+        assert!(!s.permits(Level::Patient, "Observation", Interaction::Read));
+        match s.access(Level::Patient, "Observation", Interaction::Read) {
+            Access::Restricted(queries) => {
+                let values: Vec<_> = queries.iter().map(|q| q[0].value()).collect();
+                assert_eq!(values, ["laboratory", "vital-signs"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            s.access(Level::Patient, "Observation", Interaction::Create),
+            Access::Denied
+        );
+        assert_eq!(
+            s.access(Level::Patient, "Condition", Interaction::Read),
+            Access::Unrestricted
+        );
+        // An unrestricted scope for the same access wins over restricted ones.
+        let both = s.union(&set("patient/*.r"));
+        assert!(both.permits(Level::Patient, "Observation", Interaction::Read));
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn union_keeps_order_and_drops_repeats() {
+        let a = set("openid patient/Observation.rs");
+        let b = set("patient/Observation.rs fhirUser patient/Observation.read");
+        assert_eq!(
+            a.union(&b).to_string(),
+            "openid patient/Observation.rs fhirUser patient/Observation.read"
+        );
+        assert_eq!(a.union(&ScopeSet::new()), a);
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn intersection_narrows_to_what_both_allow() {
+        let requested = set(
+            "launch/patient openid fhirUser patient/*.cruds patient/Observation.read \
+             user/Practitioner.rs offline_access",
+        );
+        let policy = set(
+            "launch/Patient openid patient/Observation.rs patient/Condition.r \
+             user/*.r online_access",
+        );
+        let granted = requested.intersection(&policy);
+        assert_eq!(
+            granted.to_string(),
+            // `patient/*.cruds` meets two policy scopes; the v1 request keeps its text because
+            // the policy allows all of it.
+            "launch/patient openid patient/Observation.rs patient/Condition.r \
+             patient/Observation.read user/Practitioner.r"
+        );
+        assert_eq!(requested.intersection(&ScopeSet::new()), ScopeSet::new());
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn intersection_combines_query_constraints() {
+        let a = set("patient/Observation.rs?category=laboratory");
+        let b = set("patient/*.r?status=final");
+        assert_eq!(
+            a.intersection(&b).to_string(),
+            "patient/Observation.r?category=laboratory&status=final"
+        );
+        let unrestricted = set("patient/Observation.rs");
+        assert_eq!(a.intersection(&unrestricted), a);
+        assert_eq!(unrestricted.intersection(&a), a);
+        assert!(a.intersection(&set("user/Observation.rs")).is_empty());
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn not_granted_reports_missing_and_narrowed_access() {
+        let requested = set(
+            "launch/patient openid fhirUser patient/Observation.cruds patient/Condition.rs \
+             patient/*.read user/Practitioner.read offline_access",
+        );
+        let granted = set(
+            "launch/Patient openid patient/Observation.r patient/Observation.s \
+             patient/Condition.rs?category=problem-list-item user/*.rs",
+        );
+        assert_eq!(
+            requested.not_granted(&granted).to_string(),
+            "fhirUser patient/Observation.cud patient/Condition.rs patient/*.read offline_access"
+        );
+        assert!(requested.not_granted(&requested).is_empty());
+        assert_eq!(requested.not_granted(&ScopeSet::new()), requested);
+    }
+
+    // REQ: SCP-05
+    #[test]
+    fn narrower_granted_queries_do_not_cover_wider_requests() {
+        let requested = set("patient/Observation.rs?category=laboratory&status=final");
+        assert!(
+            requested
+                .not_granted(&set("patient/Observation.rs?category=laboratory"))
+                .is_empty()
+        );
+        assert_eq!(
+            set("patient/Observation.rs")
+                .not_granted(&set("patient/Observation.rs?category=laboratory"))
+                .to_string(),
+            "patient/Observation.rs"
+        );
+        assert_eq!(
+            set("patient/*.rs")
+                .not_granted(&set("patient/Observation.rs"))
+                .to_string(),
+            "patient/*.rs"
+        );
+    }
+
+    #[test]
+    fn launch_and_identity_questions() {
+        let s = set("launch launch/patient launch/Patient launch/encounter openid fhirUser");
+        assert!(s.has_launch());
+        assert_eq!(s.context_types(), ["Patient", "Encounter"]);
+        assert!(s.has_openid());
+        assert!(s.has_fhir_user());
+        assert!(!s.has_refresh_scope());
+        assert!(set("online_access").has_refresh_scope());
+        assert!(!set("launch/patient").has_launch());
+        assert!(s.contains(&Scope::parse("launch/Patient").unwrap()));
+        assert!(!s.contains(&Scope::parse("launch/PATIENT").unwrap()));
+        assert!(s.contains_equivalent(&Scope::parse("launch/PATIENT").unwrap()));
+    }
+
+    #[test]
+    fn collects_and_iterates() {
+        let s: ScopeSet = ["openid", "profile", "openid"]
+            .into_iter()
+            .map(|t| Scope::parse(t).unwrap())
+            .collect();
+        assert_eq!(s.iter().count(), 2);
+        assert_eq!((&s).into_iter().count(), 2);
+        let mut t = s.clone();
+        assert!(!t.insert(Scope::OpenId));
+        t.extend([Scope::FhirUser]);
+        assert_eq!(t.into_iter().last(), Some(Scope::FhirUser));
+    }
+}

@@ -168,3 +168,123 @@ fn is_absolute_uri(text: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         && !rest.is_empty()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // REQ: SCP-04
+    #[test]
+    fn reads_identity_refresh_and_halo_scopes() {
+        for (text, scope) in [
+            ("openid", Scope::OpenId),
+            ("fhirUser", Scope::FhirUser),
+            ("profile", Scope::Profile),
+            ("email", Scope::Email),
+            ("address", Scope::Address),
+            ("phone", Scope::Phone),
+            ("offline_access", Scope::OfflineAccess),
+            ("online_access", Scope::OnlineAccess),
+            ("Context.write", Scope::HaloContextWrite),
+        ] {
+            assert_eq!(Scope::parse(text).unwrap(), scope);
+            assert_eq!(scope.to_string(), text);
+            assert_eq!(text.parse::<Scope>().unwrap(), scope);
+        }
+    }
+
+    // REQ: SCP-04
+    #[test]
+    fn reads_extension_scopes() {
+        for text in [
+            "__profilePhoto.manage",
+            "__x",
+            "http://smarthealthit.org/fhir/scopes/patient/*.r",
+            "http://openid.net/specs/openid-connect-core-1_0#openid",
+            "urn:example:scope",
+            "https://example.org/scopes/read?x=1",
+        ] {
+            assert_eq!(
+                Scope::parse(text).unwrap(),
+                Scope::Extension(text.to_owned())
+            );
+        }
+    }
+
+    // REQ: SCP-04
+    #[test]
+    fn anything_else_is_an_error_naming_it() {
+        for text in [
+            "OpenID",
+            "fhiruser",
+            "FHIRUser",
+            "offline",
+            "Context.read",
+            "__",
+            "_x",
+            "patients/Observation.rs",
+            "Patient/Observation.rs",
+            "Observation.rs",
+            "1http://x",
+            "http:",
+            "launch-patient",
+        ] {
+            let err = Scope::parse(text).unwrap_err();
+            assert_eq!(err.code(), "scope.unrecognised", "{text}");
+            assert!(err.to_string().contains(&format!("`{text}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn rejects_characters_oauth_forbids() {
+        assert_eq!(Scope::parse("").unwrap_err(), ScopeError::Empty);
+        for (text, bad) in [
+            ("open id", ' '),
+            ("openid\n", '\n'),
+            ("patient/Observation.rs?a=\"b\"", '"'),
+            ("__a\\b", '\\'),
+            ("__é", 'é'),
+        ] {
+            assert_eq!(
+                Scope::parse(text).unwrap_err(),
+                ScopeError::InvalidCharacter {
+                    scope: text.to_owned(),
+                    character: bad
+                }
+            );
+        }
+    }
+
+    // REQ: SCP-01
+    #[test]
+    fn dispatches_resource_and_context_scopes() {
+        let r = Scope::parse("patient/Observation.rs").unwrap();
+        assert!(r.as_resource().is_some());
+        assert!(r.as_context().is_none());
+        let c = Scope::parse("launch/patient").unwrap();
+        assert_eq!(
+            c.as_context().and_then(|c| c.resource_type()),
+            Some("Patient")
+        );
+        // Errors from the specific grammars come through, not a generic "unrecognised".
+        assert_eq!(
+            Scope::parse("patient/Observation.sr").unwrap_err().code(),
+            "scope.permissions_out_of_order"
+        );
+        assert_eq!(
+            Scope::parse("launch/pa7ient").unwrap_err().code(),
+            "scope.invalid_launch_type"
+        );
+    }
+
+    // REQ: SCP-02
+    #[test]
+    fn equivalence_ignores_spelling_only() {
+        let v1 = Scope::parse("patient/*.read").unwrap();
+        let v2 = Scope::parse("patient/*.rs").unwrap();
+        assert!(v1.equivalent(&v2));
+        assert!(!v1.equivalent(&Scope::parse("user/*.rs").unwrap()));
+        assert!(Scope::OpenId.equivalent(&Scope::OpenId));
+        assert!(!Scope::OpenId.equivalent(&Scope::Profile));
+    }
+}

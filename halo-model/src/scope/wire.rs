@@ -69,3 +69,40 @@ impl<'de> Deserialize<'de> for ScopeSet {
         deserializer.deserialize_any(SetVisitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // REQ: SCP-06
+    #[test]
+    fn scope_and_set_serialise_as_their_oauth_strings() {
+        let set = ScopeSet::parse("launch/patient patient/*.read openid").unwrap();
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(json, r#""launch/patient patient/*.read openid""#);
+        assert_eq!(serde_json::from_str::<ScopeSet>(&json).unwrap(), set);
+
+        let scope = Scope::parse("user/Observation.rs?category=vital-signs").unwrap();
+        let json = serde_json::to_string(&scope).unwrap();
+        assert_eq!(json, r#""user/Observation.rs?category=vital-signs""#);
+        assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
+    }
+
+    #[test]
+    fn set_also_reads_a_json_array() {
+        let set: ScopeSet =
+            serde_json::from_str(r#"["openid", "fhirUser", "launch", "openid"]"#).unwrap();
+        assert_eq!(set.to_string(), "openid fhirUser launch");
+    }
+
+    #[test]
+    fn invalid_scopes_fail_deserialisation_with_the_scope_named() {
+        let err = serde_json::from_str::<ScopeSet>(r#""openid patient/Observation.sr""#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("patient/Observation.sr"), "{err}");
+        assert!(serde_json::from_str::<Scope>(r#""nope""#).is_err());
+        assert!(serde_json::from_str::<Scope>("42").is_err());
+        assert!(serde_json::from_str::<ScopeSet>(r#"["openid", 1]"#).is_err());
+    }
+}
