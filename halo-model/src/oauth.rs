@@ -233,14 +233,12 @@ impl OAuthError {
     }
 
     /// The HTTP status for this error in a JSON response (RFC 6749 §5.2): 401 for
-    /// `invalid_client`, 500 for `server_error`, 503 for `temporarily_unavailable` (those two
-    /// codes exist because a redirect cannot carry 500/503; a JSON response can) and 400 for
-    /// everything else.
+    /// `invalid_client`, 400 for every other code. `server_error` and
+    /// `temporarily_unavailable` stay 400 too, as the token endpoint rules ask; a host that
+    /// wants 500/503 for them chooses so itself.
     pub fn http_status(&self) -> u16 {
         match self.error {
             OAuthErrorCode::InvalidClient => 401,
-            OAuthErrorCode::ServerError => 500,
-            OAuthErrorCode::TemporarilyUnavailable => 503,
             _ => 400,
         }
     }
@@ -346,3 +344,172 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ALL: [OAuthErrorCode; 10] = [
+        OAuthErrorCode::InvalidRequest,
+        OAuthErrorCode::InvalidClient,
+        OAuthErrorCode::InvalidGrant,
+        OAuthErrorCode::UnauthorizedClient,
+        OAuthErrorCode::UnsupportedGrantType,
+        OAuthErrorCode::InvalidScope,
+        OAuthErrorCode::AccessDenied,
+        OAuthErrorCode::UnsupportedResponseType,
+        OAuthErrorCode::ServerError,
+        OAuthErrorCode::TemporarilyUnavailable,
+    ];
+
+    #[test]
+    fn codes_are_the_rfc_strings() {
+        let names: Vec<_> = ALL.iter().map(OAuthErrorCode::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "invalid_request",
+                "invalid_client",
+                "invalid_grant",
+                "unauthorized_client",
+                "unsupported_grant_type",
+                "invalid_scope",
+                "access_denied",
+                "unsupported_response_type",
+                "server_error",
+                "temporarily_unavailable",
+            ]
+        );
+        for code in &ALL {
+            assert_eq!(&OAuthErrorCode::from(code.as_str()), code);
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+        }
+        let other = OAuthErrorCode::from("invalid_dpop_proof");
+        assert_eq!(other, OAuthErrorCode::Other("invalid_dpop_proof".into()));
+        assert_eq!(other.to_string(), "invalid_dpop_proof");
+    }
+
+    #[test]
+    fn status_is_400_except_invalid_client() {
+        for code in ALL {
+            let expected = if code == OAuthErrorCode::InvalidClient {
+                401
+            } else {
+                400
+            };
+            assert_eq!(
+                OAuthError::new(code.clone()).http_status(),
+                expected,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            OAuthError::new(OAuthErrorCode::Other("x".into())).http_status(),
+            400
+        );
+    }
+
+    #[test]
+    fn json_round_trip_leaves_out_absent_fields() {
+        let error = OAuthError::invalid_grant("the authorization code has expired")
+            .with_uri("https://sofa.example.ca/errors#expired-code");
+        let body = error.to_json();
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({
+                "error": "invalid_grant",
+                "error_description": "the authorization code has expired",
+                "error_uri": "https://sofa.example.ca/errors#expired-code"
+            })
+        );
+        assert_eq!(OAuthError::from_json(body.as_bytes()).unwrap(), error);
+        assert_eq!(serde_json::to_string(&error).unwrap(), body);
+        assert_eq!(serde_json::from_str::<OAuthError>(&body).unwrap(), error);
+        assert_eq!(
+            OAuthError::new(OAuthErrorCode::InvalidScope).to_json(),
+            r#"{"error":"invalid_scope"}"#
+        );
+    }
+
+    #[test]
+    fn constructors_set_code_and_description() {
+        let made = [
+            OAuthError::invalid_request("d"),
+            OAuthError::invalid_client("d"),
+            OAuthError::invalid_grant("d"),
+            OAuthError::unauthorized_client("d"),
+            OAuthError::unsupported_grant_type("d"),
+            OAuthError::invalid_scope("d"),
+            OAuthError::access_denied("d"),
+            OAuthError::unsupported_response_type("d"),
+            OAuthError::server_error("d"),
+            OAuthError::temporarily_unavailable("d"),
+        ];
+        for (error, code) in made.iter().zip(ALL) {
+            assert_eq!(error.error, code);
+            assert_eq!(error.error_description.as_deref(), Some("d"));
+            assert_eq!(error.to_string(), format!("OAuth error `{code}`: d"));
+        }
+    }
+
+    #[test]
+    fn bad_error_bodies_are_typed_errors() {
+        let err = OAuthError::from_json(b"<html>502</html>").unwrap_err();
+        assert!(matches!(err, SmartDocumentError::InvalidJson { .. }));
+        let err = OAuthError::from_json(br#"{"error_description": "x"}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the OAuth error response has no `error`, which is required"
+        );
+        let err = OAuthError::from_json(br#"{"error": 400}"#).unwrap_err();
+        assert!(
+            matches!(err, SmartDocumentError::InvalidField { .. }),
+            "{err}"
+        );
+        let err = OAuthError::from_json(br#""invalid_grant""#).unwrap_err();
+        assert!(matches!(
+            err,
+            SmartDocumentError::NotAnObject {
+                found: "a string",
+                ..
+            }
+        ));
+        let tolerant =
+            OAuthError::from_json(br#"{"error": "invalid_grant", "trace_id": 7}"#).unwrap();
+        assert_eq!(tolerant, OAuthError::new(OAuthErrorCode::InvalidGrant));
+    }
+
+    #[test]
+    fn redirect_query_pairs_round_trip() {
+        let error = OAuthError::access_denied("the user declined")
+            .with_uri("https://sofa.example.ca/help")
+            .with_state("s-123");
+        let pairs = error.to_query_pairs();
+        assert_eq!(
+            pairs,
+            [
+                ("error", "access_denied".to_owned()),
+                ("error_description", "the user declined".to_owned()),
+                ("error_uri", "https://sofa.example.ca/help".to_owned()),
+                ("state", "s-123".to_owned()),
+            ]
+        );
+        assert_eq!(OAuthError::from_query_pairs(pairs), Some(error));
+        // The query of a redirect, as `url` decodes it.
+        let url = url::Url::parse(
+            "https://app.example.org/cb?state=s-1&error=invalid_scope&error_description=no+user%2F+scopes&error=ignored",
+        )
+        .unwrap();
+        let read = OAuthError::from_query_pairs(url.query_pairs()).unwrap();
+        assert_eq!(read.error, OAuthErrorCode::InvalidScope);
+        assert_eq!(read.error_description.as_deref(), Some("no user/ scopes"));
+        assert_eq!(read.state.as_deref(), Some("s-1"));
+        // A successful redirect is not an error.
+        assert_eq!(
+            OAuthError::from_query_pairs([("code", "abc"), ("state", "s-1")]),
+            None
+        );
+    }
+}

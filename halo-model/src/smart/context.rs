@@ -218,6 +218,11 @@ impl LaunchContext {
         Self::read(Fields::parse(CONTEXT, bytes)?)
     }
 
+    /// Reads a launch context from parsed JSON.
+    pub fn from_value(value: Value) -> Result<Self, SmartDocumentError> {
+        Self::read(Fields::from_value(CONTEXT, value)?)
+    }
+
     fn read(mut f: Fields) -> Result<Self, SmartDocumentError> {
         let mut context = Self::take_from(&mut f)?;
         context.extra = f.into_rest();

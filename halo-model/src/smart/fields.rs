@@ -66,7 +66,8 @@ impl Fields {
 
     /// Removes `key`; `null` counts as absent.
     pub(crate) fn take(&mut self, key: &str) -> Option<Value> {
-        match self.map.remove(key) {
+        // `shift_remove` keeps the order of the keys left over for `extra`.
+        match self.map.shift_remove(key) {
             None | Some(Value::Null) => None,
             Some(value) => Some(value),
         }

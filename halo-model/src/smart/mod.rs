@@ -48,3 +48,6 @@ pub use error::SmartDocumentError;
 pub(crate) use error::describe as describe_json;
 pub use introspection::{Audience, IntrospectionResponse};
 pub use token::TokenResponse;
+
+#[cfg(test)]
+mod tests;
