@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::error::ScopeError;
 use super::fhir_types::normalise_resource_type;
+use super::single::check_scope_chars;
 
 /// A launch context scope: `launch`, or `launch/<type>` with an optional `?role=`.
 ///
@@ -39,6 +40,7 @@ impl ContextScope {
 
     /// Reads `launch`, `launch/<type>` or `launch/<type>?role=<value>`.
     pub fn parse(text: &str) -> Result<ContextScope, ScopeError> {
+        check_scope_chars(text)?;
         if text == "launch" {
             return Ok(ContextScope::launch());
         }
@@ -195,5 +197,7 @@ mod tests {
             assert_eq!(err.scope(), text);
         }
         assert!(ContextScope::launch().with_role("x").is_err());
+        let spaced = ContextScope::launch_type("list").unwrap().with_role("a b");
+        assert_eq!(spaced.unwrap_err().code(), "scope.invalid_character");
     }
 }

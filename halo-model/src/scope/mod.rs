@@ -4,6 +4,22 @@
 //! value. Every scope displays exactly as it was written, so a v1 request (`patient/*.read`) can
 //! be echoed back as v1 while access questions use its v2 meaning (`patient/*.rs`).
 //!
+//! How this module reads the spec where it leaves room:
+//!
+//! - **Strict grammar.** Out-of-order, repeated or unknown permission letters (`.sr`, `.rrs`,
+//!   `.rx`) are errors rather than being ignored or defaulted, as the spec allows a server to do.
+//!   Resource type names must look like FHIR's (`[A-Z][A-Za-z]+`). A scope with a character
+//!   OAuth forbids in scope tokens is an error.
+//! - **Recognised scopes.** Besides SMART's own, the OpenID Connect standard scopes `email`,
+//!   `address` and `phone` (siblings of `profile`, granted by the public HALO implementation)
+//!   and HALO's `Context.write` (decision D-06) are recognised. Everything else that is not an
+//!   extension scope (absolute URI, or `__` prefix) is an error; [`ScopeSet::parse_lenient`]
+//!   reads a granted scope string without failing on such a scope.
+//! - **Levels are separate.** [`ScopeSet::permits`] answers for one level: `user/` and `system/`
+//!   scopes never grant `patient/` access and the reverse.
+//! - **Queries restrict.** A scope with `?param=value` grants only matching resources, so it never
+//!   makes [`ScopeSet::permits`] true; [`ScopeSet::access`] returns the queries instead.
+//!
 //! ```
 //! use halo_model::scope::{Interaction, Level, Scope, ScopeSet};
 //!

@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::error::ScopeError;
 use super::permissions::{Interaction, Permissions};
+use super::single::check_scope_chars;
 
 /// The level prefix of a resource scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -254,6 +255,7 @@ impl ResourceScope {
 
     /// Reads a resource scope. `text` must start with `patient/`, `user/` or `system/`.
     pub fn parse(text: &str) -> Result<ResourceScope, ScopeError> {
+        check_scope_chars(text)?;
         let err_text = || text.to_owned();
         let (level, rest) =
             split_level(text).ok_or_else(|| ScopeError::Unrecognised { scope: err_text() })?;
@@ -636,7 +638,11 @@ mod tests {
         let s = ResourceScope::new(Level::User, ResourceType::Any, Permissions::all()).unwrap();
         assert!(s.clone().with_query_param("a=b", "c").is_err());
         assert!(s.clone().with_query_param("a", "b&c=d").is_err());
-        assert!(s.with_query_param("a", "").is_err());
+        assert!(s.clone().with_query_param("a", "").is_err());
+        assert_eq!(
+            s.with_query_param("a", "b c").unwrap_err().code(),
+            "scope.invalid_character"
+        );
     }
 
     #[test]

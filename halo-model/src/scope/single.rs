@@ -51,12 +51,7 @@ impl Scope {
         if text.is_empty() {
             return Err(ScopeError::Empty);
         }
-        if let Some(character) = text.chars().find(|c| !is_scope_char(*c)) {
-            return Err(ScopeError::InvalidCharacter {
-                scope: text.to_owned(),
-                character,
-            });
-        }
+        check_scope_chars(text)?;
         let fixed = match text {
             "openid" => Some(Scope::OpenId),
             "fhirUser" => Some(Scope::FhirUser),
@@ -152,9 +147,19 @@ impl From<ContextScope> for Scope {
     }
 }
 
-/// RFC 6749 section 3.3 `NQCHAR`: `%x21 / %x23-5B / %x5D-7E`.
-fn is_scope_char(c: char) -> bool {
-    matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+/// Fails on the first character RFC 6749 section 3.3 does not allow in a scope token
+/// (`NQCHAR`: `%x21 / %x23-5B / %x5D-7E`), which also rules out whitespace inside one scope.
+pub(crate) fn check_scope_chars(text: &str) -> Result<(), ScopeError> {
+    match text
+        .chars()
+        .find(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
+    {
+        Some(character) => Err(ScopeError::InvalidCharacter {
+            scope: text.to_owned(),
+            character,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// RFC 3986 absolute URI shape: `scheme ":" rest`, scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" /
