@@ -39,6 +39,8 @@ pub enum Scope {
     /// the one public HALO implementation spells it (decision D-06).
     HaloContextWrite,
     /// An extension scope: an absolute URI or a name starting with `__`, kept as written.
+    /// The URI form of a SMART scope (`http://smarthealthit.org/fhir/scopes/patient/*.r`) is
+    /// read as an extension too: it round-trips but grants nothing in [`super::ScopeSet::permits`].
     Extension(String),
 }
 
