@@ -75,6 +75,7 @@ pub use clear::{
     ClearContextOutput, ClearContextShape, clear_context_input, clear_context_output,
     is_valid_launch_id, parse_clear_context_input,
 };
+pub(crate) use findings::Findings;
 pub use findings::ValidationErrors;
 pub use output::{EntryResult, SetContextOutput, transaction_response_bundle};
 pub use references::{
@@ -85,3 +86,8 @@ pub use request::{ContextReference, SetContextRequest};
 pub use resource_types::{
     D14_SUPPORTED_TYPES, SupportedTypes, ValidationOptions, is_r4_resource_type,
 };
+
+/// The guide `docs/set-context-and-notifications.md`, compiled so its examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/set-context-and-notifications.md")]
+pub struct SetContextAndNotificationsGuide;
