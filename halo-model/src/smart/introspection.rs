@@ -37,6 +37,25 @@ impl Serialize for Audience {
     }
 }
 
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(one) => Ok(Self::One(one)),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    _ => Err(serde::de::Error::custom("`aud` items must be strings")),
+                })
+                .collect::<Result<_, _>>()
+                .map(Self::Many),
+            _ => Err(serde::de::Error::custom(
+                "`aud` must be a string or an array of strings",
+            )),
+        }
+    }
+}
+
 /// What an authorization server says about a token (RFC 7662 §2.2), with SMART's additions:
 /// when active, `scope`, `client_id` and `exp` (SHALL), the launch context that was in the token
 /// response, and `iss`, `sub`, `fhirUser` when an ID token was issued.

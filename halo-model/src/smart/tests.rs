@@ -894,6 +894,9 @@ fn introspection_carries_the_launch_context_and_jwt_claims() {
         serde_json::to_value(&single).unwrap(),
         json!({"active": true, "aud": "https://a"})
     );
+    let many: Audience = serde_json::from_str(r#"["a", "b"]"#).unwrap();
+    assert!(many.contains("b") && !many.contains("c"));
+    assert!(serde_json::from_str::<Audience>("[1]").is_err());
 }
 
 #[test]
@@ -912,4 +915,77 @@ fn malformed_introspection_gives_typed_errors() {
     let err =
         IntrospectionResponse::from_json(br#"{"active": true, "aud": ["a", 1]}"#).unwrap_err();
     assert!(err.to_string().contains("aud[1]"), "{err}");
+}
+
+// ------------------------------------------------------------------ hostile input never panics
+
+mod hostile {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::super::*;
+
+    /// Arbitrary JSON, biased towards the keys the documents know so the typed paths are hit.
+    fn json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("access_token".to_owned()),
+            Just("token_type".to_owned()),
+            Just("expires_in".to_owned()),
+            Just("fhirContext".to_owned()),
+            Just("need_patient_banner".to_owned()),
+            Just("capabilities".to_owned()),
+            Just("associated_endpoints".to_owned()),
+            Just("active".to_owned()),
+            Just("aud".to_owned()),
+            Just("reference".to_owned()),
+            Just("identifier".to_owned()),
+            "[a-z_]{1,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..8)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_json_gives_a_document_or_a_typed_error(value in json()) {
+            // REQ: CTX-01
+            let bytes = value.to_string().into_bytes();
+            if let Ok(token) = TokenResponse::from_json(&bytes) {
+                // Whatever was read writes out and reads back the same.
+                let again = TokenResponse::from_json(&serde_json::to_vec(&token).unwrap()).unwrap();
+                prop_assert_eq!(again, token);
+            }
+            if let Ok(config) = SmartConfiguration::from_json(&bytes) {
+                let _ = config.validate();
+                let again = SmartConfiguration::from_json(&serde_json::to_vec(&config).unwrap()).unwrap();
+                prop_assert_eq!(again, config);
+            }
+            if let Ok(response) = IntrospectionResponse::from_json(&bytes) {
+                let again = IntrospectionResponse::from_json(&serde_json::to_vec(&response).unwrap()).unwrap();
+                prop_assert_eq!(again, response);
+            }
+            let _ = LaunchContext::from_json(&bytes);
+            let _ = crate::oauth::OAuthError::from_json(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            // REQ: CTX-03
+            let _ = SmartConfiguration::from_json(&bytes);
+            let _ = TokenResponse::from_json(&bytes);
+            let _ = IntrospectionResponse::from_json(&bytes);
+        }
+    }
 }
