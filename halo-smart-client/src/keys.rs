@@ -171,6 +171,16 @@ impl SigningKey {
         &self.kid
     }
 
+    /// Signs a JWS signing input (`base64url(header) "." base64url(payload)`) and returns the
+    /// base64url signature. For checking against published vectors; apps use [`sign`](Self::sign).
+    pub fn sign_input(&self, signing_input: &[u8]) -> Result<String> {
+        jsonwebtoken::crypto::sign(signing_input, &self.key, self.alg.jwt()).map_err(|e| {
+            SmartError::Crypto {
+                reason: format!("could not sign: {e}"),
+            }
+        })
+    }
+
     /// Signs `claims` as a compact JWS with header `alg`, `kid` and `typ: JWT`.
     pub fn sign(&self, claims: &Value) -> Result<String> {
         let mut header = Header::new(self.alg.jwt());
