@@ -405,6 +405,7 @@ async fn a_401_refreshes_once_then_retries() {
 }
 
 // REQ: APP-12
+// REQ: ASY-02
 #[tokio::test]
 async fn asynchronous_writes_are_polled_to_the_final_result() {
     let mock = Mock::start(

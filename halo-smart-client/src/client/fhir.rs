@@ -121,6 +121,26 @@ impl FhirClient {
             .await
     }
 
+    /// `GET [base]/[type]/[id]` read as a typed resource (feature `fhir-model`).
+    #[cfg(feature = "fhir-model")]
+    pub async fn read_typed(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<halo_model::fhir::typed::TypedResource> {
+        typed(self.read(resource_type, id).await?)
+    }
+
+    /// `POST [base]/[type]` of a typed resource; the created resource comes back typed (feature
+    /// `fhir-model`).
+    #[cfg(feature = "fhir-model")]
+    pub async fn create_typed(
+        &self,
+        resource: &halo_model::fhir::typed::TypedResource,
+    ) -> Result<halo_model::fhir::typed::TypedResource> {
+        typed(self.create(&resource.to_value()).await?)
+    }
+
     /// Any request relative to the FHIR base (or an absolute URL under it).
     pub async fn request(
         &self,
@@ -299,4 +319,12 @@ fn check_segment(s: &str) -> Result<()> {
             crate::token::clip(s)
         )))
     }
+}
+
+#[cfg(feature = "fhir-model")]
+fn typed(value: Value) -> Result<halo_model::fhir::typed::TypedResource> {
+    let raw = halo_model::fhir::RawResource::from_value(value)
+        .map_err(|e| SmartError::invalid_response("FHIR server", e.to_string()))?;
+    halo_model::fhir::typed::TypedResource::from_raw(&raw)
+        .map_err(|e| SmartError::invalid_response("FHIR server", e.to_string()))
 }
