@@ -1,0 +1,28 @@
+//! Validates JSON files given on the command line and prints the findings.
+
+use halo_validation::Validator;
+
+fn main() {
+    let started = std::time::Instant::now();
+    let validator = Validator::with_embedded_definitions();
+    println!(
+        "loaded in {:?}; warnings: {:#?}",
+        started.elapsed(),
+        validator.definitions().warnings()
+    );
+    for path in std::env::args().skip(1) {
+        let Ok(bytes) = std::fs::read(&path) else {
+            println!("{path}: cannot read");
+            continue;
+        };
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            println!("{path}: not JSON");
+            continue;
+        };
+        let report = validator.validate_value(&json);
+        println!("== {path}: {} issue(s)", report.issues.len());
+        for issue in &report.issues {
+            println!("  {issue}");
+        }
+    }
+}
