@@ -1,0 +1,140 @@
+//! Audit (REQ RS-09): every read, write and operation is recorded through [`AuditSink`]. The
+//! default sink, [`TracingAuditSink`], writes one structured log line per event.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::store::BoxFuture;
+
+/// What was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    /// `$set-context`.
+    SetContext,
+    /// `$clear-context`.
+    ClearContext,
+    /// A context removed because its lifetime ended.
+    PurgeContext,
+    /// `read`.
+    Read,
+    /// `search`.
+    Search,
+    /// `create`.
+    Create,
+    /// `update`.
+    Update,
+    /// `delete`.
+    Delete,
+    /// Any other operation, by name (`$status`, `metadata`...).
+    Operation(String),
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOutcome {
+    /// Done.
+    Success,
+    /// Refused or failed, with the HTTP status answered.
+    Failure(u16),
+}
+
+/// One audit record: time, client, user, launch, action, resource, outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// When.
+    pub time: DateTime<Utc>,
+    /// The calling client, when authenticated.
+    pub client_id: Option<String>,
+    /// The user, when known.
+    pub user: Option<String>,
+    /// The launch concerned.
+    pub launch_id: Option<String>,
+    /// What was done.
+    pub action: AuditAction,
+    /// The resources concerned (`Type/id`).
+    pub resources: Vec<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+}
+
+/// Where audit events go. Recording must not fail the request: a sink that cannot write reports
+/// through its own channel.
+pub trait AuditSink: Send + Sync + 'static {
+    /// Records one event.
+    fn record(&self, event: AuditEvent) -> BoxFuture<'_, ()>;
+}
+
+/// The default sink: one `tracing` event per audit record at `INFO`, target `halo_sofa::audit`,
+/// with every field as a structured field. Launch ids are shortened: a log reader needs to
+/// correlate, not to launch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingAuditSink;
+
+impl AuditSink for TracingAuditSink {
+    fn record(&self, event: AuditEvent) -> BoxFuture<'_, ()> {
+        let action = serde_json::to_value(&event.action)
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .unwrap_or_default();
+        let (outcome, status) = match event.outcome {
+            AuditOutcome::Success => ("success", 200),
+            AuditOutcome::Failure(status) => ("failure", status),
+        };
+        tracing::info!(
+            target: "halo_sofa::audit",
+            time = %event.time.to_rfc3339(),
+            client_id = event.client_id.as_deref().unwrap_or("-"),
+            user = event.user.as_deref().unwrap_or("-"),
+            launch = %event.launch_id.as_deref().map(launch_fingerprint).unwrap_or_default(),
+            action = %action,
+            resources = %event.resources.join(","),
+            outcome,
+            status,
+            "audit"
+        );
+        Box::pin(async {})
+    }
+}
+
+/// The first 8 characters of a launch id: enough to correlate log lines, too few to use.
+pub fn launch_fingerprint(launch_id: &str) -> String {
+    let prefix: String = launch_id.chars().take(8).collect();
+    format!("{prefix}…")
+}
+
+/// A sink that keeps events in memory, for tests and for hosts that forward them in batches.
+#[derive(Debug, Default)]
+pub struct MemoryAuditSink {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemoryAuditSink {
+    /// An empty sink.
+    pub fn new() -> MemoryAuditSink {
+        MemoryAuditSink::default()
+    }
+
+    /// The events recorded so far.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl AuditSink for MemoryAuditSink {
+    fn record(&self, event: AuditEvent) -> BoxFuture<'_, ()> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,110 @@
+//! Server configuration: every HALO decision a host may change (D-05, D-06, D-07, D-14) and
+//! the limits of SEC-03, with the project's defaults.
+
+use std::time::Duration;
+
+use halo_model::fhir::JsonLimits;
+use halo_model::scope::HALO_CONTEXT_WRITE;
+use halo_model::set_context::SupportedTypes;
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The FHIR base URL is not an absolute http(s) URL.
+    #[error("the FHIR base URL `{0}` must be an absolute http(s) URL without query or fragment")]
+    BaseUrl(String),
+}
+
+/// SMART OAuth endpoints, advertised in the CapabilityStatement's security service (the
+/// `oauth-uris` extension) when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthUris {
+    /// `authorize`.
+    pub authorize: String,
+    /// `token`.
+    pub token: String,
+    /// `introspect`, when offered.
+    pub introspect: Option<String>,
+    /// `revoke`, when offered.
+    pub revoke: Option<String>,
+}
+
+/// The SoFA's configuration.
+#[derive(Debug, Clone)]
+pub struct SofaConfig {
+    /// The FHIR base URL as apps and PoCs see it (`iss`), without a trailing slash.
+    pub base_url: String,
+    /// How long a launch context lives before it is purged (D-05: 12 hours).
+    pub launch_ttl: Duration,
+    /// How often the purge task looks for expired contexts.
+    pub purge_interval: Duration,
+    /// Body size and JSON nesting limits (SEC-03). The body limit is `json_limits.max_bytes`.
+    pub json_limits: JsonLimits,
+    /// Resource types accepted in `$set-context` and app writes (D-14).
+    pub supported_types: SupportedTypes,
+    /// The scope a PoC needs for `$set-context` and `$clear-context` (D-06: `Context.write`).
+    pub context_scope: String,
+    /// Whether `$set-context` requires an active Subscription to the SoFA Content Update topic
+    /// (REQ SC-08; on by default, off only for a SoFA without subscriptions).
+    pub require_active_subscription: bool,
+    /// The topic the active subscription must be to (D-01).
+    pub content_update_topic: String,
+    /// Origins allowed to call the FHIR API from a browser (SEC-06); discovery and `metadata`
+    /// allow any origin.
+    pub cors_allowed_origins: Vec<String>,
+    /// The SMART endpoints to advertise, when an authorization server is known.
+    pub oauth: Option<OAuthUris>,
+    /// The server's name and version in the CapabilityStatement.
+    pub software_name: String,
+}
+
+impl SofaConfig {
+    /// A configuration with the project's defaults for the given FHIR base URL.
+    pub fn new(base_url: impl Into<String>) -> Result<SofaConfig, ConfigError> {
+        let base_url = base_url.into();
+        let trimmed = base_url.trim_end_matches('/').to_string();
+        let scheme_ok = trimmed.starts_with("https://") || trimmed.starts_with("http://");
+        let host_ok = trimmed
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+        if !scheme_ok || !host_ok || trimmed.contains(['?', '#', ' ']) {
+            return Err(ConfigError::BaseUrl(base_url));
+        }
+        Ok(SofaConfig {
+            base_url: trimmed,
+            launch_ttl: Duration::from_secs(12 * 60 * 60),
+            purge_interval: Duration::from_secs(60),
+            json_limits: JsonLimits::default(),
+            supported_types: SupportedTypes::d14(),
+            context_scope: HALO_CONTEXT_WRITE.to_string(),
+            require_active_subscription: true,
+            content_update_topic: halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC.to_string(),
+            cors_allowed_origins: Vec::new(),
+            oauth: None,
+            software_name: "HALO SDK SoFA".to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_must_be_absolute_http() {
+        assert_eq!(
+            SofaConfig::new("https://sofa.example.org/fhir/")
+                .unwrap()
+                .base_url,
+            "https://sofa.example.org/fhir"
+        );
+        for bad in [
+            "sofa.example.org",
+            "ftp://x",
+            "https://",
+            "https://x/fhir?a=1",
+        ] {
+            assert!(SofaConfig::new(bad).is_err(), "{bad}");
+        }
+    }
+}

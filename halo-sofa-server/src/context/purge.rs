@@ -1,0 +1,63 @@
+//! Expiry (D-05, REQ SC-07): contexts past their lifetime are purged with their resources by a
+//! query over `expires_at`, so any number of instances may run the task side by side.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use super::ContextManager;
+use super::clear::remove_launch;
+use crate::audit::{AuditAction, AuditOutcome};
+use crate::error::SofaError;
+
+/// Launches removed per transaction, to keep write-lock holds short.
+const PURGE_BATCH: u64 = 100;
+
+impl ContextManager {
+    /// Purges every context expired now; how many.
+    pub async fn purge_expired(&self) -> Result<u64, SofaError> {
+        let mut purged = 0;
+        loop {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            let expired = tx.expired_launches(now, PURGE_BATCH).await?;
+            if expired.is_empty() {
+                tx.rollback().await?;
+                return Ok(purged);
+            }
+            for launch_id in &expired {
+                remove_launch(tx.as_mut(), launch_id).await?;
+            }
+            tx.commit().await?;
+            for launch_id in expired {
+                purged += 1;
+                self.audit(
+                    None,
+                    AuditAction::PurgeContext,
+                    Some(launch_id),
+                    Vec::new(),
+                    AuditOutcome::Success,
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Runs [`purge_expired`](Self::purge_expired) every `purge_interval` until the handle is
+    /// aborted or the runtime stops. A failed round is logged and retried next round.
+    pub fn spawn_purge_task(self: &Arc<Self>) -> JoinHandle<()> {
+        let manager = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(manager.config.purge_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                match manager.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired launch contexts purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired launch contexts failed"),
+                }
+            }
+        })
+    }
+}

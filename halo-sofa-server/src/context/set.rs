@@ -1,0 +1,281 @@
+//! `$set-context` (REQ SC-01..SC-08): validate everything, report every problem at once, then
+//! store the resources and the context in one transaction.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use halo_model::fhir::RawResource;
+use halo_model::outcome::{Issue, IssueType, OperationOutcome, Severity};
+use halo_model::set_context::{
+    EntryResult, SetContextOutput, SetContextRequest, ValidationOptions, names,
+};
+use serde_json::Value;
+
+use super::{ContextManager, is_profile_issue, new_launch_id, owns, reroot};
+use crate::audit::{AuditAction, AuditOutcome};
+use crate::auth::Caller;
+use crate::error::SofaError;
+use crate::store::{LaunchRecord, NewResource, Transaction, meta_instant};
+
+impl ContextManager {
+    /// `$set-context`: `body` is the parsed request. Gives the SetContextOutputParameters.
+    pub async fn set_context(&self, caller: &Caller, body: &Value) -> Result<Value, SofaError> {
+        let result = self.set_context_checked(caller, body).await;
+        let (launch_id, resources, outcome) = match &result {
+            Ok((launch_id, resources, _)) => (
+                Some(launch_id.clone()),
+                resources.clone(),
+                AuditOutcome::Success,
+            ),
+            Err(e) => (None, Vec::new(), AuditOutcome::Failure(e.status().as_u16())),
+        };
+        self.audit(
+            Some(caller),
+            AuditAction::SetContext,
+            launch_id,
+            resources,
+            outcome,
+        )
+        .await;
+        result.map(|(_, _, output)| output)
+    }
+
+    async fn set_context_checked(
+        &self,
+        caller: &Caller,
+        body: &Value,
+    ) -> Result<(String, Vec<String>, Value), SofaError> {
+        self.require_context_scope(caller)?;
+        let mut request = self.validate_request(body)?;
+
+        let mut tx = self.store.begin().await?;
+        // REQ SC-08 (D-07): only a PoC that will hear about app writes may set a context.
+        if self.config.require_active_subscription
+            && !tx
+                .has_active_subscription(&caller.client_id, &self.config.content_update_topic)
+                .await?
+        {
+            return Err(SofaError::new(
+                StatusCode::CONFLICT,
+                OperationOutcome::error(
+                    IssueType::BusinessRule,
+                    format!(
+                        "client {} has no active Subscription to {}; create one before \
+                         $set-context",
+                        caller.client_id, self.config.content_update_topic
+                    ),
+                ),
+            ));
+        }
+        self.check_existing_references(tx.as_mut(), caller, &request, body)
+            .await?;
+
+        // Ids first, so every urn:uuid reference can be rewritten before anything is stored.
+        let mut assigned = BTreeMap::new();
+        let mut ids = Vec::with_capacity(request.resources.len());
+        for entry in &request.resources {
+            let id = uuid::Uuid::new_v4().to_string();
+            assigned.insert(
+                entry.full_url.clone(),
+                format!("{}/{id}", entry.resource_type),
+            );
+            ids.push(id);
+        }
+        request.apply_assigned_ids(&assigned);
+
+        let launch_id = new_launch_id()?;
+        let now = self.clock.now();
+        let mut results = Vec::with_capacity(request.resources.len());
+        for (entry, id) in request.resources.iter().zip(ids) {
+            let mut resource = RawResource::from_value(entry.resource.clone())
+                .map_err(|e| SofaError::bad_request(IssueType::Structure, e.to_string()))?;
+            resource.set_id(id.clone());
+            tx.create_resource(NewResource {
+                resource,
+                launch_id: Some(launch_id.clone()),
+                last_updated: now,
+            })
+            .await?;
+            results.push(EntryResult::created(
+                entry.resource_type.clone(),
+                id,
+                meta_instant(now),
+            ));
+        }
+
+        let ttl = chrono::Duration::from_std(self.config.launch_ttl)
+            .unwrap_or_else(|_| chrono::Duration::hours(12));
+        let resolve = |r: &Option<halo_model::set_context::ContextReference>| {
+            r.as_ref().map(|r| r.reference.clone())
+        };
+        tx.insert_launch(LaunchRecord {
+            launch_id: launch_id.clone(),
+            client_id: caller.client_id.clone(),
+            user: caller.user.clone(),
+            app_id: request.app_id.clone(),
+            patient: resolve(&request.patient),
+            encounter: resolve(&request.encounter),
+            fhir_user: resolve(&request.fhir_user),
+            fhir_context: request
+                .fhir_context
+                .iter()
+                .map(|r| r.reference.clone())
+                .collect(),
+            need_patient_banner: request.need_patient_banner,
+            intent: request.intent.clone(),
+            smart_style_url: request.smart_style_url.clone(),
+            tenant: request.tenant.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+        })
+        .await?;
+        tx.commit().await?;
+
+        let created: Vec<String> = results.iter().map(EntryResult::reference).collect();
+        let output = SetContextOutput {
+            launch_id: launch_id.clone(),
+            resources_response: (!results.is_empty()).then_some(results),
+        };
+        Ok((launch_id, created, output.to_json()))
+    }
+
+    /// The Parameters and Bundle (halo-model) and each resource (the validator), every problem
+    /// in one OperationOutcome (REQ SC-01..SC-03).
+    fn validate_request(&self, body: &Value) -> Result<SetContextRequest, SofaError> {
+        let options = ValidationOptions::with_supported_types(self.config.supported_types.clone());
+        let parsed = SetContextRequest::parse(body, &options);
+        let resource_issues = self.validate_resources(body);
+        let resource_errors = resource_issues
+            .iter()
+            .any(|i| matches!(i.severity, Severity::Error | Severity::Fatal));
+        match parsed {
+            Ok(request) if !resource_errors => Ok(request),
+            Ok(_) => {
+                let status = if resource_issues
+                    .iter()
+                    .filter(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
+                    .all(is_profile_issue)
+                {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                Err(SofaError::new(
+                    status,
+                    resource_issues.into_iter().collect(),
+                ))
+            }
+            Err(errors) => {
+                let mut issues = errors.issues;
+                issues.extend(resource_issues);
+                Err(SofaError::invalid(issues))
+            }
+        }
+    }
+
+    /// Runs the validator on every resource of the `resources` Bundle whose type the server
+    /// supports (halo-model already reports the others), even when the Parameters have other
+    /// problems, so one answer lists everything.
+    fn validate_resources(&self, body: &Value) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        let Some(parameters) = body.get("parameter").and_then(Value::as_array) else {
+            return issues;
+        };
+        for (p, parameter) in parameters.iter().enumerate() {
+            if parameter.get("name").and_then(Value::as_str) != Some(names::RESOURCES) {
+                continue;
+            }
+            let Some(entries) = parameter
+                .get("resource")
+                .and_then(|b| b.get("entry"))
+                .and_then(Value::as_array)
+            else {
+                continue;
+            };
+            for (e, entry) in entries.iter().enumerate() {
+                let Some(Ok(resource)) = entry
+                    .get("resource")
+                    .map(|r| RawResource::from_value(r.clone()))
+                else {
+                    continue;
+                };
+                let resource_type = resource.resource_type().to_string();
+                if !self.config.supported_types.contains(&resource_type) {
+                    continue;
+                }
+                let at = format!("Parameters.parameter[{p}].resource.entry[{e}].resource");
+                let full_url = entry.get("fullUrl").and_then(Value::as_str).unwrap_or("");
+                for issue in self.validator.validate(&resource) {
+                    let mut issue = reroot(issue, &at, &resource_type);
+                    if let Some(diagnostics) = issue.diagnostics.take() {
+                        issue.diagnostics = Some(format!("entry {e} ({full_url}): {diagnostics}"));
+                    }
+                    issues.push(issue);
+                }
+            }
+        }
+        issues
+    }
+
+    /// Context references to resources already in the SoFA must exist and be visible to the
+    /// caller: not part of another client's or user's launch (REQ SC-05, D-04, D-10). A resource
+    /// the caller may not see is reported exactly like a missing one.
+    async fn check_existing_references(
+        &self,
+        tx: &mut dyn Transaction,
+        caller: &Caller,
+        request: &SetContextRequest,
+        body: &Value,
+    ) -> Result<(), SofaError> {
+        let mut issues = Vec::new();
+        for (name, reference) in request.existing_references() {
+            let Some(id) = reference.existing_id() else {
+                continue;
+            };
+            let visible = match tx.read_resource(&reference.resource_type, id).await? {
+                None => false,
+                Some(stored) => match &stored.launch_id {
+                    None => true,
+                    Some(launch) => match tx.get_launch(launch).await? {
+                        Some(l) => owns(caller, &l.client_id, l.user.as_deref()),
+                        None => false,
+                    },
+                },
+            };
+            if !visible {
+                issues.push(
+                    Issue::error(
+                        IssueType::NotFound,
+                        format!(
+                            "{name} refers to {}, which is not in the SoFA (or not visible to \
+                             this client); send it in the resources Bundle instead",
+                            reference.reference
+                        ),
+                    )
+                    .at(parameter_expression(body, name, &reference.reference)),
+                );
+            }
+        }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(SofaError::invalid(issues))
+        }
+    }
+}
+
+/// Where a context reference sits in the request, for the issue's `expression`.
+fn parameter_expression(body: &Value, name: &str, reference: &str) -> String {
+    body.get("parameter")
+        .and_then(Value::as_array)
+        .and_then(|parameters| {
+            parameters.iter().position(|p| {
+                p.get("name").and_then(Value::as_str) == Some(name)
+                    && p.pointer("/valueReference/reference")
+                        .and_then(Value::as_str)
+                        == Some(reference)
+            })
+        })
+        .map(|i| format!("Parameters.parameter[{i}].valueReference.reference"))
+        .unwrap_or_else(|| "Parameters.parameter".to_string())
+}

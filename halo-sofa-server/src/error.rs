@@ -1,0 +1,209 @@
+//! Errors: [`StoreError`] from storage, [`SofaError`] for everything a FHIR endpoint answers
+//! with a status and an OperationOutcome (REQ REL-03).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use halo_model::fhir::media::FHIR_JSON_R4;
+use halo_model::outcome::{Issue, IssueType, OperationOutcome};
+
+/// Why a storage operation failed. The variants are backend-neutral: SQLite today, PostgreSQL
+/// later, report through the same cases.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A record with the same key exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The record to change does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// An optimistic-locking check failed (`If-Match`).
+    #[error("version conflict on {what}: expected {expected}, found {found}")]
+    VersionConflict {
+        /// The record.
+        what: String,
+        /// The version the caller expected.
+        expected: u64,
+        /// The version stored.
+        found: u64,
+    },
+    /// The store is busy or unreachable for now; the caller may retry.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be read back (corruption or a schema mismatch).
+    #[error("a stored record is unreadable: {0}")]
+    Corrupt(String),
+    /// Any other backend failure.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::AlreadyExists(_) => "already-exists",
+            StoreError::NotFound(_) => "not-found",
+            StoreError::VersionConflict { .. } => "version-conflict",
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Backend(_) => "backend",
+        }
+    }
+}
+
+/// An error answer of a FHIR endpoint: an HTTP status and the OperationOutcome explaining it.
+#[derive(Debug, Clone)]
+pub struct SofaError {
+    status: StatusCode,
+    outcome: Box<OperationOutcome>,
+    bearer_challenge: bool,
+}
+
+impl SofaError {
+    /// An error with a status and a ready OperationOutcome.
+    pub fn new(status: StatusCode, outcome: OperationOutcome) -> SofaError {
+        SofaError {
+            status,
+            outcome: Box::new(outcome),
+            bearer_challenge: false,
+        }
+    }
+
+    fn single(status: StatusCode, code: IssueType, message: impl Into<String>) -> SofaError {
+        SofaError::new(status, OperationOutcome::error(code, message))
+    }
+
+    /// 400: the request is malformed or breaks a FHIR or HALO structural rule.
+    pub fn bad_request(code: IssueType, message: impl Into<String>) -> SofaError {
+        SofaError::single(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 400 with every issue found.
+    pub fn invalid(issues: Vec<Issue>) -> SofaError {
+        SofaError::new(StatusCode::BAD_REQUEST, issues.into_iter().collect())
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer` (REQ RS-02).
+    pub fn unauthorized(message: impl Into<String>) -> SofaError {
+        let mut error = SofaError::single(StatusCode::UNAUTHORIZED, IssueType::Login, message);
+        error.bearer_challenge = true;
+        error
+    }
+
+    /// 403: authenticated, but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> SofaError {
+        SofaError::single(StatusCode::FORBIDDEN, IssueType::Forbidden, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> SofaError {
+        SofaError::single(StatusCode::NOT_FOUND, IssueType::NotFound, message)
+    }
+
+    /// 405.
+    pub fn method_not_allowed(message: impl Into<String>) -> SofaError {
+        SofaError::single(
+            StatusCode::METHOD_NOT_ALLOWED,
+            IssueType::NotSupported,
+            message,
+        )
+    }
+
+    /// 406: no requested response format can be produced.
+    pub fn not_acceptable(message: impl Into<String>) -> SofaError {
+        SofaError::single(StatusCode::NOT_ACCEPTABLE, IssueType::NotSupported, message)
+    }
+
+    /// 409 with `business-rule`: the request is well-formed but the server's state forbids it.
+    pub fn conflict(message: impl Into<String>) -> SofaError {
+        SofaError::single(StatusCode::CONFLICT, IssueType::BusinessRule, message)
+    }
+
+    /// 413.
+    pub fn too_large(message: impl Into<String>) -> SofaError {
+        SofaError::single(StatusCode::PAYLOAD_TOO_LARGE, IssueType::TooCostly, message)
+    }
+
+    /// 415.
+    pub fn unsupported_media_type(message: impl Into<String>) -> SofaError {
+        SofaError::single(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IssueType::NotSupported,
+            message,
+        )
+    }
+
+    /// 500 or 503 for a storage failure; the message names no internals beyond the cause.
+    pub fn store(error: StoreError) -> SofaError {
+        match error {
+            StoreError::Unavailable(_) => SofaError::single(
+                StatusCode::SERVICE_UNAVAILABLE,
+                IssueType::Transient,
+                "the store is busy; retry shortly",
+            ),
+            other => {
+                tracing::error!(code = other.code(), error = %other, "storage failure");
+                SofaError::single(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    IssueType::Exception,
+                    format!("storage failure ({})", other.code()),
+                )
+            }
+        }
+    }
+
+    /// 500 for a failure that is the server's, not the caller's.
+    pub fn internal(message: impl Into<String>) -> SofaError {
+        SofaError::single(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueType::Exception,
+            message,
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The OperationOutcome.
+    pub fn outcome(&self) -> &OperationOutcome {
+        &self.outcome
+    }
+}
+
+impl std::fmt::Display for SofaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.status)?;
+        for issue in &self.outcome.issues {
+            write!(f, "; {}", issue.message())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SofaError {}
+
+impl From<StoreError> for SofaError {
+    fn from(error: StoreError) -> SofaError {
+        SofaError::store(error)
+    }
+}
+
+impl IntoResponse for SofaError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON_R4))],
+            self.outcome.to_vec(),
+        )
+            .into_response();
+        if self.bearer_challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sofa\""),
+            );
+        }
+        response
+    }
+}

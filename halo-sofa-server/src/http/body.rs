@@ -1,0 +1,105 @@
+//! Reading requests, in one place for every FHIR endpoint: the bearer token, content
+//! negotiation (`Content-Type`, `Accept`, `_format`) and the bounded JSON body (SEC-03).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use halo_model::fhir::media::{self, Format, MediaType, MediaTypeError};
+use halo_model::fhir::{JsonError, JsonLimits, parse_json};
+use halo_model::outcome::IssueType;
+use serde_json::Value;
+
+use crate::auth::{Caller, TokenError, TokenValidator};
+use crate::error::SofaError;
+
+/// The caller behind the request's `Authorization: Bearer` token; 401 otherwise (RS-02).
+pub async fn authenticate(
+    tokens: &dyn TokenValidator,
+    headers: &HeaderMap,
+) -> Result<Caller, SofaError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| SofaError::unauthorized("a bearer access token is required"))?;
+    let token = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            SofaError::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
+    tokens.validate(token).await.map_err(|e| match e {
+        TokenError::Invalid => SofaError::unauthorized(e.to_string()),
+        TokenError::Unavailable(_) => SofaError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            halo_model::outcome::OperationOutcome::error(IssueType::Transient, e.to_string()),
+        ),
+    })
+}
+
+/// The response format from `_format` and `Accept`. Only JSON is produced so far; XML (D-13)
+/// plugs in here.
+pub fn response_format(headers: &HeaderMap, format: Option<&str>) -> Result<Format, SofaError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match media::negotiate(accept, format) {
+        Ok(Format::Json) => Ok(Format::Json),
+        Ok(Format::Xml) => Err(SofaError::not_acceptable(
+            "application/fhir+xml is not offered yet; ask for application/fhir+json",
+        )),
+        Err(e) => Err(SofaError::not_acceptable(e.to_string())),
+    }
+}
+
+/// Reads a FHIR JSON request body: `Content-Type` must be `application/fhir+json` or
+/// `application/json` (415), the body at most `limits.max_bytes` (413), nested at most
+/// `limits.max_depth` (400), and JSON (400).
+pub async fn read_fhir_json(
+    headers: &HeaderMap,
+    body: Body,
+    limits: JsonLimits,
+) -> Result<Value, SofaError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            SofaError::unsupported_media_type("send the body as application/fhir+json")
+        })?;
+    match MediaType::parse(content_type) {
+        Ok(MediaType {
+            format: Format::Json,
+            ..
+        }) => {}
+        Ok(_) => {
+            return Err(SofaError::unsupported_media_type(
+                "XML bodies are not accepted yet; send application/fhir+json",
+            ));
+        }
+        Err(e @ (MediaTypeError::Unsupported(_) | MediaTypeError::WrongVersion(_))) => {
+            return Err(SofaError::unsupported_media_type(e.to_string()));
+        }
+        Err(e) => return Err(SofaError::unsupported_media_type(e.to_string())),
+    }
+    let too_large = || {
+        SofaError::too_large(format!(
+            "the body is larger than the {} bytes accepted",
+            limits.max_bytes
+        ))
+    };
+    // A declared length over the limit is refused before a byte is read.
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|length| length > limits.max_bytes)
+    {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limits.max_bytes)
+        .await
+        .map_err(|_| too_large())?;
+    parse_json(&bytes, limits).map_err(|e| match e {
+        JsonError::TooLarge { .. } => too_large(),
+        JsonError::TooDeep { .. } => SofaError::bad_request(IssueType::TooCostly, e.to_string()),
+        JsonError::Syntax(_) => SofaError::bad_request(IssueType::Structure, e.to_string()),
+    })
+}

@@ -1,0 +1,85 @@
+//! The handlers of the core routes.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::AppState;
+use super::body::{authenticate, read_fhir_json, response_format};
+use crate::error::SofaError;
+
+/// The `_format` query parameter, which every FHIR endpoint understands.
+fn format_parameter(query: &RawQuery) -> Option<String> {
+    let query = query.0.as_deref()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "_format")
+        .map(|(_, value)| value.into_owned())
+}
+
+fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(halo_model::fhir::media::FHIR_JSON_R4),
+        )],
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+/// `GET /metadata` (REQ RS-01).
+pub(super) async fn metadata(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Result<Response, SofaError> {
+    let format = format_parameter(&query);
+    response_format(&headers, format.as_deref())?;
+    let statement = state
+        .capabilities
+        .to_capability_statement(&state.config, state.clock.now());
+    Ok(fhir_json(StatusCode::OK, &statement))
+}
+
+/// `POST /$set-context`.
+pub(super) async fn set_context(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+    body: Body,
+) -> Result<Response, SofaError> {
+    let caller = authenticate(state.tokens.as_ref(), &headers).await?;
+    let format = format_parameter(&query);
+    response_format(&headers, format.as_deref())?;
+    let body = read_fhir_json(&headers, body, state.config.json_limits).await?;
+    let output = state.context.set_context(&caller, &body).await?;
+    Ok(fhir_json(StatusCode::OK, &output))
+}
+
+/// `POST /$clear-context`.
+pub(super) async fn clear_context(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+    body: Body,
+) -> Result<Response, SofaError> {
+    let caller = authenticate(state.tokens.as_ref(), &headers).await?;
+    let format = format_parameter(&query);
+    response_format(&headers, format.as_deref())?;
+    let body = read_fhir_json(&headers, body, state.config.json_limits).await?;
+    let output = state.context.clear_context(&caller, &body).await?;
+    Ok(fhir_json(StatusCode::OK, &output))
+}
+
+/// Anything not routed: 404 OperationOutcome.
+pub(super) async fn not_found() -> SofaError {
+    SofaError::not_found("no such endpoint on this server")
+}
+
+/// A route with another method: 405 OperationOutcome.
+pub(super) async fn method_not_allowed() -> SofaError {
+    SofaError::method_not_allowed("this endpoint does not accept this HTTP method")
+}

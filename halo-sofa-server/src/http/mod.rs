@@ -1,0 +1,253 @@
+//! The axum layer: [`Sofa`] and its [`SofaBuilder`]. Handlers only authenticate, read the body
+//! within limits, call the service and render its answer; every error is an OperationOutcome
+//! with its status (REQ REL-03).
+
+mod body;
+mod handlers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{Method, header};
+use axum::routing::{get, post};
+use halo_model::canonical;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+pub use body::{authenticate, read_fhir_json, response_format};
+
+use crate::audit::{AuditSink, TracingAuditSink};
+use crate::auth::{StaticTokens, TokenValidator};
+use crate::clock::{Clock, SystemClock};
+use crate::config::SofaConfig;
+use crate::context::ContextManager;
+use crate::fhir::{BasicValidator, Capabilities, OperationCapability, ResourceValidator};
+use crate::store::{MemoryStore, Store};
+
+/// The shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) context: Arc<ContextManager>,
+    pub(crate) tokens: Arc<dyn TokenValidator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: Arc<SofaConfig>,
+    pub(crate) capabilities: Arc<Capabilities>,
+}
+
+/// Assembles a [`Sofa`] from the host's seams; each has a default.
+pub struct SofaBuilder {
+    config: SofaConfig,
+    store: Option<Arc<dyn Store>>,
+    tokens: Option<Arc<dyn TokenValidator>>,
+    validator: Option<Arc<dyn ResourceValidator>>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+    mounted: Vec<(Router, Capabilities)>,
+}
+
+impl SofaBuilder {
+    /// The store (default: an in-memory store; a real deployment passes a
+    /// [`SqliteStore`](crate::store::SqliteStore) or its own).
+    pub fn store(mut self, store: Arc<dyn Store>) -> SofaBuilder {
+        self.store = Some(store);
+        self
+    }
+
+    /// The bearer-token check (default: [`StaticTokens`] with no tokens, refusing everyone).
+    pub fn token_validator(mut self, tokens: Arc<dyn TokenValidator>) -> SofaBuilder {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The resource validator (default: [`BasicValidator`] over the configured types).
+    pub fn validator(mut self, validator: Arc<dyn ResourceValidator>) -> SofaBuilder {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// The audit sink (default: [`TracingAuditSink`]).
+    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> SofaBuilder {
+        self.audit = audit;
+        self
+    }
+
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> SofaBuilder {
+        self.clock = clock;
+        self
+    }
+
+    /// Mounts more routes (the authorization server, subscriptions...) next to the core ones,
+    /// with what they offer, so `GET /metadata` advertises exactly what is mounted.
+    pub fn mount(mut self, routes: Router, offers: impl FnOnce(&mut Capabilities)) -> SofaBuilder {
+        let mut capabilities = Capabilities::default();
+        offers(&mut capabilities);
+        self.mounted.push((routes, capabilities));
+        self
+    }
+
+    /// Builds the server.
+    pub fn build(self) -> Sofa {
+        let config = Arc::new(self.config);
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+        let validator = self.validator.unwrap_or_else(|| {
+            Arc::new(BasicValidator::new(config.supported_types.clone()))
+                as Arc<dyn ResourceValidator>
+        });
+        let tokens = self
+            .tokens
+            .unwrap_or_else(|| Arc::new(StaticTokens::new()) as Arc<dyn TokenValidator>);
+        let context = Arc::new(ContextManager::new(
+            store,
+            validator,
+            self.audit,
+            self.clock.clone(),
+            config.clone(),
+        ));
+
+        let mut capabilities = Capabilities::base();
+        capabilities.add_operation(OperationCapability::new(
+            "set-context",
+            canonical::SET_CONTEXT_OPERATION,
+        ));
+        capabilities.add_operation(OperationCapability::new(
+            "clear-context",
+            canonical::CLEAR_CONTEXT_OPERATION,
+        ));
+        capabilities.add_supported_types(config.supported_types.iter());
+        let mut extra = Router::new();
+        for (routes, offered) in self.mounted {
+            merge(&mut capabilities, offered);
+            extra = extra.merge(routes);
+        }
+        Sofa {
+            state: AppState {
+                context,
+                tokens,
+                clock: self.clock,
+                config,
+                capabilities: Arc::new(capabilities),
+            },
+            extra,
+        }
+    }
+}
+
+fn merge(into: &mut Capabilities, from: Capabilities) {
+    for operation in from.operations {
+        into.add_operation(operation);
+    }
+    for (resource_type, offered) in from.resources {
+        let entry = into.resource_mut(&resource_type);
+        for profile in offered.supported_profiles {
+            if !entry.supported_profiles.contains(&profile) {
+                entry.supported_profiles.push(profile);
+            }
+        }
+        entry.interactions.extend(offered.interactions);
+        entry.search_params.extend(offered.search_params);
+        entry.operations.extend(offered.operations);
+        entry.extensions.extend(offered.extensions);
+        entry.versioned |= offered.versioned;
+    }
+    for item in from.instantiates {
+        if !into.instantiates.contains(&item) {
+            into.instantiates.push(item);
+        }
+    }
+    for guide in from.implementation_guides {
+        if !into.implementation_guides.contains(&guide) {
+            into.implementation_guides.push(guide);
+        }
+    }
+    for format in from.formats {
+        if !into.formats.contains(&format) {
+            into.formats.push(format);
+        }
+    }
+}
+
+/// A SoFA server: the context manager and the FHIR endpoints mounted so far.
+#[derive(Clone)]
+pub struct Sofa {
+    state: AppState,
+    extra: Router,
+}
+
+impl std::fmt::Debug for Sofa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sofa")
+            .field("base_url", &self.state.config.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sofa {
+    /// A builder with the project's defaults for everything but the configuration.
+    pub fn builder(config: SofaConfig) -> SofaBuilder {
+        SofaBuilder {
+            config,
+            store: None,
+            tokens: None,
+            validator: None,
+            audit: Arc::new(TracingAuditSink),
+            clock: Arc::new(SystemClock),
+            mounted: Vec::new(),
+        }
+    }
+
+    /// The context manager, for hosts that drive it without HTTP.
+    pub fn context_manager(&self) -> &Arc<ContextManager> {
+        &self.state.context
+    }
+
+    /// What `GET /metadata` advertises.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.state.capabilities
+    }
+
+    /// Starts the background purge of expired contexts (D-05).
+    pub fn spawn_purge_task(&self) -> tokio::task::JoinHandle<()> {
+        self.state.context.spawn_purge_task()
+    }
+
+    /// The router, relative to the FHIR base: `GET /metadata`, `POST /$set-context`,
+    /// `POST /$clear-context` and whatever was mounted. Nest it under the base path.
+    ///
+    /// CORS (SEC-06): any origin on `metadata`; only the configured origins on the operations.
+    pub fn router(&self) -> Router {
+        let open_cors = CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods([Method::GET])
+            .allow_headers([header::ACCEPT]);
+        let origins = self
+            .state
+            .config
+            .cors_allowed_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect::<Vec<_>>();
+        let api_cors = CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]);
+
+        let discovery = Router::new()
+            .route("/metadata", get(handlers::metadata))
+            .layer(open_cors);
+        let operations = Router::new()
+            .route("/$set-context", post(handlers::set_context))
+            .route("/$clear-context", post(handlers::clear_context))
+            .layer(api_cors);
+        Router::new()
+            .merge(discovery)
+            .merge(operations)
+            .with_state(self.state.clone())
+            .merge(self.extra.clone())
+            .fallback(handlers::not_found)
+            .method_not_allowed_fallback(handlers::method_not_allowed)
+            .layer(TraceLayer::new_for_http())
+    }
+}

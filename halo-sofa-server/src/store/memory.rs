@@ -1,0 +1,541 @@
+//! The in-memory store, for tests and examples. One transaction at a time; a rollback puts
+//! back the state as it was when the transaction first wrote.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::meta::{references_of, stamp_meta};
+use super::{
+    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, LaunchOps, LaunchRecord, NewResource,
+    RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store, StoreError,
+    StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord, SubscriptionStatus,
+    Transaction,
+};
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    resources: BTreeMap<(String, String), StoredResource>,
+    launches: BTreeMap<String, LaunchRecord>,
+    subscriptions: BTreeMap<String, SubscriptionRecord>,
+    events: BTreeMap<(String, u64), EventRecord>,
+    codes: BTreeMap<String, AuthorizationCodeRecord>,
+    refresh_tokens: BTreeMap<String, RefreshTokenRecord>,
+    keys: BTreeMap<String, SigningKeyRecord>,
+}
+
+/// An in-memory [`Store`]. Transactions are serialised; each is all-or-nothing.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+}
+
+impl Store for MemoryStore {
+    fn begin(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
+        Box::pin(async move {
+            let guard = self.state.clone().lock_owned().await;
+            Ok(Box::new(MemoryTransaction {
+                guard,
+                backup: None,
+            }) as Box<dyn Transaction>)
+        })
+    }
+}
+
+struct MemoryTransaction {
+    guard: OwnedMutexGuard<State>,
+    /// The state before the first write; put back on rollback or drop.
+    backup: Option<State>,
+}
+
+impl MemoryTransaction {
+    fn read(&self) -> &State {
+        &self.guard
+    }
+
+    fn write(&mut self) -> &mut State {
+        if self.backup.is_none() {
+            self.backup = Some(self.guard.clone());
+        }
+        &mut self.guard
+    }
+}
+
+impl Drop for MemoryTransaction {
+    fn drop(&mut self) {
+        if let Some(backup) = self.backup.take() {
+            *self.guard = backup;
+        }
+    }
+}
+
+fn key(resource_type: &str, id: &str) -> (String, String) {
+    (resource_type.to_string(), id.to_string())
+}
+
+fn missing_id() -> StoreError {
+    StoreError::Backend("a resource to store needs an id".into())
+}
+
+impl Transaction for MemoryTransaction {
+    fn commit(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
+        self.backup = None;
+        Box::pin(async { Ok(()) })
+    }
+
+    fn rollback(self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
+        drop(self);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl ResourceOps for MemoryTransaction {
+    fn create_resource(&mut self, new: NewResource) -> BoxFuture<'_, StoreResult<StoredResource>> {
+        Box::pin(async move {
+            let id = new.resource.id().ok_or_else(missing_id)?.to_string();
+            let k = key(new.resource.resource_type(), &id);
+            if self.read().resources.contains_key(&k) {
+                return Err(StoreError::AlreadyExists(format!("{}/{}", k.0, k.1)));
+            }
+            let mut resource = new.resource;
+            stamp_meta(&mut resource, 1, new.last_updated);
+            let stored = StoredResource {
+                resource,
+                version: 1,
+                last_updated: new.last_updated,
+                launch_id: new.launch_id,
+            };
+            self.write().resources.insert(k, stored.clone());
+            Ok(stored)
+        })
+    }
+
+    fn read_resource<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<StoredResource>>> {
+        Box::pin(async move { Ok(self.read().resources.get(&key(resource_type, id)).cloned()) })
+    }
+
+    fn update_resource(
+        &mut self,
+        new: NewResource,
+        expected_version: Option<u64>,
+    ) -> BoxFuture<'_, StoreResult<StoredResource>> {
+        Box::pin(async move {
+            let id = new.resource.id().ok_or_else(missing_id)?.to_string();
+            let k = key(new.resource.resource_type(), &id);
+            let Some(current) = self.read().resources.get(&k) else {
+                return Err(StoreError::NotFound(format!("{}/{}", k.0, k.1)));
+            };
+            if let Some(expected) = expected_version
+                && expected != current.version
+            {
+                return Err(StoreError::VersionConflict {
+                    what: format!("{}/{}", k.0, k.1),
+                    expected,
+                    found: current.version,
+                });
+            }
+            let version = current.version + 1;
+            let launch_id = current.launch_id.clone();
+            let mut resource = new.resource;
+            stamp_meta(&mut resource, version, new.last_updated);
+            let stored = StoredResource {
+                resource,
+                version,
+                last_updated: new.last_updated,
+                launch_id,
+            };
+            self.write().resources.insert(k, stored.clone());
+            Ok(stored)
+        })
+    }
+
+    fn delete_resource<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let k = key(resource_type, id);
+            if !self.read().resources.contains_key(&k) {
+                return Ok(false);
+            }
+            Ok(self.write().resources.remove(&k).is_some())
+        })
+    }
+
+    fn search_resources<'a>(
+        &'a mut self,
+        query: &'a ResourceQuery,
+    ) -> BoxFuture<'a, StoreResult<Vec<StoredResource>>> {
+        Box::pin(async move {
+            let matches = self.read().resources.values().filter(|r| {
+                query
+                    .resource_type
+                    .as_deref()
+                    .is_none_or(|t| t == r.resource_type())
+                    && query
+                        .launch_id
+                        .as_deref()
+                        .is_none_or(|l| r.launch_id.as_deref() == Some(l))
+                    && (query.ids.is_empty() || query.ids.iter().any(|id| id == r.id()))
+                    && query
+                        .references
+                        .as_ref()
+                        .is_none_or(|target| references_of(&r.resource).contains(target))
+            });
+            let limit = if query.limit == 0 {
+                usize::MAX
+            } else {
+                usize::try_from(query.limit).unwrap_or(usize::MAX)
+            };
+            Ok(matches
+                .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+                .take(limit)
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn delete_launch_resources<'a>(
+        &'a mut self,
+        launch_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            let before = self.read().resources.len();
+            let state = self.write();
+            state
+                .resources
+                .retain(|_, r| r.launch_id.as_deref() != Some(launch_id));
+            Ok((before - state.resources.len()) as u64)
+        })
+    }
+
+    fn count_resources(&mut self) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move { Ok(self.read().resources.len() as u64) })
+    }
+}
+
+impl LaunchOps for MemoryTransaction {
+    fn insert_launch(&mut self, launch: LaunchRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().launches.contains_key(&launch.launch_id) {
+                return Err(StoreError::AlreadyExists("launch".into()));
+            }
+            self.write()
+                .launches
+                .insert(launch.launch_id.clone(), launch);
+            Ok(())
+        })
+    }
+
+    fn get_launch<'a>(
+        &'a mut self,
+        launch_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<LaunchRecord>>> {
+        Box::pin(async move { Ok(self.read().launches.get(launch_id).cloned()) })
+    }
+
+    fn delete_launch<'a>(&'a mut self, launch_id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            if !self.read().launches.contains_key(launch_id) {
+                return Ok(false);
+            }
+            Ok(self.write().launches.remove(launch_id).is_some())
+        })
+    }
+
+    fn expired_launches(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut expired: Vec<&LaunchRecord> = self
+                .read()
+                .launches
+                .values()
+                .filter(|l| l.is_expired(now))
+                .collect();
+            expired.sort_by_key(|l| l.expires_at);
+            Ok(expired
+                .into_iter()
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .map(|l| l.launch_id.clone())
+                .collect())
+        })
+    }
+
+    fn count_launches(&mut self) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move { Ok(self.read().launches.len() as u64) })
+    }
+}
+
+impl SubscriptionOps for MemoryTransaction {
+    fn insert_subscription(
+        &mut self,
+        subscription: SubscriptionRecord,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().subscriptions.contains_key(&subscription.id) {
+                return Err(StoreError::AlreadyExists(format!(
+                    "Subscription/{}",
+                    subscription.id
+                )));
+            }
+            self.write()
+                .subscriptions
+                .insert(subscription.id.clone(), subscription);
+            Ok(())
+        })
+    }
+
+    fn get_subscription<'a>(
+        &'a mut self,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<SubscriptionRecord>>> {
+        Box::pin(async move { Ok(self.read().subscriptions.get(id).cloned()) })
+    }
+
+    fn update_subscription(
+        &mut self,
+        subscription: SubscriptionRecord,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if !self.read().subscriptions.contains_key(&subscription.id) {
+                return Err(StoreError::NotFound(format!(
+                    "Subscription/{}",
+                    subscription.id
+                )));
+            }
+            self.write()
+                .subscriptions
+                .insert(subscription.id.clone(), subscription);
+            Ok(())
+        })
+    }
+
+    fn delete_subscription<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            if !self.read().subscriptions.contains_key(id) {
+                return Ok(false);
+            }
+            let state = self.write();
+            state.events.retain(|(s, _), _| s != id);
+            Ok(state.subscriptions.remove(id).is_some())
+        })
+    }
+
+    fn list_subscriptions<'a>(
+        &'a mut self,
+        owner_client_id: Option<&'a str>,
+    ) -> BoxFuture<'a, StoreResult<Vec<SubscriptionRecord>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .subscriptions
+                .values()
+                .filter(|s| owner_client_id.is_none_or(|o| o == s.owner_client_id))
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn has_active_subscription<'a>(
+        &'a mut self,
+        owner_client_id: &'a str,
+        topic: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            Ok(self.read().subscriptions.values().any(|s| {
+                s.owner_client_id == owner_client_id
+                    && s.topic == topic
+                    && s.status == SubscriptionStatus::Active
+            }))
+        })
+    }
+
+    fn allocate_event_number<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            if !self.read().subscriptions.contains_key(subscription_id) {
+                return Err(StoreError::NotFound(format!(
+                    "Subscription/{subscription_id}"
+                )));
+            }
+            let subscription = self
+                .write()
+                .subscriptions
+                .get_mut(subscription_id)
+                .ok_or_else(|| StoreError::NotFound(format!("Subscription/{subscription_id}")))?;
+            subscription.events_since_start += 1;
+            Ok(subscription.events_since_start)
+        })
+    }
+
+    fn append_event(&mut self, event: EventRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let k = (event.subscription_id.clone(), event.event_number);
+            if self.read().events.contains_key(&k) {
+                return Err(StoreError::AlreadyExists(format!(
+                    "event {} of Subscription/{}",
+                    k.1, k.0
+                )));
+            }
+            self.write().events.insert(k, event);
+            Ok(())
+        })
+    }
+
+    fn events<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        since: u64,
+        until: Option<u64>,
+    ) -> BoxFuture<'a, StoreResult<Vec<EventRecord>>> {
+        Box::pin(async move {
+            let upper = until.unwrap_or(u64::MAX);
+            Ok(self
+                .read()
+                .events
+                .range((subscription_id.to_string(), since)..=(subscription_id.to_string(), upper))
+                .map(|(_, e)| e.clone())
+                .collect())
+        })
+    }
+}
+
+impl AuthOps for MemoryTransaction {
+    fn insert_authorization_code(
+        &mut self,
+        code: AuthorizationCodeRecord,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().codes.contains_key(&code.code_hash) {
+                return Err(StoreError::AlreadyExists("authorization code".into()));
+            }
+            self.write().codes.insert(code.code_hash.clone(), code);
+            Ok(())
+        })
+    }
+
+    fn consume_authorization_code<'a>(
+        &'a mut self,
+        code_hash: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AuthorizationCodeRecord>>> {
+        Box::pin(async move {
+            let Some(before) = self.read().codes.get(code_hash).cloned() else {
+                return Ok(None);
+            };
+            if let Some(code) = self.write().codes.get_mut(code_hash) {
+                code.consumed = true;
+            }
+            Ok(Some(before))
+        })
+    }
+
+    fn insert_refresh_token(
+        &mut self,
+        token: RefreshTokenRecord,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().refresh_tokens.contains_key(&token.token_hash) {
+                return Err(StoreError::AlreadyExists("refresh token".into()));
+            }
+            self.write()
+                .refresh_tokens
+                .insert(token.token_hash.clone(), token);
+            Ok(())
+        })
+    }
+
+    fn get_refresh_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RefreshTokenRecord>>> {
+        Box::pin(async move { Ok(self.read().refresh_tokens.get(token_hash).cloned()) })
+    }
+
+    fn revoke_refresh_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let live = self
+                .read()
+                .refresh_tokens
+                .get(token_hash)
+                .is_some_and(|t| !t.revoked);
+            if live && let Some(token) = self.write().refresh_tokens.get_mut(token_hash) {
+                token.revoked = true;
+            }
+            Ok(live)
+        })
+    }
+
+    fn revoke_token_family<'a>(
+        &'a mut self,
+        family_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            let mut count = 0;
+            for token in self.write().refresh_tokens.values_mut() {
+                if token.family_id == family_id && !token.revoked {
+                    token.revoked = true;
+                    count += 1;
+                }
+            }
+            Ok(count)
+        })
+    }
+
+    fn revoke_launch_grants<'a>(
+        &'a mut self,
+        launch_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            let state = self.write();
+            let codes_before = state.codes.len();
+            state
+                .codes
+                .retain(|_, c| c.launch_id.as_deref() != Some(launch_id));
+            let mut count = (codes_before - state.codes.len()) as u64;
+            for token in state.refresh_tokens.values_mut() {
+                if token.launch_id.as_deref() == Some(launch_id) && !token.revoked {
+                    token.revoked = true;
+                    count += 1;
+                }
+            }
+            Ok(count)
+        })
+    }
+
+    fn put_signing_key(&mut self, key: SigningKeyRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            self.write().keys.insert(key.kid.clone(), key);
+            Ok(())
+        })
+    }
+
+    fn signing_keys(&mut self) -> BoxFuture<'_, StoreResult<Vec<SigningKeyRecord>>> {
+        Box::pin(async move {
+            let mut keys: Vec<SigningKeyRecord> = self.read().keys.values().cloned().collect();
+            keys.sort_by_key(|k| k.created_at);
+            Ok(keys)
+        })
+    }
+}

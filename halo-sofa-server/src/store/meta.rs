@@ -1,0 +1,43 @@
+//! Helpers every backend shares, so they store the same JSON.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use halo_model::fhir::RawResource;
+use halo_model::set_context::references_in;
+use serde_json::{Map, Value};
+
+/// A FHIR `instant` for `time` (milliseconds, `Z`).
+pub fn instant(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Sets `meta.versionId` and `meta.lastUpdated`, keeping every other `meta` element.
+pub fn stamp_meta(resource: &mut RawResource, version: u64, last_updated: DateTime<Utc>) {
+    let map = resource.as_map_mut();
+    let meta = map
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    if let Value::Object(meta) = meta {
+        meta.insert("versionId".into(), Value::String(version.to_string()));
+        meta.insert("lastUpdated".into(), Value::String(instant(last_updated)));
+    }
+}
+
+/// The relative references (`Type/id`) a resource holds anywhere in its JSON, deduplicated, for
+/// reference searches (`patient`, `subject`).
+pub fn references_of(resource: &RawResource) -> Vec<String> {
+    let mut found: Vec<String> = references_in(&resource.to_value())
+        .into_iter()
+        .map(|r| r.reference)
+        .filter(|r| {
+            let mut parts = r.split('/');
+            matches!((parts.next(), parts.next(), parts.next()), (Some(t), Some(id), None)
+                if !t.is_empty() && !id.is_empty() && !t.contains(':'))
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}

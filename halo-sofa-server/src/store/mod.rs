@@ -1,0 +1,238 @@
+//! Storage: one [`Store`] that opens [`Transaction`]s, and the records they hold.
+//!
+//! Everything goes through a transaction, so a unit of work (a `$set-context`, later an app
+//! write with its event numbers) commits whole or leaves nothing (REQ SC-04, REL-02). Dropping a
+//! transaction without [`Transaction::commit`] rolls it back. The operations are grouped by
+//! area ([`ResourceOps`], [`LaunchOps`], [`SubscriptionOps`], [`AuthOps`]); a backend implements
+//! all four on its transaction type.
+//!
+//! The contracts assume nothing SQLite-specific: keys are strings, times are UTC instants,
+//! counters are allocated inside the caller's transaction (a row lock or sequence in PostgreSQL),
+//! and expiry is a query over `expires_at`, not a timer only one process knows.
+//!
+//! Backends: [`SqliteStore`] (embedded, WAL, the default) and [`MemoryStore`] (tests).
+
+mod memory;
+mod meta;
+mod records;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+
+pub use memory::MemoryStore;
+pub use meta::{instant as meta_instant, references_of, stamp_meta};
+pub use records::{
+    AuthorizationCodeRecord, EventRecord, LaunchRecord, NewResource, RefreshTokenRecord,
+    ResourceQuery, SigningKeyRecord, StoredResource, SubscriptionRecord, SubscriptionStatus,
+};
+pub use sqlite::SqliteStore;
+
+pub use crate::error::StoreError;
+
+/// A boxed `Send` future: the store traits return these so they can be used as trait objects
+/// (`Arc<dyn Store>`) from async handlers.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A storage backend.
+pub trait Store: Send + Sync + 'static {
+    /// Opens a read-write transaction. It may wait for other writers (SQLite has one writer at a
+    /// time); it never blocks the async runtime while it waits.
+    fn begin(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>>;
+
+    /// Opens a transaction for reads. Writes through it are a backend error or are rolled back;
+    /// backends may let it run beside writers.
+    fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
+        self.begin()
+    }
+}
+
+/// A unit of work. Nothing it wrote is visible to others before [`commit`](Self::commit);
+/// dropped without commit, it leaves nothing.
+pub trait Transaction: ResourceOps + LaunchOps + SubscriptionOps + AuthOps + Send {
+    /// Makes every write of the transaction durable and visible, all at once.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, StoreResult<()>>;
+
+    /// Discards every write of the transaction.
+    fn rollback(self: Box<Self>) -> BoxFuture<'static, StoreResult<()>>;
+}
+
+/// FHIR resources, kept as the JSON they came in (lossless).
+pub trait ResourceOps {
+    /// Stores a new resource at version 1. [`StoreError::AlreadyExists`] if its type and id are
+    /// taken.
+    fn create_resource(&mut self, new: NewResource) -> BoxFuture<'_, StoreResult<StoredResource>>;
+
+    /// Reads the current version.
+    fn read_resource<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<StoredResource>>>;
+
+    /// Replaces a resource with its next version. With `expected_version`, a different stored
+    /// version is [`StoreError::VersionConflict`] (`If-Match`); a missing resource is
+    /// [`StoreError::NotFound`]. The launch stays the one that created it.
+    fn update_resource(
+        &mut self,
+        new: NewResource,
+        expected_version: Option<u64>,
+    ) -> BoxFuture<'_, StoreResult<StoredResource>>;
+
+    /// Deletes a resource; whether it existed.
+    fn delete_resource<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Finds resources.
+    fn search_resources<'a>(
+        &'a mut self,
+        query: &'a ResourceQuery,
+    ) -> BoxFuture<'a, StoreResult<Vec<StoredResource>>>;
+
+    /// Deletes every resource of a launch (set through `$set-context` or written by its apps);
+    /// how many.
+    fn delete_launch_resources<'a>(
+        &'a mut self,
+        launch_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// How many resources are stored.
+    fn count_resources(&mut self) -> BoxFuture<'_, StoreResult<u64>>;
+}
+
+/// Launch contexts (`$set-context`).
+pub trait LaunchOps {
+    /// Stores a new launch context. [`StoreError::AlreadyExists`] if the id is taken.
+    fn insert_launch(&mut self, launch: LaunchRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Reads a launch context, expired or not (the caller decides what expiry means).
+    fn get_launch<'a>(
+        &'a mut self,
+        launch_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<LaunchRecord>>>;
+
+    /// Deletes a launch context (not its resources); whether it existed.
+    fn delete_launch<'a>(&'a mut self, launch_id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Ids of contexts expired at `now`, oldest first, at most `limit`.
+    fn expired_launches(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+
+    /// How many launch contexts are stored.
+    fn count_launches(&mut self) -> BoxFuture<'_, StoreResult<u64>>;
+}
+
+/// Subscriptions and their event log (the subscriptions service builds on these).
+pub trait SubscriptionOps {
+    /// Stores a new subscription. [`StoreError::AlreadyExists`] if the id is taken.
+    fn insert_subscription(
+        &mut self,
+        subscription: SubscriptionRecord,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Reads a subscription.
+    fn get_subscription<'a>(
+        &'a mut self,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<SubscriptionRecord>>>;
+
+    /// Replaces a subscription. [`StoreError::NotFound`] if it does not exist.
+    fn update_subscription(
+        &mut self,
+        subscription: SubscriptionRecord,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Deletes a subscription and its events; whether it existed.
+    fn delete_subscription<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Subscriptions, of one owner or all, ordered by id.
+    fn list_subscriptions<'a>(
+        &'a mut self,
+        owner_client_id: Option<&'a str>,
+    ) -> BoxFuture<'a, StoreResult<Vec<SubscriptionRecord>>>;
+
+    /// Whether `owner_client_id` has an `active` subscription to `topic` (REQ SC-08, D-07).
+    fn has_active_subscription<'a>(
+        &'a mut self,
+        owner_client_id: &'a str,
+        topic: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Allocates the subscription's next event number inside this transaction: a rollback gives
+    /// it back (D-09). [`StoreError::NotFound`] if the subscription does not exist.
+    fn allocate_event_number<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// Persists an event (REQ SUB-07). [`StoreError::AlreadyExists`] for a number already used.
+    fn append_event(&mut self, event: EventRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Events of a subscription with `since <= event_number <= until`, in order.
+    fn events<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        since: u64,
+        until: Option<u64>,
+    ) -> BoxFuture<'a, StoreResult<Vec<EventRecord>>>;
+}
+
+/// Authorization codes, refresh tokens and signing keys (the authorization server builds on
+/// these). Codes and tokens are looked up by hash; the secrets themselves are never stored.
+pub trait AuthOps {
+    /// Stores a new authorization code.
+    fn insert_authorization_code(
+        &mut self,
+        code: AuthorizationCodeRecord,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Marks a code consumed and returns it as it was before (so `consumed: true` reveals a
+    /// replay); `None` if unknown.
+    fn consume_authorization_code<'a>(
+        &'a mut self,
+        code_hash: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AuthorizationCodeRecord>>>;
+
+    /// Stores a new refresh token.
+    fn insert_refresh_token(&mut self, token: RefreshTokenRecord)
+    -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Reads a refresh token by hash.
+    fn get_refresh_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RefreshTokenRecord>>>;
+
+    /// Revokes one refresh token; whether it was live.
+    fn revoke_refresh_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Revokes every token of a rotation family; how many were live.
+    fn revoke_token_family<'a>(&'a mut self, family_id: &'a str)
+    -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// Deletes the launch's codes and revokes its refresh tokens (REQ SC-12); how many grants.
+    fn revoke_launch_grants<'a>(
+        &'a mut self,
+        launch_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// Stores or replaces a signing key.
+    fn put_signing_key(&mut self, key: SigningKeyRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Every signing key, oldest first.
+    fn signing_keys(&mut self) -> BoxFuture<'_, StoreResult<Vec<SigningKeyRecord>>>;
+}

@@ -1,0 +1,288 @@
+//! The records the store keeps. Plain data with serde, so every backend can keep the parts it
+//! does not index as one JSON document.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use halo_model::fhir::RawResource;
+use halo_model::smart::{FhirContextItem, LaunchContext};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A resource to write: the JSON as it will be stored (its `id` set), and the launch it belongs
+/// to (D-10). The store stamps `meta.versionId` and `meta.lastUpdated`.
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    /// The resource, with its `id`.
+    pub resource: RawResource,
+    /// The launch that created or owns it; `None` for data the host loaded outside any launch.
+    pub launch_id: Option<String>,
+    /// `meta.lastUpdated`.
+    pub last_updated: DateTime<Utc>,
+}
+
+/// A stored resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// The resource JSON, `meta.versionId` and `meta.lastUpdated` included.
+    pub resource: RawResource,
+    /// The version, from 1.
+    pub version: u64,
+    /// When it was last written.
+    pub last_updated: DateTime<Utc>,
+    /// The launch it belongs to.
+    pub launch_id: Option<String>,
+}
+
+impl StoredResource {
+    /// `resourceType`.
+    pub fn resource_type(&self) -> &str {
+        self.resource.resource_type()
+    }
+
+    /// `id`.
+    pub fn id(&self) -> &str {
+        self.resource.id().unwrap_or_default()
+    }
+}
+
+/// A resource search. Every filter that is set must match; results are ordered by type and id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceQuery {
+    /// Only this type.
+    pub resource_type: Option<String>,
+    /// Only resources of this launch.
+    pub launch_id: Option<String>,
+    /// Only these ids (`_id`); empty means any.
+    pub ids: Vec<String>,
+    /// Only resources holding a reference equal to this `Type/id` anywhere in their JSON
+    /// (for `patient`/`subject` searches).
+    pub references: Option<String>,
+    /// Results to skip.
+    pub offset: u64,
+    /// At most this many results (`_count`); 0 means no limit.
+    pub limit: u64,
+}
+
+/// A launch context set through `$set-context`, bound to the PoC client and user who set it
+/// (REQ SC-07, SC-09). References are already rewritten to `Type/id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchRecord {
+    /// The opaque launch id (D-05).
+    pub launch_id: String,
+    /// The PoC client that set the context.
+    pub client_id: String,
+    /// The user (clinician) the PoC authenticated, when its token named one.
+    pub user: Option<String>,
+    /// `appID`.
+    pub app_id: Option<String>,
+    /// `patient` as `Patient/id`.
+    pub patient: Option<String>,
+    /// `encounter` as `Encounter/id`.
+    pub encounter: Option<String>,
+    /// `fhirUser` as `Type/id`.
+    pub fhir_user: Option<String>,
+    /// `fhirContext` references as `Type/id`, in order.
+    pub fhir_context: Vec<String>,
+    /// `need_patient_banner`.
+    pub need_patient_banner: Option<bool>,
+    /// `intent`.
+    pub intent: Option<String>,
+    /// `smart_style_url`.
+    pub smart_style_url: Option<String>,
+    /// `tenant`.
+    pub tenant: Option<String>,
+    /// When it was set.
+    pub created_at: DateTime<Utc>,
+    /// When it expires and is purged with its resources.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl LaunchRecord {
+    /// Whether the context has expired at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        now >= self.expires_at
+    }
+
+    /// The SMART launch context a token response carries for this launch (REQ SC-10): `patient`
+    /// and `encounter` as bare ids, `fhirContext` in the 2.1 object form.
+    pub fn launch_context(&self) -> LaunchContext {
+        let id_of = |reference: &Option<String>| {
+            reference
+                .as_deref()
+                .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
+        };
+        LaunchContext {
+            patient: id_of(&self.patient),
+            encounter: id_of(&self.encounter),
+            fhir_context: self
+                .fhir_context
+                .iter()
+                .map(|r| FhirContextItem::reference(r.clone()))
+                .collect(),
+            need_patient_banner: self.need_patient_banner,
+            smart_style_url: self.smart_style_url.clone(),
+            intent: self.intent.clone(),
+            tenant: self.tenant.clone(),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// A Subscription's status (backport lifecycle, REQ SUB-11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionStatus {
+    /// Created, handshake not yet done.
+    Requested,
+    /// Delivering.
+    Active,
+    /// Delivery failed.
+    Error,
+    /// Switched off.
+    Off,
+}
+
+impl SubscriptionStatus {
+    /// The FHIR code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Requested => "requested",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Error => "error",
+            SubscriptionStatus::Off => "off",
+        }
+    }
+}
+
+/// A Subscription held for a PoC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    /// The Subscription's logical id.
+    pub id: String,
+    /// The client that owns it (D-07).
+    pub owner_client_id: String,
+    /// The topic canonical (`criteria`).
+    pub topic: String,
+    /// Its status.
+    pub status: SubscriptionStatus,
+    /// Events sent so far; the next event number is one more (D-09).
+    pub events_since_start: u64,
+    /// The Subscription resource as the client wrote it (with server-set elements).
+    pub resource: RawResource,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One persisted notification event (REQ SUB-07).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The Subscription.
+    pub subscription_id: String,
+    /// Its event number, gap-free per subscription.
+    pub event_number: u64,
+    /// When it happened.
+    pub timestamp: DateTime<Utc>,
+    /// The focus, `Type/id`.
+    pub focus: Option<String>,
+    /// Anything else the notification needs to be rebuilt (additional context, action...).
+    pub details: Value,
+}
+
+/// An authorization code, kept by its hash (REQ AS-05, SEC-02).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizationCodeRecord {
+    /// SHA-256 (or similar) of the code; the code itself is never stored.
+    pub code_hash: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI it was issued for.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The granted scopes.
+    pub scope: String,
+    /// The authenticated user.
+    pub user: Option<String>,
+    /// The launch, for EHR launches.
+    pub launch_id: Option<String>,
+    /// When it stops being valid.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it was already exchanged (a second use revokes what the first produced).
+    pub consumed: bool,
+    /// Anything else the authorization server needs (nonce, token family...).
+    pub details: Value,
+}
+
+impl fmt::Debug for AuthorizationCodeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationCodeRecord")
+            .field("client_id", &self.client_id)
+            .field("launch_id", &self.launch_id.as_ref().map(|_| "<redacted>"))
+            .field("expires_at", &self.expires_at)
+            .field("consumed", &self.consumed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refresh token, kept by its hash, in a rotation family (REQ AS-08).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshTokenRecord {
+    /// Hash of the token.
+    pub token_hash: String,
+    /// The rotation family: reuse of a rotated token revokes the whole family.
+    pub family_id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub user: Option<String>,
+    /// The granted scopes.
+    pub scope: String,
+    /// The launch whose context the tokens carry; clearing it revokes them (REQ SC-12).
+    pub launch_id: Option<String>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it was rotated away or revoked.
+    pub revoked: bool,
+    /// Anything else the authorization server needs.
+    pub details: Value,
+}
+
+impl fmt::Debug for RefreshTokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokenRecord")
+            .field("family_id", &self.family_id)
+            .field("client_id", &self.client_id)
+            .field("expires_at", &self.expires_at)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token-signing key, kept in the store so every instance signs and verifies alike.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    /// The key id (`kid`).
+    pub kid: String,
+    /// The JWS algorithm (`ES256`, `RS256`).
+    pub algorithm: String,
+    /// The private key, PEM (a host may store it encrypted and decrypt in its validator).
+    pub private_key_pem: String,
+    /// The public JWK.
+    pub public_jwk: Value,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Retired keys only verify; they still appear in the JWKS until removed.
+    pub retired: bool,
+}
+
+impl fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("private_key_pem", &"<redacted>")
+            .field("retired", &self.retired)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,68 @@
+//! The SQLite schema. Indexed columns are the ones queries filter on; the rest of each record is
+//! one JSON document, so adding a field needs no migration.
+
+/// The schema version written to `PRAGMA user_version`.
+pub(super) const VERSION: i64 = 1;
+
+pub(super) const CREATE: &str = "
+CREATE TABLE IF NOT EXISTS resources (
+    resource_type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    launch_id TEXT,
+    json BLOB NOT NULL,
+    PRIMARY KEY (resource_type, id)
+);
+CREATE INDEX IF NOT EXISTS resources_by_launch ON resources (launch_id);
+CREATE TABLE IF NOT EXISTS resource_refs (
+    resource_type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    PRIMARY KEY (resource_type, id, reference)
+);
+CREATE INDEX IF NOT EXISTS resource_refs_by_target ON resource_refs (reference);
+CREATE TABLE IF NOT EXISTS launches (
+    launch_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS launches_by_expiry ON launches (expires_at);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    status TEXT NOT NULL,
+    events_since_start INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscriptions_by_owner ON subscriptions (owner, topic, status);
+CREATE TABLE IF NOT EXISTS events (
+    subscription_id TEXT NOT NULL,
+    event_number INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (subscription_id, event_number)
+);
+CREATE TABLE IF NOT EXISTS authorization_codes (
+    code_hash TEXT PRIMARY KEY,
+    launch_id TEXT,
+    consumed INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS authorization_codes_by_launch ON authorization_codes (launch_id);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family_id TEXT NOT NULL,
+    launch_id TEXT,
+    revoked INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_family ON refresh_tokens (family_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_launch ON refresh_tokens (launch_id);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+";

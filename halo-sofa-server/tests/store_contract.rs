@@ -1,0 +1,409 @@
+//! The store contract, run against both backends: what commits stays, what does not leaves
+//! nothing, and SQLite keeps it across a restart and a crash.
+
+// Test helpers may unwrap: a panic is a test failure with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use halo_model::fhir::RawResource;
+use halo_sofa_server::error::StoreError;
+use halo_sofa_server::store::{
+    AuthorizationCodeRecord, EventRecord, LaunchRecord, MemoryStore, NewResource,
+    RefreshTokenRecord, ResourceQuery, SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
+};
+use serde_json::json;
+use support::{TempDir, counts, patient};
+
+async fn backends(label: &str) -> (TempDir, Vec<(&'static str, Arc<dyn Store>)>) {
+    let dir = TempDir::new(label);
+    let sqlite = SqliteStore::open(dir.db()).await.unwrap();
+    let stores: Vec<(&'static str, Arc<dyn Store>)> = vec![
+        ("memory", Arc::new(MemoryStore::new())),
+        ("sqlite", Arc::new(sqlite)),
+    ];
+    (dir, stores)
+}
+
+fn launch(id: &str, client: &str, expires_in: Duration) -> LaunchRecord {
+    let now = Utc::now();
+    LaunchRecord {
+        launch_id: id.into(),
+        client_id: client.into(),
+        user: Some("dr-a".into()),
+        app_id: None,
+        patient: Some("Patient/p1".into()),
+        encounter: None,
+        fhir_user: None,
+        fhir_context: vec!["Location/l1".into()],
+        need_patient_banner: Some(true),
+        intent: None,
+        smart_style_url: None,
+        tenant: None,
+        created_at: now,
+        expires_at: now + expires_in,
+    }
+}
+
+fn subscription(id: &str, owner: &str, status: SubscriptionStatus) -> SubscriptionRecord {
+    SubscriptionRecord {
+        id: id.into(),
+        owner_client_id: owner.into(),
+        topic: halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC.into(),
+        status,
+        events_since_start: 0,
+        resource: RawResource::from_value(json!({"resourceType": "Subscription", "id": id}))
+            .unwrap(),
+        updated_at: Utc::now(),
+    }
+}
+
+// REQ: REL-02
+// REQ: SC-04
+#[tokio::test]
+async fn a_transaction_failing_on_its_kth_write_leaves_nothing() {
+    let (_dir, stores) = backends("kth").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        tx.create_resource(patient("existing")).await.unwrap();
+        tx.commit().await.unwrap();
+        let before = counts(&store).await;
+
+        let k = 5;
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_launch(launch("L1", "poc", Duration::hours(1)))
+            .await
+            .unwrap();
+        let mut failure = None;
+        for i in 0..10 {
+            // The k-th entry collides with a stored resource.
+            let id = if i == k {
+                "existing".to_string()
+            } else {
+                format!("p{i}")
+            };
+            if let Err(e) = tx.create_resource(patient(&id)).await {
+                failure = Some((i, e));
+                break;
+            }
+        }
+        let (at, error) = failure.expect("the k-th write fails");
+        assert_eq!(at, k, "{name}");
+        assert!(
+            matches!(error, StoreError::AlreadyExists(_)),
+            "{name}: {error}"
+        );
+        drop(tx);
+        assert_eq!(counts(&store).await, before, "{name}: nothing partial");
+
+        // An explicit rollback discards as well.
+        let mut tx = store.begin().await.unwrap();
+        tx.create_resource(patient("rolled-back")).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(counts(&store).await, before, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn resources_are_versioned_searched_and_deleted_by_launch() {
+    let (_dir, stores) = backends("resources").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        let mut p = patient("p1");
+        p.launch_id = Some("L1".into());
+        let created = tx.create_resource(p).await.unwrap();
+        assert_eq!(created.version, 1);
+        assert_eq!(created.resource.get("meta").unwrap()["versionId"], "1");
+        let observation = NewResource {
+            resource: RawResource::from_slice(
+                br#"{"resourceType": "Observation", "id": "o1", "status": "final",
+                "code": {"text": "x"}, "subject": {"reference": "Patient/p1"},
+                "valueQuantity": {"value": 1.50}}"#,
+            )
+            .unwrap(),
+            launch_id: Some("L1".into()),
+            last_updated: Utc::now(),
+        };
+        tx.create_resource(observation.clone()).await.unwrap();
+        tx.create_resource(patient("other")).await.unwrap();
+        let updated = tx
+            .update_resource(observation.clone(), Some(1))
+            .await
+            .unwrap();
+        assert_eq!(updated.version, 2, "{name}");
+        assert!(matches!(
+            tx.update_resource(observation, Some(1)).await,
+            Err(StoreError::VersionConflict { found: 2, .. })
+        ));
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        let read = tx
+            .read_resource("Observation", "o1")
+            .await
+            .unwrap()
+            .unwrap();
+        // Lossless: the decimal keeps its written form.
+        assert!(
+            String::from_utf8(read.resource.to_vec())
+                .unwrap()
+                .contains("1.50")
+        );
+        let about_p1 = tx
+            .search_resources(&ResourceQuery {
+                references: Some("Patient/p1".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(about_p1.len(), 1, "{name}");
+        assert_eq!(about_p1[0].id(), "o1");
+        let in_launch = tx
+            .search_resources(&ResourceQuery {
+                launch_id: Some("L1".into()),
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(in_launch.len(), 1, "{name}");
+        assert_eq!(tx.delete_launch_resources("L1").await.unwrap(), 2, "{name}");
+        assert_eq!(tx.count_resources().await.unwrap(), 1);
+        assert!(tx.delete_resource("Patient", "other").await.unwrap());
+        assert!(!tx.delete_resource("Patient", "other").await.unwrap());
+        tx.commit().await.unwrap();
+    }
+}
+
+// REQ: SC-07
+// REQ: SC-12
+#[tokio::test]
+async fn launches_expire_by_query_and_take_their_grants_with_them() {
+    let (_dir, stores) = backends("launches").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_launch(launch("old", "poc", Duration::seconds(-5)))
+            .await
+            .unwrap();
+        tx.insert_launch(launch("new", "poc", Duration::hours(1)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            tx.insert_launch(launch("new", "poc", Duration::hours(1)))
+                .await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        tx.insert_refresh_token(RefreshTokenRecord {
+            token_hash: "h1".into(),
+            family_id: "f1".into(),
+            client_id: "app".into(),
+            user: None,
+            scope: "launch".into(),
+            launch_id: Some("old".into()),
+            expires_at: Utc::now() + Duration::hours(1),
+            revoked: false,
+            details: json!({}),
+        })
+        .await
+        .unwrap();
+        tx.insert_authorization_code(AuthorizationCodeRecord {
+            code_hash: "c1".into(),
+            client_id: "app".into(),
+            redirect_uri: "https://app/cb".into(),
+            code_challenge: "x".into(),
+            scope: "launch".into(),
+            user: None,
+            launch_id: Some("old".into()),
+            expires_at: Utc::now(),
+            consumed: false,
+            details: json!({}),
+        })
+        .await
+        .unwrap();
+        assert_eq!(tx.expired_launches(Utc::now(), 10).await.unwrap(), ["old"]);
+        assert_eq!(tx.revoke_launch_grants("old").await.unwrap(), 2, "{name}");
+        assert!(tx.get_refresh_token("h1").await.unwrap().unwrap().revoked);
+        assert!(tx.consume_authorization_code("c1").await.unwrap().is_none());
+        let stored = tx.get_launch("new").await.unwrap().unwrap();
+        assert_eq!(stored.launch_context().patient.as_deref(), Some("p1"));
+        assert!(tx.delete_launch("old").await.unwrap());
+        tx.commit().await.unwrap();
+    }
+}
+
+// REQ: SC-08
+#[tokio::test]
+async fn active_subscription_check_and_event_numbers_roll_back() {
+    let (_dir, stores) = backends("subscriptions").await;
+    let topic = halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_subscription(subscription("s1", "poc", SubscriptionStatus::Requested))
+            .await
+            .unwrap();
+        assert!(!tx.has_active_subscription("poc", topic).await.unwrap());
+        let mut active = subscription("s1", "poc", SubscriptionStatus::Active);
+        active.updated_at = Utc::now();
+        tx.update_subscription(active).await.unwrap();
+        assert!(
+            tx.has_active_subscription("poc", topic).await.unwrap(),
+            "{name}"
+        );
+        assert!(!tx.has_active_subscription("other", topic).await.unwrap());
+        assert_eq!(tx.allocate_event_number("s1").await.unwrap(), 1);
+        tx.commit().await.unwrap();
+
+        // A rolled-back write gives its event number back (D-09).
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.allocate_event_number("s1").await.unwrap(), 2);
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let n = tx.allocate_event_number("s1").await.unwrap();
+        assert_eq!(n, 2, "{name}");
+        tx.append_event(EventRecord {
+            subscription_id: "s1".into(),
+            event_number: n,
+            timestamp: Utc::now(),
+            focus: Some("Patient/p1".into()),
+            details: json!({}),
+        })
+        .await
+        .unwrap();
+        assert_eq!(tx.events("s1", 1, None).await.unwrap().len(), 1);
+        assert_eq!(
+            tx.get_subscription("s1")
+                .await
+                .unwrap()
+                .unwrap()
+                .events_since_start,
+            2
+        );
+        assert_eq!(tx.list_subscriptions(Some("poc")).await.unwrap().len(), 1);
+        assert!(tx.delete_subscription("s1").await.unwrap());
+        tx.commit().await.unwrap();
+    }
+}
+
+// REQ: REL-01
+#[tokio::test]
+async fn sqlite_keeps_everything_across_a_restart() {
+    let dir = TempDir::new("restart");
+    {
+        let store = SqliteStore::open(dir.db()).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.create_resource(patient("p1")).await.unwrap();
+        tx.insert_launch(launch("L1", "poc", Duration::hours(1)))
+            .await
+            .unwrap();
+        tx.insert_subscription(subscription("s1", "poc", SubscriptionStatus::Active))
+            .await
+            .unwrap();
+        tx.allocate_event_number("s1").await.unwrap();
+        tx.insert_refresh_token(RefreshTokenRecord {
+            token_hash: "h1".into(),
+            family_id: "f1".into(),
+            client_id: "app".into(),
+            user: None,
+            scope: "launch".into(),
+            launch_id: None,
+            expires_at: Utc::now(),
+            revoked: false,
+            details: json!({}),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    assert!(tx.read_resource("Patient", "p1").await.unwrap().is_some());
+    assert_eq!(tx.get_launch("L1").await.unwrap().unwrap().client_id, "poc");
+    let s = tx.get_subscription("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (s.status, s.events_since_start),
+        (SubscriptionStatus::Active, 1)
+    );
+    assert!(tx.get_refresh_token("h1").await.unwrap().is_some());
+}
+
+const CRASH_DB: &str = "HALO_SOFA_CRASH_DB";
+const READY: &str = "HALO-SOFA-CHILD-READY";
+
+/// Child half of the crash test: only does something when the parent runs it.
+#[tokio::test]
+async fn crash_child() {
+    let Ok(path) = std::env::var(CRASH_DB) else {
+        return;
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_launch(launch("doomed", "poc", Duration::hours(1)))
+        .await
+        .unwrap();
+    for i in 0..2000 {
+        tx.create_resource(patient(&format!("doomed-{i}")))
+            .await
+            .unwrap();
+    }
+    println!("{READY}");
+    std::io::stdout().flush().unwrap();
+    // Wait to be killed with the transaction open.
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    panic!("the parent should have killed this process");
+}
+
+// REQ: REL-02
+#[tokio::test]
+async fn a_process_killed_mid_transaction_leaves_nothing_partial() {
+    let dir = TempDir::new("crash");
+    {
+        let store = SqliteStore::open(dir.db()).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.create_resource(patient("committed")).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CRASH_DB, dir.db())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut ready = false;
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().contains(READY) {
+            ready = true;
+            break;
+        }
+    }
+    assert!(
+        ready,
+        "the child never reached the middle of its transaction"
+    );
+    // std's kill is SIGKILL on Unix: no destructor, no rollback, no cleanup runs.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    assert_eq!(counts(&store).await, (1, 0));
+    let mut tx = store.begin_read().await.unwrap();
+    assert!(
+        tx.read_resource("Patient", "committed")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        tx.read_resource("Patient", "doomed-0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(tx.get_launch("doomed").await.unwrap().is_none());
+}
