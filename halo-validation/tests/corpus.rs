@@ -3,6 +3,9 @@
 //! (`<name>.expected.json`: errors and warnings, as severity + issue code + FHIRPath expression).
 //! Information (e.g. the dom-6 narrative hint) is not compared.
 
+// Helpers read the corpus; a panic there is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
