@@ -492,16 +492,18 @@ impl NotificationReceiver {
         Ok(())
     }
 
-    /// `Type/id` of a focus reference: relative, or absolute under the SoFA's base (a
-    /// `_history` suffix is dropped). Anything else is not the SoFA's and gives `None`.
+    /// `Type/id` of a focus reference: relative, or the last `Type/id` of an absolute URL (a
+    /// SoFA may write its public base, which is not always the one the PoC calls); a
+    /// `_history` suffix is dropped.
     fn relative(&self, reference: &str) -> Option<String> {
         let base = self.inner.sofa.fhir_base();
-        let tail = match reference.strip_prefix(base) {
-            Some(rest) => rest.trim_start_matches('/'),
-            None if reference.contains("://") => return None,
-            None => reference,
-        };
-        let tail = tail.split("/_history").next().unwrap_or(tail);
-        type_of(tail).map(|_| tail.to_owned())
+        let path = reference.strip_prefix(base).unwrap_or(reference);
+        let path = path.split("/_history").next().unwrap_or(path);
+        let mut segments = path.trim_matches('/').rsplit('/');
+        let id = segments.next()?;
+        let kind = segments.next()?;
+        let tail = format!("{kind}/{id}");
+        (halo_model::set_context::is_r4_resource_type(kind) && type_of(&tail).is_some())
+            .then_some(tail)
     }
 }
