@@ -236,10 +236,13 @@ impl Sofa {
 
         let discovery = Router::new()
             .route("/metadata", get(handlers::metadata))
+            .method_not_allowed_fallback(handlers::method_not_allowed)
             .layer(open_cors);
         let operations = Router::new()
             .route("/$set-context", post(handlers::set_context))
             .route("/$clear-context", post(handlers::clear_context))
+            // Set before the CORS layer so preflight requests still reach it.
+            .method_not_allowed_fallback(handlers::method_not_allowed)
             .layer(api_cors);
         Router::new()
             .merge(discovery)
@@ -247,7 +250,6 @@ impl Sofa {
             .with_state(self.state.clone())
             .merge(self.extra.clone())
             .fallback(handlers::not_found)
-            .method_not_allowed_fallback(handlers::method_not_allowed)
             .layer(TraceLayer::new_for_http())
     }
 }
