@@ -37,6 +37,8 @@ pub mod rules {
     pub const NO_DEFINITION: &str = "no-definition";
     /// An invariant whose expression is outside the supported FHIRPath subset.
     pub const NOT_EVALUATED: &str = "invariant-not-evaluated";
+    /// A transaction or batch entry whose `request.url` names another resource type.
+    pub const BUNDLE_REQUEST_URL: &str = "bundle-request-url";
     /// A slice names an extension definition that is not among the definitions.
     pub const EXTENSION_UNKNOWN: &str = "extension-definition-unknown";
 }

@@ -159,7 +159,47 @@ impl<'v> Walker<'v> {
                 res,
             );
         }
+        if resource_type == "Bundle" {
+            self.bundle_requests(object, path);
+        }
         self.depth -= 1;
+    }
+
+    /// In a transaction or batch, `POST [type]` and `PUT [type]/[id]` name the type of the entry's
+    /// resource: a mismatch would store the resource under another type's endpoint.
+    fn bundle_requests(&mut self, bundle: &Map<String, Value>, path: &str) {
+        let kind = bundle.get("type").and_then(Value::as_str);
+        if !matches!(kind, Some("transaction" | "batch")) {
+            return;
+        }
+        let Some(Value::Array(entries)) = bundle.get("entry") else {
+            return;
+        };
+        for (i, entry) in entries.iter().enumerate() {
+            let method = entry.pointer("/request/method").and_then(Value::as_str);
+            let url = entry.pointer("/request/url").and_then(Value::as_str);
+            let resource_type = entry
+                .pointer("/resource/resourceType")
+                .and_then(Value::as_str);
+            let (Some(method @ ("POST" | "PUT")), Some(url), Some(resource_type)) =
+                (method, url, resource_type)
+            else {
+                continue;
+            };
+            let named = url.split(['?', '/']).next().unwrap_or_default();
+            if named != resource_type {
+                self.emit(
+                    rules::BUNDLE_REQUEST_URL,
+                    Severity::Error,
+                    IssueType::Invalid,
+                    &format!("{path}.entry[{i}].request.url"),
+                    format!(
+                        "{method} {url} does not match the entry's resource, a {resource_type}: use `{resource_type}`{}",
+                        if method == "PUT" { "/[id]" } else { "" }
+                    ),
+                );
+            }
+        }
     }
 
     /// The profiles a resource must conform to: those it claims (when known) and the
