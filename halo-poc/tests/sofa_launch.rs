@@ -1,6 +1,9 @@
 //! The SoFA launch over real HTTP against the scripted SoFA: context from the app's scopes,
 //! `$set-context` with the EMR's resources, id mapping, launch URL, `$clear-context`.
 
+// Test scaffolding outside #[test] functions: a broken fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,8 @@
 
 // Each test file uses part of the harness.
 #![allow(dead_code, unreachable_pub)]
+// Test scaffolding: a broken fixture should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -25,7 +27,7 @@ use halo_model::subscription::{
     NotificationType, SOFA_CONTENT_UPDATE_TOPIC, Subscription, SubscriptionStatus,
     SubscriptionStatusParameters, parse_bind_message, status_bundle,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 /// How `$clear-context` answers.
@@ -317,7 +319,7 @@ async fn system_operation(
                 .resources
                 .iter()
                 .enumerate()
-                .map(|(i, e)| EntryResult::created(&e.resource_type, &format!("sofa-{i}"), NOW))
+                .map(|(i, e)| EntryResult::created(&e.resource_type, format!("sofa-{i}"), NOW))
                 .collect::<Vec<_>>();
             let output = SetContextOutput {
                 launch_id: "L-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into(),
@@ -554,16 +556,14 @@ async fn bound_socket(ctx: Ctx, mut socket: WebSocket) {
     }
 }
 
-/// A resource as an app would write it.
+/// A resource as an app would write it (parsed from text so the decimal keeps its `1.50`).
 pub fn observation(id: &str, patient: &str) -> Value {
-    json!({
-        "resourceType": "Observation",
-        "id": id,
-        "status": "final",
-        "code": {"text": "heart rate"},
-        "subject": {"reference": patient},
-        "valueQuantity": {"value": 1.50, "unit": "beats/min"}
-    })
+    let text = format!(
+        r#"{{"resourceType": "Observation", "id": "{id}", "status": "final",
+            "code": {{"text": "heart rate"}}, "subject": {{"reference": "{patient}"}},
+            "valueQuantity": {{"value": 1.50, "unit": "beats/min"}}}}"#
+    );
+    serde_json::from_str(&text).unwrap()
 }
 
 /// Waits until `check` holds, for at most 5 s.
