@@ -202,3 +202,23 @@ fn check_ws_scheme(url: &Url) -> Result<()> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // REQ: LI-09
+    #[test]
+    fn websocket_urls_must_be_wss_except_on_loopback() {
+        for (url, ok) in [
+            ("wss://sofa.example.org/ws", true),
+            ("ws://127.0.0.1:8080/ws", true),
+            ("ws://localhost/ws", true),
+            ("ws://sofa.example.org/ws", false),
+            ("https://sofa.example.org/ws", false),
+        ] {
+            let parsed = Url::parse(url).unwrap();
+            assert_eq!(check_ws_scheme(&parsed).is_ok(), ok, "{url}");
+        }
+    }
+}
