@@ -45,6 +45,14 @@ pub trait IdMapStore: Send + Sync {
     fn purge(&self, now: SystemTime) -> BoxFuture<'_, Result<usize>>;
 }
 
+/// `now + after`, or the far future when that does not fit in a `SystemTime`.
+pub(crate) fn from_now(after: Duration) -> SystemTime {
+    let now = SystemTime::now();
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// How long mappings are kept (decisions D-05, D-15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use halo_catalog::AppEntry;
 use halo_model::set_context::{
@@ -15,7 +14,7 @@ use url::Url;
 
 use crate::context::{ClinicalContext, ContextPlan, LocalResources, plan_context, type_of};
 use crate::error::{PocError, Result};
-use crate::idmap::{IdMapStore, IdMapping, Retention};
+use crate::idmap::{IdMapStore, IdMapping, Retention, from_now};
 use crate::launch_url::launch_url;
 use crate::random::random_uuid;
 use crate::sofa::SofaClient;
@@ -254,7 +253,7 @@ impl SofaLauncher {
         let prepared = self.prepare(app, clinical).await?;
         let output = self.sofa.set_context(&prepared.body()).await?;
         let mappings = prepared.mappings(&output)?;
-        let keep_until = SystemTime::now() + self.retention.context_lifetime;
+        let keep_until = from_now(self.retention.context_lifetime);
         self.id_map
             .record(&output.launch_id, mappings.clone(), keep_until)
             .await?;
@@ -280,7 +279,7 @@ impl SofaLauncher {
         };
         if let Err(error) = self
             .id_map
-            .keep_until(&launch.launch_id, SystemTime::now() + grace)
+            .keep_until(&launch.launch_id, from_now(grace))
             .await
         {
             tracing::warn!(code = error.code(), %error, "id mappings kept at their full lifetime");

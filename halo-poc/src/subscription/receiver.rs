@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use halo_model::fhir::{JsonLimits, parse_json};
 use halo_model::subscription::{
@@ -18,7 +18,7 @@ use super::tracker::{Tracker, Verdict};
 use crate::BoxFuture;
 use crate::context::type_of;
 use crate::error::{PocError, Result};
-use crate::idmap::{IdMapStore, IdMapping, Retention};
+use crate::idmap::{IdMapStore, IdMapping, Retention, from_now};
 use crate::launcher::{relative_references, rewrite_references};
 use crate::sofa::SofaClient;
 
@@ -465,7 +465,7 @@ impl NotificationReceiver {
         let stored = self.inner.sink.apply(change).await?;
         if let (Some(focus), None, Some(stored)) = (focus, local, stored) {
             let group = launch_id.unwrap_or_else(|| format!("subscription:{subscription_id}"));
-            let keep_until = SystemTime::now() + self.inner.retention.context_lifetime;
+            let keep_until = from_now(self.inner.retention.context_lifetime);
             let mapping = IdMapping {
                 local: stored,
                 sofa: focus,

@@ -68,7 +68,7 @@ impl Watchdog {
         let subscription = self.current.get();
         let id = subscription.id.clone().unwrap_or_default();
         if let Some(period) = subscription.channel.heartbeat_period {
-            let limit = Duration::from_secs(u64::from(period)) + self.grace;
+            let limit = Duration::from_secs(u64::from(period)).saturating_add(self.grace);
             match self.receiver.silence(&id).await {
                 Some(silence) if silence <= limit => return Ok(WatchdogVerdict::Alive),
                 Some(_) => {}

@@ -103,8 +103,10 @@ impl WebsocketConsumer {
                 }
                 Err(error) => tracing::warn!(code = error.code(), %error, "websocket failed"),
             }
-            let wait = backoff.mul_f64(0.5 + jitter());
-            backoff = (backoff * 2).min(self.options.max_backoff);
+            // Half to one and a half times the backoff, so many PoCs do not reconnect in step.
+            let wait = Duration::try_from_secs_f64(backoff.as_secs_f64() * (0.5 + jitter()))
+                .unwrap_or(self.options.max_backoff);
+            backoff = backoff.saturating_mul(2).min(self.options.max_backoff);
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(wait) => {}
