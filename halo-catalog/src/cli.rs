@@ -36,14 +36,16 @@ struct Cli {
 enum ColorChoice {
     /// Colour when writing to a terminal and `NO_COLOR` is not set.
     Auto,
+    /// Always colour.
     Always,
+    /// Never colour.
     Never,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate a catalog (a JSON array of app entries) from a file or an http(s) URL.
-    /// Exit status 1 when there are errors.
+    /// Validate a catalog (a JSON array of app entries, or one entry object) from a file or an
+    /// http(s) URL. Exit status 1 when there are errors.
     Validate {
         /// A file path, `-` for standard input, or an http(s) URL to `GET`.
         source: String,
@@ -204,6 +206,24 @@ fn examine(bytes: &[u8]) -> Outcome {
             };
         }
     };
+    // A publisher often has just their own entry: accept a lone object and check it as one.
+    if doc.is_object() {
+        let mut report = crate::validate_entry(&doc);
+        for f in &mut report.findings {
+            f.entry = Some(0);
+        }
+        let usable = usize::from(!report.has_errors());
+        let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
+        return Outcome {
+            report,
+            entries: 1,
+            usable,
+            names: vec![Some((
+                text("id").unwrap_or_default(),
+                text("name").unwrap_or_default(),
+            ))],
+        };
+    }
     let names = doc
         .as_array()
         .map(|items| {

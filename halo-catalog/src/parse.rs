@@ -82,7 +82,13 @@ impl Catalog {
     /// ```
     pub fn parse(bytes: &[u8], mode: Mode) -> Result<Parsed, CatalogError> {
         let doc: Value = serde_json::from_slice(bytes)?;
-        Catalog::from_value(&doc, mode)
+        match doc {
+            // Owned items are moved into the typed entries instead of cloned.
+            Value::Array(items) => build(Items::Owned(items), mode),
+            other => Err(CatalogError::NotAnArray {
+                found: crate::validate::describe(&other),
+            }),
+        }
     }
 
     /// Validates an already parsed catalog document and builds the typed catalog from it.
@@ -92,41 +98,72 @@ impl Catalog {
                 found: crate::validate::describe(doc),
             });
         };
-        let (mut report, clean) = validate_items(items);
-        if mode == Mode::Strict && report.has_errors() {
-            return Err(CatalogError::Invalid(report));
-        }
-        let mut entries = Vec::with_capacity(items.len());
-        let mut source_indices = Vec::with_capacity(items.len());
-        for (i, (item, ok)) in items.iter().zip(clean).enumerate() {
-            if !ok {
-                continue;
+        build(Items::Borrowed(items), mode)
+    }
+}
+
+enum Items<'a> {
+    Borrowed(&'a [Value]),
+    Owned(Vec<Value>),
+}
+
+/// Validates the items, then types the clean ones (all of them, in strict mode).
+fn build(items: Items<'_>, mode: Mode) -> Result<Parsed, CatalogError> {
+    let slice = match &items {
+        Items::Borrowed(items) => items,
+        Items::Owned(items) => items.as_slice(),
+    };
+    let (report, clean) = validate_items(slice);
+    if mode == Mode::Strict && report.has_errors() {
+        return Err(CatalogError::Invalid(report));
+    }
+    let mut parsed = Parsed {
+        catalog: Catalog {
+            entries: Vec::with_capacity(slice.len()),
+        },
+        report,
+        source_indices: Vec::with_capacity(slice.len()),
+    };
+    let mut failed = false;
+    match items {
+        Items::Borrowed(items) => {
+            for (i, item) in items.iter().enumerate().filter(|(i, _)| clean[*i]) {
+                failed |= !parsed.add(i, AppEntry::deserialize(item));
             }
-            match AppEntry::deserialize(item) {
-                Ok(entry) => {
-                    entries.push(entry);
-                    source_indices.push(i);
-                }
-                // Validation accepts exactly what the typed entry can hold, so this is a safety
-                // net: should the two ever disagree, the entry is reported, never unwrapped.
-                Err(e) => {
-                    let mut f = Finding::new(
-                        Code::WrongType,
-                        format!("$[{i}]"),
-                        format!("the entry could not be read: {e}"),
-                    );
-                    f.entry = Some(i);
-                    report.findings.push(f);
-                    if mode == Mode::Strict {
-                        return Err(CatalogError::Invalid(report));
-                    }
-                }
+        }
+        Items::Owned(items) => {
+            for (i, item) in items.into_iter().enumerate().filter(|(i, _)| clean[*i]) {
+                failed |= !parsed.add(i, serde_json::from_value(item));
             }
         }
-        Ok(Parsed {
-            catalog: Catalog { entries },
-            report,
-            source_indices,
-        })
+    }
+    if failed && mode == Mode::Strict {
+        return Err(CatalogError::Invalid(parsed.report));
+    }
+    Ok(parsed)
+}
+
+impl Parsed {
+    /// Adds the typed entry `i`, or reports why it could not be typed; `false` in that case.
+    fn add(&mut self, i: usize, typed: Result<AppEntry, serde_json::Error>) -> bool {
+        match typed {
+            Ok(entry) => {
+                self.catalog.entries.push(entry);
+                self.source_indices.push(i);
+                true
+            }
+            // Validation accepts exactly what the typed entry can hold, so this is a safety
+            // net: should the two ever disagree, the entry is reported, never unwrapped.
+            Err(e) => {
+                let mut f = Finding::new(
+                    Code::WrongType,
+                    format!("$[{i}]"),
+                    format!("the entry could not be read: {e}"),
+                );
+                f.entry = Some(i);
+                self.report.findings.push(f);
+                false
+            }
+        }
     }
 }

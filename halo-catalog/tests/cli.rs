@@ -97,10 +97,26 @@ fn broken_documents_and_missing_files() {
     assert_eq!(code, EXIT_INVALID);
     assert!(out.contains("[invalid-json]"), "{out}");
 
-    let file = write_temp("object.json", &json!({"apps": []}));
+    let file = write_temp("string.json", &json!("apps"));
     let (code, out, _) = tool(&["validate", &file], false);
     assert_eq!(code, EXIT_INVALID);
-    assert!(out.contains("[not-an-array]"), "{out}");
+    assert!(
+        out.contains("catalog\n  error   $  [not-an-array]"),
+        "{out}"
+    );
+
+    // A lone entry object is checked as one entry, with paths from `$`.
+    let mut lone = seed_entry();
+    lone["name"] = json!("");
+    let file = write_temp("lone.json", &lone);
+    let (code, out, _) = tool(&["validate", &file, "--color", "never"], false);
+    assert_eq!(code, EXIT_INVALID);
+    assert!(out.contains("1 entry, 1 error, 1 warning"), "{out}");
+    assert!(out.contains("  error   $.name  [empty-field]"), "{out}");
+    lone["name"] = json!("Heart Health Monitor");
+    let file = write_temp("lone-ok.json", &lone);
+    let (code, out, _) = tool(&["validate", &file], false);
+    assert_eq!(code, EXIT_OK, "{out}");
 
     let (code, _, err) = tool(&["validate", "/nonexistent/catalog.json"], false);
     assert_eq!(code, EXIT_FAILURE);
