@@ -60,3 +60,19 @@ pub use token::{StaticToken, TokenSource};
 /// The future the host-facing traits return: boxed so the traits can be used as
 /// `Arc<dyn Trait>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The guide `docs/emr-vendor-guide.md`, compiled so its examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/emr-vendor-guide.md")]
+pub struct EmrVendorGuide;
+
+#[cfg(test)]
+mod tests {
+    /// The guide quotes the example file whole, so the two never drift apart.
+    #[test]
+    fn the_guide_quotes_the_example() {
+        let guide = include_str!("../../docs/emr-vendor-guide.md");
+        let example = include_str!("../examples/sofa_launch.rs");
+        assert!(guide.contains(example));
+    }
+}

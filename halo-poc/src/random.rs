@@ -20,6 +20,7 @@ pub(crate) fn random_uuid() -> Result<uuid::Uuid> {
 }
 
 /// A random fraction in `[0, 1)` for backoff jitter; 0.5 if the OS has no randomness to give.
+#[cfg(feature = "websocket")]
 pub(crate) fn jitter() -> f64 {
     let mut buffer = [0u8; 2];
     match getrandom::fill(&mut buffer) {
