@@ -1,4 +1,5 @@
-//! Validates JSON files given on the command line and prints the findings.
+//! Validates JSON files given on the command line and prints the findings; `--invariants` lists
+//! the invariants of the embedded definitions and what of each is outside the FHIRPath subset.
 
 use halo_validation::Validator;
 
@@ -11,6 +12,24 @@ fn main() {
         validator.definitions().warnings()
     );
     for path in std::env::args().skip(1) {
+        if path == "--invariants" {
+            let invariants = validator.definitions().invariants();
+            let outside = invariants
+                .iter()
+                .filter(|i| !i.outside_subset.is_empty())
+                .count();
+            println!(
+                "{} distinct invariants, {outside} with features outside the subset",
+                invariants.len()
+            );
+            for i in invariants {
+                println!(
+                    "{}\t{}\t{}\t{:?}",
+                    i.key, i.severity, i.source, i.outside_subset
+                );
+            }
+            continue;
+        }
         let Ok(bytes) = std::fs::read(&path) else {
             println!("{path}: cannot read");
             continue;

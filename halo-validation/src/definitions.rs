@@ -353,6 +353,11 @@ impl Definitions {
                             severity: c.severity.clone(),
                             expression: c.expression.clone(),
                             parse_error: c.parsed.as_ref().err().cloned(),
+                            outside_subset: c
+                                .parsed
+                                .as_ref()
+                                .map(crate::fhirpath::unsupported_features)
+                                .unwrap_or_default(),
                             source: c.source.clone(),
                         });
                     }
@@ -391,6 +396,10 @@ pub struct InvariantInfo {
     pub expression: String,
     /// Why the expression does not parse, if it does not.
     pub parse_error: Option<String>,
+    /// What in the expression is outside the supported FHIRPath subset (empty: fully
+    /// supported). Invariants with such features are reported as "not evaluated" where they
+    /// apply, never as passed.
+    pub outside_subset: Vec<String>,
     /// The StructureDefinition that declares it (first seen).
     pub source: String,
 }

@@ -347,3 +347,32 @@ fn the_report_becomes_an_operation_outcome_located_in_the_request() {
     assert!(!ok.to_outcome().issues.is_empty());
     let _ = rules::CARDINALITY_MIN;
 }
+
+#[test]
+// REQ: SC-03
+fn the_invariants_outside_the_fhirpath_subset_are_known_and_few() {
+    let definitions = Definitions::embedded().unwrap();
+    let invariants = definitions.invariants();
+    let outside: Vec<(&str, &[String])> = invariants
+        .iter()
+        .filter(|i| !i.outside_subset.is_empty())
+        .map(|i| (i.key.as_str(), i.outside_subset.as_slice()))
+        .collect();
+    let mut keys: Vec<&str> = outside.iter().map(|(k, _)| *k).collect();
+    keys.dedup();
+    // htmlChecks() (narrative XHTML), matches() (ElementDefinition only), and type tests on
+    // untyped strings in dom-3 and ca-baseline-datetime.
+    assert_eq!(
+        keys,
+        [
+            "ca-baseline-datetime",
+            "dom-3",
+            "eld-16",
+            "eld-19",
+            "eld-20",
+            "txt-1",
+            "txt-2"
+        ],
+        "{outside:#?}"
+    );
+}

@@ -778,6 +778,98 @@ fn call<'a>(
     })
 }
 
+/// Functions [`call`] implements.
+const FUNCTIONS: &[&str] = &[
+    "empty",
+    "exists",
+    "not",
+    "where",
+    "select",
+    "all",
+    "allTrue",
+    "allFalse",
+    "anyTrue",
+    "anyFalse",
+    "count",
+    "first",
+    "last",
+    "tail",
+    "distinct",
+    "isDistinct",
+    "intersect",
+    "union",
+    "combine",
+    "iif",
+    "ofType",
+    "as",
+    "is",
+    "hasValue",
+    "children",
+    "descendants",
+    "trace",
+    "extension",
+    "toString",
+    "length",
+    "lower",
+    "upper",
+    "startsWith",
+    "endsWith",
+    "contains",
+    "substring",
+    "toInteger",
+];
+
+/// What in an expression is outside the subset, found without evaluating it: unknown functions
+/// always fail; a type test on a FHIR primitive (`as(canonical)`) fails whenever the value's type
+/// is not known from a choice element.
+pub(crate) fn unsupported_features(expr: &Expr) -> Vec<String> {
+    let mut found = Vec::new();
+    visit(expr, &mut found);
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn visit(expr: &Expr, found: &mut Vec<String>) {
+    let type_test = |name: &str, found: &mut Vec<String>| {
+        let primitive = name.starts_with(char::is_lowercase)
+            && !matches!(name, "boolean" | "integer" | "decimal");
+        if primitive {
+            found.push(format!(
+                "type test on `{name}` (needs the FHIR type of a JSON string)"
+            ));
+        }
+    };
+    match expr {
+        Expr::Member(target, _) | Expr::Negate(target) => visit(target, found),
+        Expr::Index(a, b) | Expr::Binary(_, a, b) => {
+            visit(a, found);
+            visit(b, found);
+        }
+        Expr::TypeOp(_, target, name) => {
+            visit(target, found);
+            type_test(name, found);
+        }
+        Expr::Call(target, name, args) => {
+            if let Some(target) = target {
+                visit(target, found);
+            }
+            if !FUNCTIONS.contains(&name.as_str()) {
+                found.push(format!("function {name}()"));
+            }
+            if matches!(name.as_str(), "as" | "ofType" | "is")
+                && let Some(Ok(arg)) = args.first().map(type_argument)
+            {
+                type_test(&arg, found);
+            }
+            for arg in args {
+                visit(arg, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn type_argument(expr: &Expr) -> Eval<String> {
     match expr {
         Expr::Ident(name) => Ok(name.clone()),

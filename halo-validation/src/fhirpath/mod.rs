@@ -7,5 +7,5 @@
 mod eval;
 mod parse;
 
-pub(crate) use eval::{Env, Item, evaluate, to_bool};
+pub(crate) use eval::{Env, Item, evaluate, to_bool, unsupported_features};
 pub(crate) use parse::{Expr, parse};
