@@ -174,6 +174,7 @@ async fn set_context_carries_the_scoped_context_and_the_launch_url_points_at_the
         full_url("Practitioner")
     );
 
+    // REQ: LI-01
     // The launch URL: the app's own query kept, iss = SoFA base, launch = the SoFA's id.
     let pairs: Vec<(String, String)> = launch.url.query_pairs().into_owned().collect();
     assert_eq!(
