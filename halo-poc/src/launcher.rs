@@ -252,7 +252,17 @@ impl SofaLauncher {
     pub async fn launch(&self, app: &AppEntry, clinical: &ClinicalContext) -> Result<SofaLaunch> {
         let prepared = self.prepare(app, clinical).await?;
         let output = self.sofa.set_context(&prepared.body()).await?;
-        let mappings = prepared.mappings(&output)?;
+        let mappings = match prepared.mappings(&output) {
+            Ok(mappings) => mappings,
+            Err(error) => {
+                // The SoFA holds a context the PoC cannot reconcile: give it back rather than
+                // leave it until it expires.
+                if let Err(clear) = self.sofa.clear_context(&output.launch_id).await {
+                    tracing::warn!(code = clear.code(), %clear, "unusable context not cleared");
+                }
+                return Err(error);
+            }
+        };
         let keep_until = from_now(self.retention.context_lifetime);
         self.id_map
             .record(&output.launch_id, mappings.clone(), keep_until)

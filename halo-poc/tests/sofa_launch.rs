@@ -349,3 +349,20 @@ async fn clear_context_accepts_both_answer_shapes_and_reports_failures() {
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(11 * 60);
     assert_eq!(id_map.purge(later).await.unwrap(), 2, "patient and user");
 }
+
+// REQ: LI-04
+#[tokio::test]
+async fn an_answer_without_ids_fails_the_launch_and_gives_the_context_back() {
+    let sofa = ScriptedSofa::start().await;
+    let id_map = Arc::new(MemoryIdMap::new());
+    let launcher = launcher(&sofa, id_map.clone());
+    sofa.script().omit_resources_response = true;
+    let error = launcher
+        .launch(&app(&["launch/patient"]), &clinical())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "poc.invalid-response");
+    assert!(error.to_string().contains("resourcesResponse"), "{error}");
+    assert_eq!(sofa.script().clear_requests.len(), 1, "context cleared");
+    assert_eq!(id_map.local_for("Patient/sofa-0").await.unwrap(), None);
+}

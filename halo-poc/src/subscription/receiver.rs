@@ -48,6 +48,9 @@ pub struct Change {
 }
 
 /// The EMR's side of notifications.
+///
+/// Calls come one at a time, in event order, while the receiver holds its lock: an
+/// implementation must not call back into the same [`NotificationReceiver`].
 pub trait ChangeSink: Send + Sync {
     /// Applies one change. Returns the local reference the EMR stored the resource under (for a
     /// resource the app created), so later updates of it map to the same local record.

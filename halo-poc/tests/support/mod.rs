@@ -70,6 +70,8 @@ pub struct Script {
     pub bearer_tokens: Vec<String>,
     /// `$events` answers only these numbers (to simulate a SoFA that keeps a short log).
     pub events_log_from: u64,
+    /// `$set-context` leaves out `resourcesResponse` (a defective SoFA).
+    pub omit_resources_response: bool,
 }
 
 #[derive(Clone)]
@@ -323,7 +325,8 @@ async fn system_operation(
                 .collect::<Vec<_>>();
             let output = SetContextOutput {
                 launch_id: "L-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into(),
-                resources_response: (!results.is_empty()).then_some(results),
+                resources_response: (!results.is_empty() && !script.omit_resources_response)
+                    .then_some(results),
             };
             fhir(StatusCode::OK, output.to_json())
         }
