@@ -353,12 +353,11 @@ fn write_text_report(
             plural(outcome.entries, "entry", "entries")
         )
     } else {
-        writeln!(
-            out,
-            "{} all {} valid",
-            style.paint("1;32", "OK:"),
-            plural(outcome.entries, "entry", "entries")
-        )
+        let what = match outcome.entries {
+            1 => "the entry is valid".to_owned(),
+            n => format!("all {n} entries valid"),
+        };
+        writeln!(out, "{} {what}", style.paint("1;32", "OK:"))
     }
 }
 

@@ -78,7 +78,7 @@ codes! {
     TooShort = "too-short", Error;
     /// The entry `id` is not an RFC 4122 UUID in its 36-character text form.
     InvalidUuid = "invalid-uuid", Error;
-    /// The publisher `id` is not an RFC 4122 UUID (allowed: the seed's own example is not one).
+    /// The publisher `id` is not an RFC 4122 UUID (allowed: the HALO specification's own example is not one).
     PublisherIdNotUuid = "publisher-id-not-uuid", Warning;
     /// Two entries share one `id`.
     DuplicateId = "duplicate-id", Error;

@@ -83,7 +83,7 @@ fn launch_alone_means_patient_practitioner_organization_location_when_present() 
 
 // REQ: CAT-10
 #[test]
-fn the_seed_entry_needs_patient_organization_location() {
+fn the_spec_example_entry_needs_patient_organization_location() {
     let heart = example();
     let heart = heart.get("fcf9956c-f952-40e0-8e24-a65d56118db2").unwrap();
     let ctx = required_context(heart);

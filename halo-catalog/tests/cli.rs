@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{clean_entry, seed_entry};
+use common::{clean_entry, spec_example_entry};
 use halo_catalog::cli::{EXIT_FAILURE, EXIT_INVALID, EXIT_OK, run};
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ fn validate_reports_errors_grouped_by_entry_and_exits_1() {
     bad["id"] = json!("3f2b8c1e-6d4a-4f7b-9a2e-1c5d7e9f0a3b");
     bad["name"] = json!("X");
     bad["contacts"] = json!([{ "title": "Phone", "phone": "+1 555 0100" }]);
-    let file = write_temp("bad.json", &json!([seed_entry(), bad]));
+    let file = write_temp("bad.json", &json!([spec_example_entry(), bad]));
     let (code, out, _) = tool(&["validate", &file, "--color", "never"], false);
     assert_eq!(code, EXIT_INVALID, "{out}");
     let expected_tail = "\
@@ -106,7 +106,7 @@ fn broken_documents_and_missing_files() {
     );
 
     // A lone entry object is checked as one entry, with paths from `$`.
-    let mut lone = seed_entry();
+    let mut lone = spec_example_entry();
     lone["name"] = json!("");
     let file = write_temp("lone.json", &lone);
     let (code, out, _) = tool(&["validate", &file, "--color", "never"], false);

@@ -8,7 +8,7 @@ mod common;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
-use common::{clean_entry, seed_entry};
+use common::{clean_entry, spec_example_entry};
 use halo_catalog::{CatalogClient, ClientError, Mode};
 use serde_json::json;
 use std::time::Duration;
@@ -27,7 +27,7 @@ fn catalog_body() -> String {
     let mut broken = clean_entry();
     broken["id"] = json!("3f2b8c1e-6d4a-4f7b-9a2e-1c5d7e9f0a3b");
     broken["launchUrl"] = json!("http://app.example.com/launch");
-    serde_json::to_string(&json!([seed_entry(), broken])).unwrap()
+    serde_json::to_string(&json!([spec_example_entry(), broken])).unwrap()
 }
 
 // REQ: CAT-13

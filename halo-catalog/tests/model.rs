@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::{clean_entry, p, pairs, seed_entry};
+use common::{clean_entry, p, pairs, spec_example_entry};
 use halo_catalog::{AppEntry, Catalog, Code, Mode, Translation, Translations, validate_entry};
 use serde_json::{Value, json};
 
 // REQ: CAT-01
 #[test]
-fn every_seed_field_is_typed_under_its_camel_case_name() {
-    let entry: AppEntry = serde_json::from_value(seed_entry()).unwrap();
+fn every_catalog_field_is_typed_under_its_camel_case_name() {
+    let entry: AppEntry = serde_json::from_value(spec_example_entry()).unwrap();
     assert_eq!(entry.id, "fcf9956c-f952-40e0-8e24-a65d56118db2");
     assert_eq!(entry.name, "Heart Health Monitor");
     assert_eq!(entry.description_short, "Monitor heart health");
@@ -59,8 +59,8 @@ fn every_seed_field_is_typed_under_its_camel_case_name() {
     assert_eq!(entry.scopes.as_ref().map(Vec::len), Some(13));
     assert!(entry.extra.is_empty());
 
-    // Written back, the seed entry is the same JSON (same keys, same values).
-    assert_eq!(serde_json::to_value(&entry).unwrap(), seed_entry());
+    // Written back, the example entry is the same JSON (same keys, same values).
+    assert_eq!(serde_json::to_value(&entry).unwrap(), spec_example_entry());
 }
 
 // REQ: CAT-01
@@ -94,7 +94,7 @@ fn unknown_fields_survive_a_round_trip_exactly() {
 // REQ: CAT-01
 #[test]
 fn typed_deserialisation_rejects_broken_entries_with_a_message() {
-    let mut e = seed_entry();
+    let mut e = spec_example_entry();
     e.as_object_mut().unwrap().remove("launchUrl");
     let err = serde_json::from_value::<AppEntry>(e).unwrap_err();
     assert!(err.to_string().contains("launchUrl"), "{err}");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{clean_entry, p, pairs, seed_entry, triples};
+use common::{clean_entry, p, pairs, spec_example_entry, triples};
 use halo_catalog::{Catalog, CatalogError, Code, Mode, Severity, validate_catalog, validate_entry};
 use serde_json::{Value, json};
 
@@ -14,8 +14,8 @@ fn check(entry: &Value) -> Vec<(&'static str, String)> {
 
 // REQ: CAT-04
 #[test]
-fn seed_example_has_no_error_and_one_warning_for_its_publisher_id() {
-    let report = validate_catalog(&json!([seed_entry()]));
+fn spec_example_has_no_error_and_one_warning_for_its_publisher_id() {
+    let report = validate_catalog(&json!([spec_example_entry()]));
     assert!(!report.has_errors(), "{report:#?}");
     assert_eq!(
         triples(&report),
@@ -399,7 +399,7 @@ fn lenient_keeps_valid_entries_strict_fails_and_ids_are_unique() {
         other => panic!("strict mode must fail the list, got {other:?}"),
     }
     // Warnings alone do not fail strict mode.
-    let ok = serde_json::to_vec(&json!([seed_entry()])).unwrap();
+    let ok = serde_json::to_vec(&json!([spec_example_entry()])).unwrap();
     let strict = Catalog::parse(&ok, Mode::Strict).unwrap();
     assert_eq!(strict.catalog.len(), 1);
     assert_eq!(strict.report.count(Severity::Warning), 1);

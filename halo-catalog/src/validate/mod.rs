@@ -145,7 +145,7 @@ enum Need {
     Optional,
 }
 
-/// Character limits of a text field (Unicode scalar values, as the seed counts "characters").
+/// Character limits of a text field (Unicode scalar values, the "characters" of the HALO catalog tables).
 #[derive(Clone, Copy)]
 struct Len {
     min: usize,

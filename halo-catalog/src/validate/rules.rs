@@ -151,7 +151,7 @@ mod tests {
     fn uuids() {
         assert_eq!(uuid_problem("fcf9956c-f952-40e0-8e24-a65d56118db2"), None);
         assert_eq!(uuid_problem("FCF9956C-F952-40E0-8E24-A65D56118DB2"), None);
-        // The seed's publisher id: variant nibble 4 is the NCS variant, not RFC 4122's.
+        // The HALO example's publisher id: variant nibble 4 is the NCS variant, not RFC 4122's.
         assert!(uuid_problem("6b4929be-a7c0-4a38-4a8e-53338dbcb7f5").is_some());
         assert!(uuid_problem("00000000-0000-0000-0000-000000000000").is_some());
         assert!(uuid_problem("fcf9956cf95240e08e24a65d56118db2").is_some());

@@ -1,4 +1,4 @@
-//! Shared test material: the seed's example entry and helpers to break it.
+//! Shared test material: the HALO App Catalog page's example entry and helpers to break it.
 // Test helpers may unwrap: a panic is a test failure (clippy.toml allows it in #[test] only).
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub)]
@@ -7,7 +7,7 @@ use halo_catalog::{Code, Finding, Report, Severity};
 use serde_json::{Value, json};
 
 /// The HALO App Catalog page's example entry, verbatim.
-pub fn seed_entry() -> Value {
+pub fn spec_example_entry() -> Value {
     json!({
         "id": "fcf9956c-f952-40e0-8e24-a65d56118db2",
         "name": "Heart Health Monitor",
@@ -44,9 +44,9 @@ pub fn seed_entry() -> Value {
     })
 }
 
-/// The seed entry with a UUID publisher id, so a clean entry has no finding at all.
+/// The example entry with a UUID publisher id, so a clean entry has no finding at all.
 pub fn clean_entry() -> Value {
-    let mut e = seed_entry();
+    let mut e = spec_example_entry();
     e["publisher"]["id"] = json!("0c8f4a2e-9d1b-4e7a-b3c5-6f2d8e1a9b04");
     e
 }
