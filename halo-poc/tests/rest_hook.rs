@@ -496,3 +496,66 @@ async fn watchdog_checks_status_after_silence_and_recreates_a_dead_subscription(
     eventually(|| current.id() != new_id).await;
     task.abort();
 }
+
+// REQ: LI-06
+#[tokio::test]
+async fn hostile_notifications_are_errors_not_panics() {
+    // A SoFA that cannot be reached: recovery fails fast and is reported.
+    let client = SofaClient::new(
+        "http://127.0.0.1:9/fhir",
+        Arc::new(StaticToken::new("t")),
+        HttpOptions {
+            timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(100),
+            ..HttpOptions::default()
+        },
+    )
+    .unwrap();
+    let host = Arc::new(Host::default());
+    let receiver =
+        NotificationReceiver::builder(client, Arc::new(MemoryIdMap::new()), host.clone()).build();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/subscriptions/r4/Bundle-r4-notification-full-resource.json"
+    ))
+    .unwrap();
+    // Every prefix of a real notification.
+    for end in (0..text.len()).step_by(7) {
+        if let Some(prefix) = text.get(..end) {
+            assert!(receiver.handle_frame(prefix).await.is_err());
+        }
+    }
+    // Extreme event numbers and counts.
+    for (case, (number, since)) in [
+        ("18446744073709551615", "18446744073709551615"),
+        ("1", "18446744073709551615"),
+        ("0", "0"),
+        ("-1", "2"),
+        ("2", "x"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // The fixture's first "2" is events-since-subscription-start, the second the event number.
+        let body = text
+            .replacen(
+                "\"valueString\": \"2\"",
+                &format!("\"valueString\": \"{since}\""),
+                1,
+            )
+            .replacen(
+                "\"valueString\": \"2\"",
+                &format!("\"valueString\": \"{number}\""),
+                1,
+            );
+        let body = body.replace("admission", &format!("case-{case}"));
+        let _ = receiver.handle_frame(&body).await;
+    }
+    // A count far ahead is reported as missed, bounded, and the receiver carries on.
+    assert!(!host.missed.lock().unwrap().is_empty());
+    let receipt = receiver
+        .handle_frame(&text.replace("admission", "fresh"))
+        .await
+        .unwrap();
+    assert!(matches!(receipt, Receipt::Events { .. }));
+}
