@@ -187,3 +187,42 @@ fn context_prints_what_the_poc_must_set() {
     assert_eq!(code, EXIT_INVALID);
     assert!(out.contains("no entry with id"), "{out}");
 }
+
+// REQ: CAT-13
+#[test]
+fn validate_fetches_a_url() {
+    // The server runs on its own runtime: the tool starts one of its own for the fetch.
+    let body = std::fs::read_to_string(EXAMPLE).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new()
+                .route("/catalog", axum::routing::get(move || async move { body }))
+                .route(
+                    "/down",
+                    axum::routing::get(|| async {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "maintenance")
+                    }),
+                );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    let addr = rx.recv().unwrap();
+    let url = format!("http://{addr}/catalog");
+    let (code, out, _) = tool(&["validate", &url], false);
+    assert_eq!(code, EXIT_OK, "{out}");
+    assert!(
+        out.starts_with(&format!("{url}: 3 entries, 0 errors, 1 warning")),
+        "{out}"
+    );
+
+    let (code, _, err) = tool(&["validate", &format!("http://{addr}/down")], false);
+    assert_eq!(code, EXIT_FAILURE);
+    assert!(err.contains("HTTP 503: maintenance"), "{err}");
+}

@@ -84,8 +84,7 @@ pub(crate) fn validate_items(items: &[Value]) -> (Report, Vec<bool>) {
             out: &mut findings,
             entry: Some(i),
         };
-        check_entry(item, &path, &mut sink);
-        if let Some(id) = item.get("id").and_then(Value::as_str) {
+        if let Some(id) = check_entry(item, &path, &mut sink) {
             // UUIDs are case-insensitive, so `ABC…` and `abc…` are the same app.
             let key = id.trim().to_ascii_lowercase();
             if !key.is_empty() {
@@ -165,36 +164,83 @@ const NAME: Len = Len {
 };
 const URL_MAX: Len = max(2048);
 
-/// The fields of the entry table, in table order; anything else is kept as an unknown field.
-const ENTRY_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "description",
-    "descriptionShort",
-    "tags",
-    "helpUrl",
-    "iconUrl",
-    "screenshots",
-    "privacyPolicyUrl",
-    "termsOfServiceUrl",
-    "launchUrl",
-    "eligibilityCriteria",
-    "contacts",
-    "publisher",
-    "isEnrolling",
-    "scopes",
-    "translations",
-];
-const CONTACT_FIELDS: &[&str] = &["title", "email", "phone", "url"];
-const PUBLISHER_FIELDS: &[&str] = &["id", "name", "url"];
-const TRANSLATION_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "descriptionShort",
-    "eligibilityCriteria",
-];
+/// Declares the known members of one kind of object. `read` sorts an object's members into them
+/// in one pass (a `match` on the key, no hashing), treats `null` as absent (JSON writers often
+/// emit `null` for "none"), and keeps the other keys to report as unknown once the known ones
+/// have been checked.
+macro_rules! fields {
+    ($name:ident, $what:literal { $($field:ident = $key:literal),* $(,)? }) => {
+        #[derive(Default)]
+        struct $name<'v> {
+            $($field: Option<&'v Value>,)*
+            unknown: Vec<&'v str>,
+        }
 
-fn check_entry(entry: &Value, path: &Path<'_>, sink: &mut Sink<'_>) {
+        impl<'v> $name<'v> {
+            fn read(obj: &'v Map<String, Value>) -> Self {
+                let mut f = Self::default();
+                for (key, value) in obj {
+                    let slot = match key.as_str() {
+                        $($key => &mut f.$field,)*
+                        _ => {
+                            f.unknown.push(key);
+                            continue;
+                        }
+                    };
+                    if !value.is_null() {
+                        *slot = Some(value);
+                    }
+                }
+                f
+            }
+
+            fn report_unknown(&self, path: &Path<'_>, sink: &mut Sink<'_>) {
+                for key in &self.unknown {
+                    sink.push(
+                        Code::UnknownField,
+                        &path.key(key),
+                        format!(
+                            "`{key}` is not a HALO {} field; it is kept as is, but PoCs will not read it",
+                            $what
+                        ),
+                    );
+                }
+            }
+        }
+    };
+}
+
+// The entry table, in table order.
+fields!(EntryFields, "app entry" {
+    id = "id",
+    name = "name",
+    description = "description",
+    description_short = "descriptionShort",
+    tags = "tags",
+    help_url = "helpUrl",
+    icon_url = "iconUrl",
+    screenshots = "screenshots",
+    privacy_policy_url = "privacyPolicyUrl",
+    terms_of_service_url = "termsOfServiceUrl",
+    launch_url = "launchUrl",
+    eligibility_criteria = "eligibilityCriteria",
+    contacts = "contacts",
+    publisher = "publisher",
+    is_enrolling = "isEnrolling",
+    scopes = "scopes",
+    translations = "translations",
+});
+fields!(ContactFields, "contact" { title = "title", email = "email", phone = "phone", url = "url" });
+fields!(PublisherFields, "publisher" { id = "id", name = "name", url = "url" });
+fields!(TranslationFields, "translation" {
+    name = "name",
+    description = "description",
+    description_short = "descriptionShort",
+    eligibility_criteria = "eligibilityCriteria",
+});
+
+/// Checks one entry; returns its `id` when that is a string, for the duplicate check.
+fn check_entry<'v>(entry: &'v Value, path: &Path<'_>, sink: &mut Sink<'_>) -> Option<&'v str> {
     let Some(obj) = entry.as_object() else {
         sink.push(
             Code::NotAnObject,
@@ -204,10 +250,11 @@ fn check_entry(entry: &Value, path: &Path<'_>, sink: &mut Sink<'_>) {
                 describe(entry)
             ),
         );
-        return;
+        return None;
     };
+    let f = EntryFields::read(obj);
 
-    if let Some(id) = text(obj, "id", Need::Mandatory, max(36), path, sink)
+    if let Some(id) = text(f.id, "id", Need::Mandatory, max(36), path, sink)
         && let Some(problem) = uuid_problem(id)
     {
         sink.push(
@@ -216,15 +263,45 @@ fn check_entry(entry: &Value, path: &Path<'_>, sink: &mut Sink<'_>) {
             format!("id `{id}` {problem}; an entry id must be an RFC 4122 UUID"),
         );
     }
-    text(obj, "name", Need::Mandatory, NAME, path, sink);
-    text(obj, "description", Need::Mandatory, ANY, path, sink);
-    text(obj, "descriptionShort", Need::Mandatory, ANY, path, sink);
-    check_tags(obj, path, sink);
-    url(obj, "helpUrl", Need::Optional, URL_MAX, false, path, sink);
-    url(obj, "iconUrl", Need::Mandatory, URL_MAX, false, path, sink);
-    check_screenshots(obj, path, sink);
+    text(f.name, "name", Need::Mandatory, NAME, path, sink);
+    text(
+        f.description,
+        "description",
+        Need::Mandatory,
+        ANY,
+        path,
+        sink,
+    );
+    text(
+        f.description_short,
+        "descriptionShort",
+        Need::Mandatory,
+        ANY,
+        path,
+        sink,
+    );
+    check_tags(f.tags, path, sink);
     url(
-        obj,
+        f.help_url,
+        "helpUrl",
+        Need::Optional,
+        URL_MAX,
+        false,
+        path,
+        sink,
+    );
+    url(
+        f.icon_url,
+        "iconUrl",
+        Need::Mandatory,
+        URL_MAX,
+        false,
+        path,
+        sink,
+    );
+    check_screenshots(f.screenshots, path, sink);
+    url(
+        f.privacy_policy_url,
         "privacyPolicyUrl",
         Need::Mandatory,
         URL_MAX,
@@ -233,7 +310,7 @@ fn check_entry(entry: &Value, path: &Path<'_>, sink: &mut Sink<'_>) {
         sink,
     );
     url(
-        obj,
+        f.terms_of_service_url,
         "termsOfServiceUrl",
         Need::Mandatory,
         URL_MAX,
@@ -241,18 +318,26 @@ fn check_entry(entry: &Value, path: &Path<'_>, sink: &mut Sink<'_>) {
         path,
         sink,
     );
-    url(obj, "launchUrl", Need::Mandatory, ANY, true, path, sink);
+    url(
+        f.launch_url,
+        "launchUrl",
+        Need::Mandatory,
+        ANY,
+        true,
+        path,
+        sink,
+    );
     text(
-        obj,
+        f.eligibility_criteria,
         "eligibilityCriteria",
         Need::Optional,
         max(2048),
         path,
         sink,
     );
-    check_contacts(obj, path, sink);
-    check_publisher(obj, path, sink);
-    match present(obj, "isEnrolling") {
+    check_contacts(f.contacts, path, sink);
+    check_publisher(f.publisher, path, sink);
+    match f.is_enrolling {
         None | Some(Value::Bool(_)) => {}
         Some(other) => sink.push(
             Code::WrongType,
@@ -263,16 +348,12 @@ fn check_entry(entry: &Value, path: &Path<'_>, sink: &mut Sink<'_>) {
             ),
         ),
     }
-    if let Some(items) = array(obj, "scopes", Need::Optional, path, sink) {
+    if let Some(items) = array(f.scopes, "scopes", Need::Optional, path, sink) {
         scopes::check(items, &path.key("scopes"), sink);
     }
-    check_translations(obj, path, sink);
-    unknown_fields(obj, ENTRY_FIELDS, "app entry", path, sink);
-}
-
-/// The value of `key`, treating `null` as absent (JSON writers often emit `null` for "none").
-fn present<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    obj.get(key).filter(|v| !v.is_null())
+    check_translations(f.translations, path, sink);
+    f.report_unknown(path, sink);
+    f.id.and_then(Value::as_str)
 }
 
 fn missing(key: &str, path: &Path<'_>, sink: &mut Sink<'_>) {
@@ -286,21 +367,18 @@ fn missing(key: &str, path: &Path<'_>, sink: &mut Sink<'_>) {
 /// Checks a text field; returns it when it is a non-empty string (even if too long), so callers
 /// can run further checks on it.
 fn text<'v>(
-    obj: &'v Map<String, Value>,
+    value: Option<&'v Value>,
     key: &'static str,
     need: Need,
     len: Len,
     path: &Path<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<&'v str> {
-    let value = match present(obj, key) {
-        Some(v) => v,
-        None => {
-            if need == Need::Mandatory {
-                missing(key, path, sink);
-            }
-            return None;
+    let Some(value) = value else {
+        if need == Need::Mandatory {
+            missing(key, path, sink);
         }
+        return None;
     };
     let Some(s) = value.as_str() else {
         sink.push(
@@ -323,7 +401,8 @@ fn text<'v>(
 }
 
 fn check_length(key: &str, s: &str, len: Len, path: &Path<'_>, sink: &mut Sink<'_>) {
-    // A UTF-8 string never has more characters than bytes, so most values skip the count.
+    // A UTF-8 string never has more characters than bytes, nor fewer than a quarter of them, so
+    // most values skip the count.
     let needs_max = len.max.is_some_and(|m| s.len() > m);
     let needs_min = len.min > 0 && s.len() < len.min * 4;
     if !needs_max && !needs_min {
@@ -351,7 +430,7 @@ fn check_length(key: &str, s: &str, len: Len, path: &Path<'_>, sink: &mut Sink<'
 
 /// Checks a URL field (text rules first, then absolute http(s); `launch` adds the https rule).
 fn url(
-    obj: &Map<String, Value>,
+    value: Option<&Value>,
     key: &'static str,
     need: Need,
     len: Len,
@@ -359,7 +438,7 @@ fn url(
     path: &Path<'_>,
     sink: &mut Sink<'_>,
 ) {
-    if let Some(s) = text(obj, key, need, len, path, sink) {
+    if let Some(s) = text(value, key, need, len, path, sink) {
         check_url_value(key, s, launch, &path.key(key), sink);
     }
 }
@@ -396,13 +475,13 @@ fn check_url_value(key: &str, s: &str, launch: bool, path: &Path<'_>, sink: &mut
 
 /// Returns the items of an array field; reports a wrong type or (when mandatory) absence.
 fn array<'v>(
-    obj: &'v Map<String, Value>,
+    value: Option<&'v Value>,
     key: &'static str,
     need: Need,
     path: &Path<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<&'v [Value]> {
-    match present(obj, key) {
+    match value {
         None => {
             if need == Need::Mandatory {
                 missing(key, path, sink);
@@ -421,8 +500,8 @@ fn array<'v>(
     }
 }
 
-fn check_tags(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
-    let Some(items) = array(obj, "tags", Need::Optional, path, sink) else {
+fn check_tags(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
+    let Some(items) = array(value, "tags", Need::Optional, path, sink) else {
         return;
     };
     let tags = path.key("tags");
@@ -445,8 +524,8 @@ fn check_tags(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
     }
 }
 
-fn check_screenshots(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
-    let Some(items) = array(obj, "screenshots", Need::Optional, path, sink) else {
+fn check_screenshots(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
+    let Some(items) = array(value, "screenshots", Need::Optional, path, sink) else {
         return;
     };
     let shots = path.key("screenshots");
@@ -473,8 +552,8 @@ fn check_screenshots(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<
     }
 }
 
-fn check_contacts(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
-    let Some(items) = array(obj, "contacts", Need::Mandatory, path, sink) else {
+fn check_contacts(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
+    let Some(items) = array(value, "contacts", Need::Mandatory, path, sink) else {
         return;
     };
     let contacts = path.key("contacts");
@@ -489,7 +568,7 @@ fn check_contacts(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>
     let (mut any_email, mut any_url) = (false, false);
     for (i, item) in items.iter().enumerate() {
         let here = contacts.index(i);
-        let Some(c) = item.as_object() else {
+        let Some(obj) = item.as_object() else {
             sink.push(
                 Code::NotAnObject,
                 &here,
@@ -497,8 +576,9 @@ fn check_contacts(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>
             );
             continue;
         };
-        text(c, "title", Need::Mandatory, max(150), &here, sink);
-        let email = text(c, "email", Need::Optional, max(150), &here, sink);
+        let c = ContactFields::read(obj);
+        text(c.title, "title", Need::Mandatory, max(150), &here, sink);
+        let email = text(c.email, "email", Need::Optional, max(150), &here, sink);
         if let Some(e) = email
             && let Some(problem) = rules::email_problem(e)
         {
@@ -508,8 +588,8 @@ fn check_contacts(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>
                 format!("email `{e}` {problem}"),
             );
         }
-        text(c, "phone", Need::Optional, max(30), &here, sink);
-        let url_text = text(c, "url", Need::Optional, URL_MAX, &here, sink);
+        text(c.phone, "phone", Need::Optional, max(30), &here, sink);
+        let url_text = text(c.url, "url", Need::Optional, URL_MAX, &here, sink);
         if let Some(u) = url_text {
             check_url_value("url", u, false, &here.key("url"), sink);
         }
@@ -517,17 +597,14 @@ fn check_contacts(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>
         any_url |= url_text.is_some();
         // A wrongly typed channel is already an error; only a contact with truly nothing to
         // reach gets this warning.
-        let has_any = ["email", "phone", "url"]
-            .iter()
-            .any(|k| present(c, k).is_some());
-        if !has_any {
+        if c.email.is_none() && c.phone.is_none() && c.url.is_none() {
             sink.push(
                 Code::ContactWithoutChannel,
                 &here,
                 "this contact has no email, phone or url, so nobody can use it".to_owned(),
             );
         }
-        unknown_fields(c, CONTACT_FIELDS, "contact", &here, sink);
+        c.report_unknown(&here, sink);
     }
     if !any_email {
         sink.push(
@@ -546,11 +623,11 @@ fn check_contacts(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>
     }
 }
 
-fn check_publisher(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
+fn check_publisher(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
     let here = path.key("publisher");
-    let p = match present(obj, "publisher") {
+    let obj = match value {
         None => return missing("publisher", path, sink),
-        Some(Value::Object(p)) => p,
+        Some(Value::Object(obj)) => obj,
         Some(other) => {
             return sink.push(
                 Code::NotAnObject,
@@ -562,7 +639,8 @@ fn check_publisher(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_
             );
         }
     };
-    if let Some(id) = text(p, "id", Need::Mandatory, max(36), &here, sink)
+    let p = PublisherFields::read(obj);
+    if let Some(id) = text(p.id, "id", Need::Mandatory, max(36), &here, sink)
         && uuid_problem(id).is_some()
         && id.chars().count() <= 36
     {
@@ -572,16 +650,16 @@ fn check_publisher(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_
             format!("publisher id `{id}` is not an RFC 4122 UUID; allowed, but a UUID avoids clashes between publishers"),
         );
     }
-    text(p, "name", Need::Mandatory, max(150), &here, sink);
-    url(p, "url", Need::Optional, URL_MAX, false, &here, sink);
-    unknown_fields(p, PUBLISHER_FIELDS, "publisher", &here, sink);
+    text(p.name, "name", Need::Mandatory, max(150), &here, sink);
+    url(p.url, "url", Need::Optional, URL_MAX, false, &here, sink);
+    p.report_unknown(&here, sink);
 }
 
-fn check_translations(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
+fn check_translations(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
     let here = path.key("translations");
-    let t = match present(obj, "translations") {
+    let obj = match value {
         None => return,
-        Some(Value::Object(t)) => t,
+        Some(Value::Object(obj)) => obj,
         Some(other) => {
             return sink.push(
                 Code::NotAnObject,
@@ -593,7 +671,7 @@ fn check_translations(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink
             );
         }
     };
-    for (tag, value) in t {
+    for (tag, value) in obj {
         let lang = here.key(tag);
         if !rules::is_language_tag(tag) {
             sink.push(
@@ -613,36 +691,33 @@ fn check_translations(obj: &Map<String, Value>, path: &Path<'_>, sink: &mut Sink
             );
             continue;
         };
+        let t = TranslationFields::read(tr);
         // The same limits as the base fields (CAT-14); every field is optional here.
-        text(tr, "name", Need::Optional, NAME, &lang, sink);
-        text(tr, "description", Need::Optional, ANY, &lang, sink);
-        text(tr, "descriptionShort", Need::Optional, ANY, &lang, sink);
+        text(t.name, "name", Need::Optional, NAME, &lang, sink);
         text(
-            tr,
+            t.description,
+            "description",
+            Need::Optional,
+            ANY,
+            &lang,
+            sink,
+        );
+        text(
+            t.description_short,
+            "descriptionShort",
+            Need::Optional,
+            ANY,
+            &lang,
+            sink,
+        );
+        text(
+            t.eligibility_criteria,
             "eligibilityCriteria",
             Need::Optional,
             max(2048),
             &lang,
             sink,
         );
-        unknown_fields(tr, TRANSLATION_FIELDS, "translation", &lang, sink);
-    }
-}
-
-fn unknown_fields(
-    obj: &Map<String, Value>,
-    known: &[&str],
-    what: &str,
-    path: &Path<'_>,
-    sink: &mut Sink<'_>,
-) {
-    for key in obj.keys() {
-        if !known.contains(&key.as_str()) {
-            sink.push(
-                Code::UnknownField,
-                &path.key(key),
-                format!("`{key}` is not a HALO {what} field; it is kept as is, but PoCs will not read it"),
-            );
-        }
+        t.report_unknown(&lang, sink);
     }
 }
