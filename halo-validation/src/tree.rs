@@ -240,3 +240,78 @@ pub(crate) fn type_suffix(code: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::ElementDef;
+
+    fn defs(elements: serde_json::Value) -> Vec<PartialDef> {
+        elements
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| ElementDef::parse(e.as_object().unwrap(), "test").unwrap())
+            .collect()
+    }
+
+    struct NoTypes;
+    impl TypeTrees for NoTypes {
+        fn type_tree(&self, _: &str, _: &[String]) -> Option<&Node> {
+            None
+        }
+    }
+
+    fn base() -> Node {
+        from_snapshot(defs(json!([
+            {"id": "Extension", "path": "Extension", "min": 0, "max": "*"},
+            {"id": "Extension.url", "path": "Extension.url", "min": 1, "max": "1", "type": [{"code": "uri"}]},
+            {"id": "Extension.value[x]", "path": "Extension.value[x]", "min": 0, "max": "1",
+             "type": [{"code": "boolean"}, {"code": "string"}]}
+        ])))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_type_specific_name_restricts_the_choice() {
+        let diff = defs(json!([
+            {"id": "Extension.valueBoolean", "path": "Extension.valueBoolean", "min": 1}
+        ]));
+        let (tree, warnings) = apply_differential(&base(), &diff, &NoTypes);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let value = tree.child("value[x]").unwrap();
+        assert_eq!(value.def.min, 1);
+        assert_eq!(value.def.types.len(), 1);
+        assert_eq!(value.def.types[0].code, "boolean");
+    }
+
+    #[test]
+    fn a_slice_of_a_renamed_choice_leaves_the_choice_alone() {
+        let diff = defs(json!([
+            {"id": "Extension.valueBoolean:flag", "path": "Extension.valueBoolean", "sliceName": "flag"}
+        ]));
+        let (tree, _) = apply_differential(&base(), &diff, &NoTypes);
+        let value = tree.child("value[x]").unwrap();
+        assert_eq!(value.def.types.len(), 2);
+        assert_eq!(value.slices.len(), 1);
+    }
+
+    #[test]
+    fn slices_start_as_copies_of_their_element_and_unplaceable_elements_warn() {
+        let diff = defs(json!([
+            {"id": "Extension.url", "path": "Extension.url", "slicing": {"rules": "closed"}},
+            {"id": "Extension.url:a", "path": "Extension.url", "sliceName": "a", "max": "1"},
+            {"id": "Extension.nothing", "path": "Extension.nothing", "min": 1}
+        ]));
+        let (tree, warnings) = apply_differential(&base(), &diff, &NoTypes);
+        let url = tree.child("url").unwrap();
+        assert!(url.def.slicing.as_ref().unwrap().closed);
+        let slice = &url.slices[0];
+        assert_eq!(slice.def.min, 1);
+        assert!(slice.def.slicing.is_none());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("Extension.nothing"));
+    }
+}
