@@ -579,6 +579,7 @@ fn bad_inputs() -> Vec<(
 // REQ: SC-03
 // REQ: SC-04
 // REQ: REL-03
+// REQ: SEC-03
 #[tokio::test]
 async fn every_bad_input_gets_its_4xx_outcome_and_leaves_the_store_unchanged() {
     let server = start().await;
@@ -834,6 +835,7 @@ async fn operations_are_audited_with_client_user_launch_and_outcome() {
 }
 
 // REQ: RS-01
+// REQ: SEC-06
 #[tokio::test]
 async fn metadata_advertises_what_is_mounted() {
     let server = start().await;
@@ -935,6 +937,7 @@ async fn mounted_routes_join_the_router_and_the_capability_statement() {
 }
 
 // REQ: REL-03
+// REQ: SEC-06
 #[tokio::test]
 async fn unknown_routes_methods_and_foreign_origins_get_fhir_answers() {
     let server = start().await;
