@@ -1,7 +1,7 @@
 //! What a validator enforces: the jurisdiction's profile per resource type, severity overrides and
 //! corrections of known defects in published invariants.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use halo_model::outcome::Severity;
 
@@ -37,7 +37,8 @@ pub const NOALLERGY_INTENDED: &str = "code.coding.where(system = 'http://snomed.
 /// use halo_validation::ValidatorOptions;
 ///
 /// let options = ValidatorOptions::ca_baseline()
-///     .with_severity("dom-6", Severity::Information)
+///     .with_severity("ipa-pat-2", Severity::Warning)
+///     .without_rule("dom-6")
 ///     .with_profile("Patient", "http://fhir.infoway-inforoute.ca/cacore/StructureDefinition/patient-ca-core");
 /// assert_eq!(options.profiles_for("Patient").len(), 2);
 /// ```
@@ -48,6 +49,8 @@ pub struct ValidatorOptions {
     pub jurisdiction_profiles: BTreeMap<String, Vec<String>>,
     /// Severity per rule: an invariant key (`dom-6`) or a rule name (see [`crate::rules`]).
     pub severity_overrides: BTreeMap<String, Severity>,
+    /// Rules that are not reported at all (e.g. `dom-6`, the narrative hint).
+    pub disabled_rules: BTreeSet<String>,
     /// Replacement FHIRPath per invariant key, for invariants published with a defect.
     pub invariant_fixes: BTreeMap<String, String>,
     /// Check the profiles a resource names in `meta.profile` as well.
@@ -68,6 +71,7 @@ impl ValidatorOptions {
         ValidatorOptions {
             jurisdiction_profiles: BTreeMap::new(),
             severity_overrides: BTreeMap::new(),
+            disabled_rules: BTreeSet::new(),
             invariant_fixes: BTreeMap::new(),
             check_meta_profiles: true,
             max_resource_depth: 8,
@@ -105,6 +109,12 @@ impl ValidatorOptions {
     /// Reports a rule at another severity.
     pub fn with_severity(mut self, rule: &str, severity: Severity) -> ValidatorOptions {
         self.severity_overrides.insert(rule.to_owned(), severity);
+        self
+    }
+
+    /// Stops reporting a rule (an invariant key or a [`rules`](crate::rules) name).
+    pub fn without_rule(mut self, rule: &str) -> ValidatorOptions {
+        self.disabled_rules.insert(rule.to_owned());
         self
     }
 

@@ -141,9 +141,25 @@ fn severity_overrides_change_what_rejects() {
     let lenient = validator.with_options(
         ValidatorOptions::ca_baseline().with_severity("ipa-pat-2", Severity::Warning),
     );
-    let report = lenient.validate(&raw(nameless));
+    let report = lenient.validate(&raw(nameless.clone()));
     assert!(!report.has_errors());
     assert_eq!(report.issues_of(Severity::Warning).count(), 1);
+    // A rule can also be switched off: here the narrative hint, reported on every resource.
+    assert!(
+        validator
+            .validate(&raw(nameless.clone()))
+            .issues
+            .iter()
+            .any(|i| i.message().starts_with("dom-6"))
+    );
+    let quiet = validator.with_options(ValidatorOptions::ca_baseline().without_rule("dom-6"));
+    assert!(
+        !quiet
+            .validate(&raw(nameless))
+            .issues
+            .iter()
+            .any(|i| i.message().starts_with("dom-6"))
+    );
 }
 
 #[test]

@@ -75,6 +75,9 @@ impl<'v> Walker<'v> {
         path: &str,
         message: String,
     ) {
+        if self.options.disabled_rules.contains(rule) {
+            return;
+        }
         let severity = self
             .options
             .severity_overrides
