@@ -186,6 +186,20 @@ fn context_prints_what_the_poc_must_set() {
     );
     assert_eq!(code, EXIT_INVALID);
     assert!(out.contains("no entry with id"), "{out}");
+
+    // An entry with errors is not analysed: the PoC would not launch it either.
+    let mut bad = clean_entry();
+    bad["launchUrl"] = json!("http://app.example.com/launch");
+    let file = write_temp("context-bad.json", &json!([bad]));
+    let (code, out, _) = tool(
+        &["context", &file, "fcf9956c-f952-40e0-8e24-a65d56118db2"],
+        false,
+    );
+    assert_eq!(code, EXIT_INVALID);
+    assert!(
+        out.contains("entry 0 (fcf9956c-f952-40e0-8e24-a65d56118db2) has errors"),
+        "{out}"
+    );
 }
 
 // REQ: CAT-13
