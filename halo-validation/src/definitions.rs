@@ -72,7 +72,7 @@ pub(crate) struct Structure {
 }
 
 /// A set of definitions, compiled and indexed. Build once, share behind an `Arc`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Definitions {
     structures: HashMap<String, Arc<Structure>>,
     base_by_type: HashMap<String, Arc<Structure>>,
@@ -372,6 +372,18 @@ impl Definitions {
     /// `(value sets known, value sets that could be enumerated)`.
     pub fn value_set_counts(&self) -> (usize, usize) {
         self.terminology.counts()
+    }
+}
+
+impl std::fmt::Debug for Definitions {
+    // The compiled trees run to megabytes: a log line shows what is loaded, not the trees.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Definitions")
+            .field("structures", &self.structures.len())
+            .field("profiles", &self.profile_urls().len())
+            .field("value_sets", &self.terminology.counts())
+            .field("warnings", &self.warnings.len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -29,12 +29,29 @@ use crate::walk::Walker;
 /// assert!(report.has_errors());
 /// assert_eq!(report.errors().next().unwrap().expression[0], "Patient.identifier[0].value");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Validator {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("Validator")
+            .field("definitions", &inner.definitions)
+            .field(
+                "profiled_types",
+                &inner
+                    .options
+                    .jurisdiction_profiles
+                    .keys()
+                    .collect::<Vec<_>>(),
+            )
+            .field("invariant_fixes", &inner.fixes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     definitions: Arc<Definitions>,
     options: ValidatorOptions,

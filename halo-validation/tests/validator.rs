@@ -26,6 +26,8 @@ fn error_paths(validator: &Validator, json: Value) -> Vec<String> {
 fn the_validator_is_send_sync_and_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Validator>();
+    // Debug output stays short enough for a log line.
+    assert!(format!("{:?}", Validator::with_embedded_definitions()).len() < 2_000);
     let validator = Arc::new(Validator::with_embedded_definitions());
     let handles: Vec<_> = (0..4)
         .map(|i| {
