@@ -5,6 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use halo_model::fhir::RawResource;
 use halo_validation::{Definitions, Validator};
 use serde_json::Value;
 
@@ -38,6 +39,24 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("validate", |b| {
         b.iter(|| validator.validate_value(black_box(&bundle)).issues.len())
+    });
+    // The SoFA's seam: each entry on its own, as a RawResource (no Bundle-level checks).
+    let entries: Vec<RawResource> = bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| RawResource::from_value(e["resource"].clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    group.bench_function("validate_each_entry", |b| {
+        b.iter(|| {
+            entries
+                .iter()
+                .map(|entry| validator.validate(black_box(entry)).issues.len())
+                .sum::<usize>()
+        })
     });
     group.bench_function("parse_and_validate", |b| {
         b.iter(|| {

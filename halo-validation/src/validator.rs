@@ -110,7 +110,10 @@ impl Validator {
 
     /// Validates a resource: every finding at once.
     pub fn validate(&self, resource: &RawResource) -> ValidationReport {
-        self.validate_value(&Value::Object(resource.as_map().clone()))
+        let inner = &*self.inner;
+        let mut walker = Walker::new(&inner.definitions, &inner.options, &inner.fixes);
+        walker.resource_object(resource.as_map(), resource.resource_type(), None);
+        walker.finish()
     }
 
     /// Validates a resource given as JSON (anything: a non-object is reported, not a panic).

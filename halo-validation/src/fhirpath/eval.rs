@@ -7,7 +7,7 @@
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::parse::{BinOp, Expr};
 
@@ -26,6 +26,8 @@ fn unsupported<T>(why: impl Into<String>) -> Eval<T> {
 pub(crate) enum Item<'a> {
     /// A JSON value from the resource, with its FHIR type when known.
     Node(&'a Value, Option<&'a str>),
+    /// A JSON object held as a map (the resource being validated).
+    Object(&'a Map<String, Value>),
     /// A computed string.
     Str(String),
     /// A computed boolean.
@@ -36,12 +38,22 @@ pub(crate) enum Item<'a> {
     Dec(f64),
 }
 
+impl<'a> Item<'a> {
+    /// The item as a JSON object, if it is one.
+    fn object(&self) -> Option<&'a Map<String, Value>> {
+        match *self {
+            Item::Object(object) | Item::Node(Value::Object(object), _) => Some(object),
+            _ => None,
+        }
+    }
+}
+
 /// The environment of an evaluation.
 pub(crate) struct Env<'a, 'd> {
     /// `%resource`: the resource that holds the focus.
-    pub(crate) resource: &'a Value,
+    pub(crate) resource: &'a Map<String, Value>,
     /// `%rootResource`: the outermost resource (differs for contained and Bundle resources).
-    pub(crate) root: &'a Value,
+    pub(crate) root: &'a Map<String, Value>,
     /// Whether a name is a FHIR type name (used to read choice elements: `valueQuantity`).
     pub(crate) is_type: &'d dyn Fn(&str) -> bool,
 }
@@ -71,8 +83,8 @@ fn eval<'a>(expr: &Expr, input: &[Item<'a>], env: &Env<'a, '_>) -> Eval<Vec<Item
         Expr::EmptySet => Vec::new(),
         Expr::This => input.to_vec(),
         Expr::Env(name) => match name.as_str() {
-            "resource" | "context" => vec![Item::Node(env.resource, None)],
-            "rootResource" => vec![Item::Node(env.root, None)],
+            "resource" | "context" => vec![Item::Object(env.resource)],
+            "rootResource" => vec![Item::Object(env.root)],
             "ucum" => vec![Item::Str("http://unitsofmeasure.org".into())],
             "sct" => vec![Item::Str("http://snomed.info/sct".into())],
             "loinc" => vec![Item::Str("http://loinc.org".into())],
@@ -81,8 +93,12 @@ fn eval<'a>(expr: &Expr, input: &[Item<'a>], env: &Env<'a, '_>) -> Eval<Vec<Item
         Expr::Ident(name) => {
             // A type name at the start of a path names the resource itself (`Patient.name`).
             if name.starts_with(char::is_uppercase)
-                && let [Item::Node(node, _)] = input
-                && node.get("resourceType").and_then(Value::as_str) == Some(name)
+                && let [item] = input
+                && item
+                    .object()
+                    .and_then(|o| o.get("resourceType"))
+                    .and_then(Value::as_str)
+                    == Some(name)
             {
                 return Ok(input.to_vec());
             }
@@ -137,7 +153,7 @@ fn eval<'a>(expr: &Expr, input: &[Item<'a>], env: &Env<'a, '_>) -> Eval<Vec<Item
 fn members<'a>(input: &[Item<'a>], name: &str, env: &Env<'a, '_>) -> Vec<Item<'a>> {
     let mut out = Vec::new();
     for item in input {
-        let Item::Node(Value::Object(object), _) = item else {
+        let Some(object) = item.object() else {
             continue;
         };
         if let Some(value) = object.get(name) {
@@ -187,12 +203,14 @@ fn has_type(item: &Item<'_>, type_name: &str) -> Eval<bool> {
                     && matches!(value, Value::String(_))
                     && string_subtype(hint, name))
         }
-        Item::Node(Value::Object(object), None) => match object.get("resourceType") {
-            Some(Value::String(resource_type)) => {
-                resource_type == name || matches!(name, "Resource" | "DomainResource")
+        Item::Object(_) | Item::Node(Value::Object(_), None) => {
+            match item.object().and_then(|o| o.get("resourceType")) {
+                Some(Value::String(resource_type)) => {
+                    resource_type == name || matches!(name, "Resource" | "DomainResource")
+                }
+                _ => return unsupported(format!("the type of an element is unknown (is {name})")),
             }
-            _ => return unsupported(format!("the type of an element is unknown (is {name})")),
-        },
+        }
         Item::Node(Value::Bool(_), None) => same("boolean"),
         Item::Node(Value::Number(n), None) if name == "decimal" => {
             n.is_f64() || n.is_i64() || n.is_u64()
@@ -414,7 +432,7 @@ fn to_text(item: &Item<'_>) -> Option<String> {
         Item::Node(Value::String(s), _) => Some(s.clone()),
         Item::Node(Value::Bool(b), _) => Some(b.to_string()),
         Item::Node(Value::Number(n), _) => Some(n.to_string()),
-        Item::Node(_, _) => None,
+        Item::Node(_, _) | Item::Object(_) => None,
     }
 }
 
@@ -430,7 +448,10 @@ fn equal(a: &Item<'_>, b: &Item<'_>) -> bool {
         (Item::Bool(x), Item::Node(Value::Bool(y), _))
         | (Item::Node(Value::Bool(y), _), Item::Bool(x)) => x == y,
         (Item::Node(x, _), Item::Node(y, _)) => x == y,
-        _ => false,
+        _ => match (a.object(), b.object()) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
     }
 }
 
@@ -458,7 +479,7 @@ fn compare(a: &Item<'_>, b: &Item<'_>) -> Eval<Option<Ordering>> {
         }
         return Ok(Some(x.cmp(y)));
     }
-    if let (Item::Node(Value::Object(x), _), Item::Node(Value::Object(y), _)) = (a, b) {
+    if let (Some(x), Some(y)) = (a.object(), b.object()) {
         let unit = |o: &serde_json::Map<String, Value>| {
             o.get("code")
                 .or_else(|| o.get("unit"))
@@ -665,7 +686,7 @@ fn call<'a>(
         "children" => {
             let mut out = Vec::new();
             for item in &items {
-                if let Item::Node(Value::Object(object), _) = item {
+                if let Some(object) = item.object() {
                     for value in object.values() {
                         push_flat(&mut out, value, None);
                     }
@@ -675,24 +696,17 @@ fn call<'a>(
         }
         "descendants" => {
             let mut out = Vec::new();
-            let mut stack: Vec<&'a Value> = items
-                .iter()
-                .filter_map(|item| match item {
-                    Item::Node(value, _) => Some(*value),
-                    _ => None,
-                })
-                .collect();
-            while let Some(value) = stack.pop() {
-                if let Value::Object(object) = value {
-                    for child in object.values() {
-                        let mut children = Vec::new();
-                        push_flat(&mut children, child, None);
-                        for child in children {
-                            if let Item::Node(v, _) = child {
-                                stack.push(v);
-                            }
-                            out.push(child);
+            let mut stack: Vec<&'a Map<String, Value>> =
+                items.iter().filter_map(Item::object).collect();
+            while let Some(object) = stack.pop() {
+                for child in object.values() {
+                    let mut children = Vec::new();
+                    push_flat(&mut children, child, None);
+                    for child in children {
+                        if let Some(o) = child.object() {
+                            stack.push(o);
                         }
+                        out.push(child);
                     }
                 }
             }
@@ -888,9 +902,10 @@ mod tests {
     fn check(expression: &str, focus: &Value) -> Eval<Option<bool>> {
         let expr = parse(expression).unwrap();
         let is_type = |name: &str| matches!(name, "Quantity" | "String" | "DateTime" | "Period");
+        let object = focus.as_object().unwrap();
         let env = Env {
-            resource: focus,
-            root: focus,
+            resource: object,
+            root: object,
             is_type: &is_type,
         };
         to_bool(&evaluate(&expr, Item::Node(focus, None), &env)?)

@@ -21,9 +21,9 @@ use crate::values;
 #[derive(Clone, Copy)]
 struct Res<'a, 'v> {
     /// `%resource`.
-    resource: &'a Value,
+    resource: &'a Map<String, Value>,
     /// `%rootResource`.
-    root: &'a Value,
+    root: &'a Map<String, Value>,
     /// The tree of the resource's definition (for `contentReference`).
     tree: &'v Node,
 }
@@ -94,7 +94,12 @@ impl<'v> Walker<'v> {
     }
 
     /// Validates a resource found at `path` (its type name at the top level).
-    pub(crate) fn resource<'a>(&mut self, value: &'a Value, path: &str, root: Option<&'a Value>) {
+    pub(crate) fn resource<'a>(
+        &mut self,
+        value: &'a Value,
+        path: &str,
+        root: Option<&'a Map<String, Value>>,
+    ) {
         let Value::Object(object) = value else {
             self.emit(
                 rules::STRUCTURE,
@@ -105,6 +110,16 @@ impl<'v> Walker<'v> {
             );
             return;
         };
+        self.resource_object(object, path, root);
+    }
+
+    /// Validates a resource held as a JSON object.
+    pub(crate) fn resource_object<'a>(
+        &mut self,
+        object: &'a Map<String, Value>,
+        path: &str,
+        root: Option<&'a Map<String, Value>>,
+    ) {
         let Some(resource_type) = object.get("resourceType").and_then(Value::as_str) else {
             self.emit(
                 rules::STRUCTURE,
@@ -148,17 +163,17 @@ impl<'v> Walker<'v> {
             self.index_bundle(object);
         }
         let structures = self.structures_for(object, resource_type, base, path);
-        let root = root.unwrap_or(value);
+        let root = root.unwrap_or(object);
         self.depth += 1;
         for structure in structures {
             let res = Res {
-                resource: value,
+                resource: object,
                 root,
                 tree: &structure.tree,
             };
             self.children(object, &structure.tree.children, path, res, true);
             self.constraints(
-                value,
+                None,
                 None,
                 [&structure.tree.def.constraints, &[]],
                 path,
@@ -598,7 +613,7 @@ impl<'v> Walker<'v> {
             .filter(|_| node.choice_base().is_some())
             .map(|t| t.code.as_str());
         self.constraints(
-            value,
+            Some(value),
             hint,
             [&node.def.constraints, type_constraints],
             path,
@@ -670,7 +685,7 @@ impl<'v> Walker<'v> {
                         .type_ref
                         .filter(|_| node.choice_base().is_some())
                         .map(|t| t.code.as_str());
-                    self.constraints(value, hint, [&node.def.constraints, &[]], path, res);
+                    self.constraints(Some(value), hint, [&node.def.constraints, &[]], path, res);
                 }
             }
         }
@@ -695,9 +710,10 @@ impl<'v> Walker<'v> {
         }
     }
 
+    /// Evaluates invariants with `focus` (`None`: the resource itself) as their context.
     fn constraints<'a>(
         &mut self,
-        focus: &'a Value,
+        focus: Option<&'a Value>,
         hint: Option<&'v str>,
         lists: [&'v [Arc<Constraint>]; 2],
         path: &str,
@@ -719,9 +735,15 @@ impl<'v> Walker<'v> {
             };
             let outcome = match &constraint.parsed {
                 Err(why) => Err(format!("its expression does not parse: {why}")),
-                Ok(expr) => fhirpath::evaluate(expr, Item::Node(focus, hint), &env)
-                    .and_then(|items| fhirpath::to_bool(&items))
-                    .map_err(|e| e.0),
+                Ok(expr) => {
+                    let item = match focus {
+                        Some(value) => Item::Node(value, hint),
+                        None => Item::Object(res.resource),
+                    };
+                    fhirpath::evaluate(expr, item, &env)
+                        .and_then(|items| fhirpath::to_bool(&items))
+                        .map_err(|e| e.0)
+                }
             };
             match outcome {
                 // An empty result (e.g. dates of different precision) is not evidence of a
