@@ -42,3 +42,9 @@ pub mod error;
 pub mod fhir;
 pub mod http;
 pub mod store;
+
+/// The code of `docs/sofa-implementer-guide.md`, compiled and run as doc tests so the guide
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/sofa-implementer-guide.md")]
+pub struct ImplementerGuide;
