@@ -135,7 +135,7 @@ impl Definitions {
     }
 
     /// The embedded definitions plus every `*.json` file under each directory (e.g. a
-    /// jurisdiction's package on top of the embedded R4).
+    /// jurisdiction's package on top of the embedded R4 and CA Baseline).
     pub fn from_layers(layers: &[&Path]) -> Result<Definitions, DefinitionError> {
         let mut sources: Vec<(String, Vec<u8>)> = EMBEDDED
             .iter()

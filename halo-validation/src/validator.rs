@@ -67,7 +67,8 @@ impl Validator {
 
     /// Definitions read from a directory (a FHIR package's `package/` folder, or files of
     /// StructureDefinitions, ValueSets and CodeSystems, single or in Bundles), on top of the
-    /// embedded R4 definitions.
+    /// embedded R4 and CA Baseline definitions (a definition with the same URL replaces the
+    /// embedded one).
     pub fn from_directory(
         dir: impl AsRef<Path>,
         options: ValidatorOptions,
