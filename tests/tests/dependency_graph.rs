@@ -10,14 +10,7 @@ fn dependencies(package: &str, extra: &[&str]) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args([
-            "tree",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-            "-p",
+            "tree", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p",
         ])
         .arg(package)
         .args(extra)
