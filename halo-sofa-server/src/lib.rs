@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod asynchronous;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -42,6 +43,7 @@ pub mod error;
 pub mod fhir;
 pub mod http;
 pub mod store;
+pub mod subscriptions;
 
 /// The code of `docs/sofa-implementer-guide.md`, compiled and run as doc tests so the guide
 /// cannot drift from the API.
