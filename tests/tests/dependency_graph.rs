@@ -2,6 +2,8 @@
 //! crates that do not need typed FHIR resources must not pull in `fhir-model` (minutes of
 //! compile time), and dependencies point one way (ARCHITECTURE.md).
 
+#![allow(clippy::expect_used)] // test helpers may fail loudly
+
 use std::process::Command;
 
 /// The normal (non-dev) dependencies of `package`, one crate name per line, with its features
