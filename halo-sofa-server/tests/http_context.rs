@@ -541,7 +541,7 @@ fn bad_inputs() -> Vec<(
             fhir,
             json(&invalid_patient),
             StatusCode::BAD_REQUEST,
-            "structure",
+            "value",
         ),
         (
             "10 MB body",
@@ -627,14 +627,21 @@ async fn all_problems_are_reported_at_once() {
         )),
         "{issues:?}"
     );
-    assert!(issues.contains(&(
-        "Parameters.parameter[10].resource.entry[0].resource".into(),
-        "structure".into()
-    )));
-    assert!(issues.contains(&(
-        "Parameters.parameter[10].resource.entry[3].resource".into(),
-        "structure".into()
-    )));
+    // The profile validator names the element itself, not just the resource.
+    assert!(
+        issues.contains(&(
+            "Parameters.parameter[10].resource.entry[0].resource.gender".into(),
+            "value".into()
+        )),
+        "{issues:?}"
+    );
+    assert!(
+        issues.contains(&(
+            "Parameters.parameter[10].resource.entry[3].resource.active".into(),
+            "value".into()
+        )),
+        "{issues:?}"
+    );
     assert!(answer.body.to_string().contains("launchId"));
 }
 

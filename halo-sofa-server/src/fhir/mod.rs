@@ -10,4 +10,4 @@ pub use notify::{
     ChangeAction, ChangeNotifier, CommitDirectly, CommittedWrite, NotifyError, PreparedWrite,
     ResourceChange, WriteError,
 };
-pub use validator::{BasicValidator, ResourceValidator};
+pub use validator::{BasicValidator, ProfileValidator, ResourceValidator};

@@ -21,7 +21,7 @@ use crate::auth::{StaticTokens, TokenValidator};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SofaConfig;
 use crate::context::ContextManager;
-use crate::fhir::{BasicValidator, Capabilities, OperationCapability, ResourceValidator};
+use crate::fhir::{Capabilities, OperationCapability, ProfileValidator, ResourceValidator};
 use crate::store::{MemoryStore, Store};
 
 /// The shared state of the handlers.
@@ -59,7 +59,8 @@ impl SofaBuilder {
         self
     }
 
-    /// The resource validator (default: [`BasicValidator`] over the configured types).
+    /// The resource validator (default: [`ProfileValidator`] over the configured types: FHIR R4
+    /// and the embedded jurisdiction profiles).
     pub fn validator(mut self, validator: Arc<dyn ResourceValidator>) -> SofaBuilder {
         self.validator = Some(validator);
         self
@@ -93,7 +94,7 @@ impl SofaBuilder {
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn Store>);
         let validator = self.validator.unwrap_or_else(|| {
-            Arc::new(BasicValidator::new(config.supported_types.clone()))
+            Arc::new(ProfileValidator::new(config.supported_types.clone()))
                 as Arc<dyn ResourceValidator>
         });
         let tokens = self
