@@ -1,1 +1,208 @@
-//! Subscriptions R5 Backport on R4: topic, manager, rest-hook sender, websocket hub, heartbeats, event log, `$status`, `$events`.
+//! Subscriptions R5 Backport on R4 (HALO CA:FSub): the SoFA Content Update topic, the
+//! Subscription manager, rest-hook and websocket delivery, heartbeats, the persistent event log,
+//! `$status`, `$events`, and [`SubscriptionNotifier`], the deliver-before-commit step of the
+//! write path (D-08).
+//!
+//! [`Subscriptions`] is one service: mount its [`routes`](Subscriptions::routes) on the
+//! [`Sofa`](crate::http::Sofa) with [`offers`](Subscriptions::offers), hand its
+//! [`notifier`](Subscriptions::notifier) to the resource server, start its heartbeats, and call
+//! [`shutdown`](Subscriptions::shutdown) before the process exits so in-flight deliveries finish
+//! (REQ REL-05).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use halo_sofa_server::{auth::StaticTokens, clock::SystemClock, config::SofaConfig, http::Sofa,
+//!     store::SqliteStore, subscriptions::{SubscriptionSettings, Subscriptions}};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Arc::new(SofaConfig::new("https://sofa.example.org/fhir")?);
+//! let store = Arc::new(SqliteStore::open("sofa.db").await?);
+//! let tokens = Arc::new(StaticTokens::new());
+//! let subscriptions = Subscriptions::new(
+//!     store.clone(), tokens.clone(), Arc::new(SystemClock), config.clone(),
+//!     SubscriptionSettings::default(),
+//! );
+//! let sofa = Sofa::builder((*config).clone())
+//!     .store(store)
+//!     .token_validator(tokens)
+//!     .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
+//!     .build();
+//! let _heartbeats = subscriptions.spawn_heartbeats();
+//! // ... serve sofa.router(); on shutdown:
+//! subscriptions.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Scaling note: subscriptions, statuses, counters and the event log live in the store, and
+//! heartbeats are found by a query over it, so they survive restarts and work with several
+//! instances. Live websocket connections, and the short-lived binding tokens that lead to them,
+//! are the only per-process state.
+
+mod delivery;
+mod heartbeat;
+mod locks;
+mod manager;
+mod notifier;
+mod operations;
+mod routes;
+mod websocket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use halo_model::subscription::{SOFA_CONTENT_UPDATE_TOPIC, SubscriptionPolicy};
+
+pub use notifier::{SubscriptionNotifier, record_events};
+
+use crate::auth::TokenValidator;
+use crate::clock::Clock;
+use crate::config::SofaConfig;
+use crate::fhir::{Capabilities, ChangeNotifier};
+use crate::store::Store;
+
+/// Tunables of the subscription service.
+#[derive(Debug, Clone)]
+pub struct SubscriptionSettings {
+    /// How long a delivery may take when the Subscription sets no `backport-timeout`
+    /// (D-08: 10 s).
+    pub default_timeout: Duration,
+    /// The longest timeout honoured, whatever the Subscription asks.
+    pub max_timeout: Duration,
+    /// `Retry-After` seconds suggested to an app whose write could not be delivered.
+    pub retry_after_seconds: u32,
+    /// How long a websocket binding token stays usable.
+    pub binding_token_ttl: Duration,
+    /// How often the heartbeat task looks for subscriptions due a heartbeat.
+    pub heartbeat_tick: Duration,
+    /// Whether rest-hook endpoints must be `https` (on by default; tests on loopback turn it
+    /// off).
+    pub require_https: bool,
+    /// The websocket route, relative to the FHIR base.
+    pub websocket_path: String,
+}
+
+impl Default for SubscriptionSettings {
+    fn default() -> SubscriptionSettings {
+        SubscriptionSettings {
+            default_timeout: Duration::from_secs(10),
+            max_timeout: Duration::from_secs(60),
+            retry_after_seconds: 5,
+            binding_token_ttl: Duration::from_secs(60),
+            heartbeat_tick: Duration::from_secs(1),
+            require_https: true,
+            websocket_path: "/subscriptions/websocket".to_string(),
+        }
+    }
+}
+
+/// Everything the service's parts share.
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) tokens: Arc<dyn TokenValidator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: Arc<SofaConfig>,
+    pub(crate) settings: SubscriptionSettings,
+    pub(crate) policy: SubscriptionPolicy,
+    pub(crate) http: reqwest::Client,
+    pub(crate) locks: locks::PocLocks,
+    pub(crate) tracker: Arc<locks::Tracker>,
+    pub(crate) hub: websocket::Hub,
+}
+
+/// The subscription service (see the module documentation).
+#[derive(Clone)]
+pub struct Subscriptions {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Subscriptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriptions")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscriptions {
+    /// A service over the server's store, token check, clock and configuration. The topic it
+    /// serves is `config.content_update_topic` (D-01).
+    pub fn new(
+        store: Arc<dyn Store>,
+        tokens: Arc<dyn TokenValidator>,
+        clock: Arc<dyn Clock>,
+        config: Arc<SofaConfig>,
+        settings: SubscriptionSettings,
+    ) -> Subscriptions {
+        let mut policy = SubscriptionPolicy {
+            require_https: settings.require_https,
+            ..SubscriptionPolicy::default()
+        };
+        if config.content_update_topic != SOFA_CONTENT_UPDATE_TOPIC {
+            policy.topics = [(config.content_update_topic.clone(), Vec::new())].into();
+        }
+        // Redirects are not followed: a notification goes to the endpoint the PoC named.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Subscriptions {
+            inner: Arc::new(Inner {
+                store,
+                tokens,
+                clock,
+                config,
+                settings,
+                policy,
+                http,
+                locks: locks::PocLocks::default(),
+                tracker: Arc::default(),
+                hub: websocket::Hub::default(),
+            }),
+        }
+    }
+
+    /// The routes, relative to the FHIR base: the topic (`GET /Basic/sofa-content-update`),
+    /// Subscription CRUD and search, `$status`, `$events`, `$get-ws-binding-token` and the
+    /// websocket.
+    pub fn routes(&self) -> Router {
+        routes::router(self.inner.clone())
+    }
+
+    /// Adds what the routes offer to the CapabilityStatement (REQ SUB-01): pass as
+    /// [`SofaBuilder::mount`](crate::http::SofaBuilder::mount)'s callback.
+    pub fn offers(&self, capabilities: &mut Capabilities) {
+        capabilities.add_subscriptions([self.inner.config.content_update_topic.as_str()]);
+        let basic = capabilities.resource_mut("Basic");
+        if !basic.interactions.iter().any(|i| i == "read") {
+            basic.interactions.push("read".to_string());
+        }
+    }
+
+    /// The deliver-before-commit notifier for the resource server (D-08).
+    pub fn notifier(&self) -> Arc<dyn ChangeNotifier> {
+        Arc::new(SubscriptionNotifier::new(self.inner.clone()))
+    }
+
+    /// Starts the heartbeat task (REQ SUB-04): every `heartbeat_tick` it asks the store which
+    /// active subscriptions are due and sends their heartbeats.
+    pub fn spawn_heartbeats(&self) -> tokio::task::JoinHandle<()> {
+        heartbeat::spawn(self.inner.clone())
+    }
+
+    /// Runs one heartbeat pass now; how many heartbeats were sent.
+    pub async fn send_due_heartbeats(&self) -> usize {
+        heartbeat::pass(&self.inner).await
+    }
+
+    /// Graceful shutdown (REQ REL-05): refuses new deliveries and waits until every in-flight
+    /// delivery, handshake and heartbeat has finished (and its write committed or not).
+    pub async fn shutdown(&self) {
+        self.inner.tracker.close_and_wait().await;
+    }
+
+    /// How many deliveries, handshakes and heartbeats are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.inner.tracker.count()
+    }
+}

@@ -1,0 +1,154 @@
+//! Building notifications and delivering them: rest-hook POST or websocket frame (REQ SUB-03,
+//! SUB-05).
+
+use std::time::Duration;
+
+use halo_model::subscription::{
+    ChannelType, Notification, NotificationType, Subscription, SubscriptionStatus,
+    SubscriptionStatusParameters,
+};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::Inner;
+use crate::store::{SubscriptionRecord, meta_instant};
+
+/// The typed view of a stored subscription, with the status and counter the store holds.
+pub(crate) fn typed(record: &SubscriptionRecord) -> Option<Subscription> {
+    let mut subscription = Subscription::from_json(&record.resource.to_value()).ok()?;
+    subscription.id = Some(record.id.clone());
+    subscription.status = model_status(record.status);
+    Some(subscription)
+}
+
+pub(crate) fn model_status(status: crate::store::SubscriptionStatus) -> SubscriptionStatus {
+    use crate::store::SubscriptionStatus as Stored;
+    match status {
+        Stored::Requested => SubscriptionStatus::Requested,
+        Stored::Active => SubscriptionStatus::Active,
+        Stored::Error => SubscriptionStatus::Error,
+        Stored::Off => SubscriptionStatus::Off,
+    }
+}
+
+impl Inner {
+    /// `[base]/Subscription/[id]`.
+    pub(crate) fn subscription_url(&self, id: &str) -> String {
+        format!("{}/Subscription/{id}", self.config.base_url)
+    }
+
+    /// `[base]/Subscription/[id]/$status`.
+    pub(crate) fn status_url(&self, id: &str) -> String {
+        format!("{}/$status", self.subscription_url(id))
+    }
+
+    /// The status Parameters of `record` for a notification of type `kind`.
+    pub(crate) fn status_parameters(
+        &self,
+        record: &SubscriptionRecord,
+        kind: NotificationType,
+        events_since_start: u64,
+    ) -> SubscriptionStatusParameters {
+        let mut status = SubscriptionStatusParameters::new(
+            self.subscription_url(&record.id),
+            model_status(record.status),
+            kind,
+        );
+        status.id = Some(uuid::Uuid::new_v4().to_string());
+        status.topic = Some(record.topic.clone());
+        status.events_since_subscription_start = Some(events_since_start);
+        status
+    }
+
+    /// A notification without events (handshake, heartbeat), restricted to the channel's
+    /// payload content.
+    pub(crate) fn bare_notification(
+        &self,
+        record: &SubscriptionRecord,
+        subscription: &Subscription,
+        kind: NotificationType,
+    ) -> Value {
+        let status = self.status_parameters(record, kind, record.events_since_start);
+        let mut notification = Notification::new(status, self.status_url(&record.id));
+        notification.id = Some(uuid::Uuid::new_v4().to_string());
+        notification.timestamp = Some(meta_instant(self.clock.now()));
+        notification.restrict_to(subscription.channel.content);
+        notification.to_json()
+    }
+
+    /// How long a delivery to `subscription` may take.
+    pub(crate) fn timeout_of(&self, subscription: &Subscription) -> Duration {
+        subscription
+            .channel
+            .timeout
+            .map(|seconds| Duration::from_secs(u64::from(seconds)))
+            .unwrap_or(self.settings.default_timeout)
+            .min(self.settings.max_timeout)
+    }
+
+    /// Delivers `body` on the subscription's channel; `Err` says why it was not acknowledged.
+    pub(crate) async fn deliver(
+        &self,
+        subscription_id: &str,
+        subscription: &Subscription,
+        body: &Value,
+    ) -> Result<(), String> {
+        let timeout = self.timeout_of(subscription);
+        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        match subscription.channel.channel_type {
+            ChannelType::RestHook => self.post(subscription, bytes, timeout).await,
+            ChannelType::Websocket => {
+                let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+                self.hub.send(subscription_id, text, timeout).await
+            }
+            other => Err(format!("channel type {other} cannot be delivered")),
+        }
+    }
+
+    /// REQ SUB-05: `Content-Type` is the channel's payload type and every `channel.header` is
+    /// sent; only a 2xx within the timeout counts as acknowledged.
+    async fn post(
+        &self,
+        subscription: &Subscription,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let endpoint = subscription
+            .channel
+            .endpoint
+            .as_deref()
+            .ok_or("the rest-hook channel has no endpoint")?;
+        let content_type = HeaderValue::from_str(&subscription.channel.payload)
+            .map_err(|_| "the payload type is not a valid header value".to_string())?;
+        let mut request = self
+            .http
+            .post(endpoint)
+            .timeout(timeout)
+            .header(CONTENT_TYPE, content_type);
+        for (name, value) in subscription.channel.header_pairs() {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("channel.header `{name}` is not a valid header name"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("channel.header `{name}` has an invalid value"))?;
+            request = request.header(name, value);
+        }
+        let response = request.body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                format!(
+                    "the endpoint did not answer within {} ms",
+                    timeout.as_millis()
+                )
+            } else {
+                "the endpoint could not be reached".to_string()
+            }
+        })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the endpoint answered {}",
+                response.status().as_u16()
+            ))
+        }
+    }
+}

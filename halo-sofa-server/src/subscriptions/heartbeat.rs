@@ -1,0 +1,139 @@
+//! Heartbeats (REQ SUB-04): only for subscriptions with a `backport-heartbeat-period`, after
+//! that long without a notification. Due subscriptions are found by a query over the store
+//! (last change or heartbeat, last event), so the timers survive a restart and any instance
+//! can send them.
+
+use std::sync::Arc;
+
+use chrono::Duration as ChronoDuration;
+use halo_model::subscription::{ChannelType, NotificationType};
+use tokio::task::JoinSet;
+
+use super::Inner;
+use super::delivery::typed;
+use crate::error::SofaError;
+use crate::store::SubscriptionStatus;
+
+pub(super) fn spawn(inner: Arc<Inner>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(inner.settings.heartbeat_tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            pass(&inner).await;
+        }
+    })
+}
+
+/// Sends every heartbeat due now, concurrently; how many were delivered.
+pub(super) async fn pass(inner: &Arc<Inner>) -> usize {
+    let due = match due(inner).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "heartbeat query failed");
+            return 0;
+        }
+    };
+    let mut sends = JoinSet::new();
+    for id in due {
+        let Some(guard) = inner.tracker.enter() else {
+            break;
+        };
+        let inner = inner.clone();
+        sends.spawn(async move {
+            let _guard = guard;
+            send(&inner, &id).await
+        });
+    }
+    let mut sent = 0;
+    while let Some(result) = sends.join_next().await {
+        if matches!(result, Ok(true)) {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// Ids of the active subscriptions with a heartbeat period and nothing sent for that long.
+async fn due(inner: &Inner) -> Result<Vec<String>, SofaError> {
+    let now = inner.clock.now();
+    let mut tx = inner.store.begin_read().await?;
+    let records = tx.list_subscriptions(None).await?;
+    let mut due = Vec::new();
+    for record in records {
+        if record.status != SubscriptionStatus::Active {
+            continue;
+        }
+        let Some(period) = typed(&record).and_then(|s| s.channel.heartbeat_period) else {
+            continue;
+        };
+        let mut last = record.updated_at;
+        if record.events_since_start > 0 {
+            let n = record.events_since_start;
+            if let Some(event) = tx.events(&record.id, n, Some(n)).await?.pop() {
+                last = last.max(event.timestamp);
+            }
+        }
+        if now - last >= ChronoDuration::seconds(i64::from(period)) {
+            due.push(record.id);
+        }
+    }
+    Ok(due)
+}
+
+/// Sends one heartbeat and records when; a rest-hook that fails puts the subscription in
+/// `error`. A websocket subscription with no socket bound is skipped.
+async fn send(inner: &Arc<Inner>, id: &str) -> bool {
+    let record = {
+        let Ok(mut tx) = inner.store.begin_read().await else {
+            return false;
+        };
+        match tx.get_subscription(id).await {
+            Ok(Some(record)) if record.status == SubscriptionStatus::Active => record,
+            _ => return false,
+        }
+    };
+    let Some(subscription) = typed(&record) else {
+        return false;
+    };
+    if subscription.channel.channel_type == ChannelType::Websocket && !inner.hub.is_bound(id) {
+        return false;
+    }
+    let body = inner.bare_notification(&record, &subscription, NotificationType::Heartbeat);
+    let result = match inner.deliver(id, &subscription, &body).await {
+        Ok(()) => inner.touch(id).await.map(|_| true),
+        Err(reason) => inner
+            .set_status(
+                id,
+                SubscriptionStatus::Error,
+                Some(format!("heartbeat failed: {reason}")),
+            )
+            .await
+            .map(|_| false),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::warn!(subscription = %id, error = %e, "heartbeat not recorded");
+        false
+    })
+}
+
+impl Inner {
+    /// Records that something was sent now (the heartbeat clock restarts from `updated_at`).
+    async fn touch(&self, id: &str) -> Result<(), SofaError> {
+        let owner = {
+            let mut tx = self.store.begin_read().await?;
+            match tx.get_subscription(id).await? {
+                Some(record) => record.owner_client_id,
+                None => return Ok(()),
+            }
+        };
+        let _poc = self.locks.lock(&owner).await;
+        let mut tx = self.store.begin().await?;
+        if let Some(mut record) = tx.get_subscription(id).await? {
+            record.updated_at = self.clock.now();
+            tx.update_subscription(record).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! The websocket channel (REQ SUB-09): single-use, expiring binding tokens, the socket that
+//! binds with them, and the hub that writes notification frames to bound sockets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use chrono::{DateTime, Utc};
+use futures_util::{SinkExt, StreamExt};
+use halo_model::outcome::{IssueType, OperationOutcome};
+use halo_model::subscription::{ChannelType, NotificationType, parse_bind_message};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Inner;
+use super::delivery::typed;
+use crate::store::{SubscriptionRecord, SubscriptionStatus};
+
+/// A frame to write, and where to say whether it was written.
+pub(crate) struct Outgoing {
+    text: String,
+    written: oneshot::Sender<bool>,
+}
+
+/// A binding token's grant, until it is used or expires.
+struct PendingBinding {
+    owner: String,
+    subscriptions: Vec<String>,
+    expires_at: DateTime<Utc>,
+}
+
+/// The sockets bound to one subscription: connection id and its frame queue.
+type BoundSockets = Vec<(u64, mpsc::Sender<Outgoing>)>;
+
+/// Bound sockets per subscription, and the outstanding binding tokens.
+#[derive(Default)]
+pub(crate) struct Hub {
+    bound: Mutex<HashMap<String, BoundSockets>>,
+    tokens: Mutex<HashMap<String, PendingBinding>>,
+    next_connection: AtomicU64,
+}
+
+impl Hub {
+    /// Issues a token binding `subscriptions` of `owner`, usable once until `expires_at`.
+    pub(crate) fn issue_token(
+        &self,
+        owner: &str,
+        subscriptions: Vec<String>,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> String {
+        let token = random_token();
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, pending| pending.expires_at > now);
+        tokens.insert(
+            token.clone(),
+            PendingBinding {
+                owner: owner.to_string(),
+                subscriptions,
+                expires_at,
+            },
+        );
+        token
+    }
+
+    /// Takes a token: a second use, or a use after expiry, finds nothing.
+    fn take_token(&self, token: &str, now: DateTime<Utc>) -> Option<PendingBinding> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .remove(token)
+            .filter(|pending| pending.expires_at > now)
+    }
+
+    fn register(&self, subscription_id: &str, connection: u64, sender: mpsc::Sender<Outgoing>) {
+        let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        bound
+            .entry(subscription_id.to_string())
+            .or_default()
+            .push((connection, sender));
+    }
+
+    fn unregister(&self, connection: u64) {
+        let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        for senders in bound.values_mut() {
+            senders.retain(|(id, _)| *id != connection);
+        }
+        bound.retain(|_, senders| !senders.is_empty());
+    }
+
+    /// Whether a socket is bound to the subscription.
+    pub(crate) fn is_bound(&self, subscription_id: &str) -> bool {
+        let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        bound.get(subscription_id).is_some_and(|s| !s.is_empty())
+    }
+
+    /// Writes `text` to every socket bound to the subscription; delivered when at least one
+    /// socket wrote the frame within `timeout` (D-08).
+    pub(crate) async fn send(
+        &self,
+        subscription_id: &str,
+        text: String,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let senders: Vec<_> = {
+            let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+            bound.get(subscription_id).cloned().unwrap_or_default()
+        };
+        if senders.is_empty() {
+            return Err("no websocket is bound to the subscription".to_string());
+        }
+        let mut delivered = false;
+        for (_, sender) in senders {
+            let (written, ack) = oneshot::channel();
+            let outgoing = Outgoing {
+                text: text.clone(),
+                written,
+            };
+            let attempt = async {
+                sender.send(outgoing).await.ok()?;
+                ack.await.ok()
+            };
+            if let Ok(Some(true)) = tokio::time::timeout(timeout, attempt).await {
+                delivered = true;
+            }
+        }
+        if delivered {
+            Ok(())
+        } else {
+            Err("the bound websocket could not be written".to_string())
+        }
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        // getrandom failing means no OS randomness at all; a v4 UUID pair is the fallback.
+        return format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+    }
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Serves one socket until it closes: binds on `bind-with-token`, sends a handshake per bound
+/// subscription, then writes whatever the hub routes to it.
+pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (sender, mut outgoing) = mpsc::channel::<Outgoing>(16);
+    let connection = inner.hub.next_connection.fetch_add(1, Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            frame = outgoing.recv() => {
+                let Some(frame) = frame else { break };
+                let written = sink.send(Message::Text(frame.text.into())).await.is_ok();
+                let _ = frame.written.send(written);
+                if !written {
+                    break;
+                }
+            }
+            message = stream.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let Some(token) = parse_bind_message(text.as_str()) else {
+                        let outcome = OperationOutcome::error(
+                            IssueType::Invalid,
+                            "expected `bind-with-token <token>`",
+                        );
+                        let text = String::from_utf8_lossy(&outcome.to_vec()).into_owned();
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    };
+                    match bind(&inner, &token).await {
+                        Ok(records) => {
+                            let mut failed = false;
+                            for record in records {
+                                let Some(subscription) = typed(&record) else { continue };
+                                let handshake = inner.bare_notification(
+                                    &record,
+                                    &subscription,
+                                    NotificationType::Handshake,
+                                );
+                                let text = handshake.to_string();
+                                if sink.send(Message::Text(text.into())).await.is_err() {
+                                    failed = true;
+                                    break;
+                                }
+                                inner.hub.register(&record.id, connection, sender.clone());
+                                let inner = inner.clone();
+                                // Activation takes the PoC's lock, which a delivery waiting on
+                                // this very socket may hold: never await it here.
+                                tokio::spawn(async move {
+                                    let _ = inner
+                                        .set_status(&record.id, SubscriptionStatus::Active, None)
+                                        .await;
+                                });
+                            }
+                            if failed {
+                                break;
+                            }
+                        }
+                        Err(message) => {
+                            let outcome = OperationOutcome::error(IssueType::Security, message);
+                            let text = String::from_utf8_lossy(&outcome.to_vec()).into_owned();
+                            let _ = sink.send(Message::Text(text.into())).await;
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    inner.hub.unregister(connection);
+}
+
+/// The subscriptions a binding token grants, checked against the store.
+async fn bind(inner: &Inner, token: &str) -> Result<Vec<SubscriptionRecord>, String> {
+    let pending = inner
+        .hub
+        .take_token(token, inner.clock.now())
+        .ok_or("the binding token is unknown, used or expired")?;
+    let mut tx = inner
+        .store
+        .begin_read()
+        .await
+        .map_err(|_| "the store is unavailable")?;
+    let mut records = Vec::new();
+    for id in &pending.subscriptions {
+        let record = tx
+            .get_subscription(id)
+            .await
+            .map_err(|_| "the store is unavailable")?
+            .filter(|r| r.owner_client_id == pending.owner && r.status != SubscriptionStatus::Off)
+            .filter(|r| typed(r).is_some_and(|s| s.channel.channel_type == ChannelType::Websocket))
+            .ok_or_else(|| format!("Subscription/{id} cannot be bound"))?;
+        records.push(record);
+    }
+    Ok(records)
+}
