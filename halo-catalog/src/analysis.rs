@@ -191,27 +191,7 @@ impl PocCapabilities {
     /// Encounter).
     pub fn halo_default() -> Self {
         Self::new(
-            [
-                "Patient",
-                "Practitioner",
-                "PractitionerRole",
-                "Organization",
-                "Location",
-                "Encounter",
-                "Observation",
-                "Condition",
-                "AllergyIntolerance",
-                "MedicationRequest",
-                "MedicationStatement",
-                "Immunization",
-                "Procedure",
-                "DiagnosticReport",
-                "DocumentReference",
-                "RelatedPerson",
-                "QuestionnaireResponse",
-                "ServiceRequest",
-                "CarePlan",
-            ],
+            halo_model::set_context::D14_SUPPORTED_TYPES.iter().copied(),
             [
                 "Patient",
                 "Practitioner",

@@ -25,6 +25,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::fhir::json_kind;
+
 /// The `resourceType` of an OperationOutcome.
 pub const RESOURCE_TYPE: &str = "OperationOutcome";
 
@@ -469,17 +471,6 @@ impl<'de> Deserialize<'de> for OperationOutcome {
 fn issue_to_json(issue: &Issue) -> Value {
     // An `Issue` holds only strings, enums and JSON values, so it always serialises.
     serde_json::to_value(issue).unwrap_or(Value::Null)
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,18 @@ pub fn parse_json(bytes: &[u8], limits: JsonLimits) -> Result<Value, JsonError> 
     serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))
 }
 
+/// How a JSON value is named in an error message (`an array`, `a string`...).
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::json::{JsonError, JsonLimits, parse_json};
+use super::json::{JsonError, JsonLimits, json_kind, parse_json};
 
 /// A FHIR resource as JSON, kept losslessly: key order, exact decimals (`1.50`) and every
 /// element, known or not, survive a round trip. Only `resourceType` is checked on the way in.
@@ -45,7 +45,7 @@ impl RawResource {
     /// Checks that `json` is an object with a well-formed `resourceType`.
     pub fn from_value(json: Value) -> Result<RawResource, RawResourceError> {
         let Value::Object(object) = json else {
-            return Err(RawResourceError::NotAnObject(kind(&json)));
+            return Err(RawResourceError::NotAnObject(json_kind(&json)));
         };
         RawResource::from_map(object)
     }
@@ -210,17 +210,6 @@ pub fn is_valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
