@@ -174,7 +174,7 @@ impl Inner {
         Ok(BindingToken {
             token,
             expiration: meta_instant(expires_at),
-            subscriptions: ids.iter().map(|id| self.subscription_url(id)).collect(),
+            subscriptions: ids,
             websocket_url: self.websocket_url(),
         }
         .to_json())
