@@ -86,6 +86,52 @@ impl SofaConfig {
     }
 }
 
+/// The built-in authorization server's settings (REQ AS-05, AS-06, SEC-03, SEC-04).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Access token lifetime (`expires_in`).
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime; a refresh token also dies with its launch (REQ SC-12).
+    pub refresh_token_ttl: Duration,
+    /// Authorization code lifetime (REQ AS-05: at most 60 s).
+    pub code_ttl: Duration,
+    /// The longest a `private_key_jwt` client assertion may live (REQ AS-06: 5 minutes).
+    pub assertion_max_lifetime: Duration,
+    /// How long a client's fetched JWKS is reused before it is fetched again.
+    pub jwks_cache_ttl: Duration,
+    /// The timeout of every outbound call (JWKS URLs, an external IdP) (REQ SEC-03).
+    pub outbound_timeout: Duration,
+    /// Development mode: http on loopback is accepted for the issuer and JWKS URLs
+    /// (REQ SEC-04). Off by default.
+    pub development_mode: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            access_token_ttl: Duration::from_secs(60 * 60),
+            refresh_token_ttl: Duration::from_secs(12 * 60 * 60),
+            code_ttl: Duration::from_secs(60),
+            assertion_max_lifetime: Duration::from_secs(5 * 60),
+            jwks_cache_ttl: Duration::from_secs(5 * 60),
+            outbound_timeout: Duration::from_secs(10),
+            development_mode: false,
+        }
+    }
+}
+
+/// Whether `url` may be used as an issuer, endpoint or JWKS URL (REQ SEC-04): https always;
+/// http only on a loopback host in development mode.
+pub fn url_allowed(url: &str, development_mode: bool) -> bool {
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.scheme() == "https" => parsed.host().is_some(),
+        Ok(parsed) if parsed.scheme() == "http" && development_mode => {
+            matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +152,15 @@ mod tests {
         ] {
             assert!(SofaConfig::new(bad).is_err(), "{bad}");
         }
+    }
+
+    // REQ: SEC-04
+    #[test]
+    fn http_only_on_loopback_in_development_mode() {
+        assert!(url_allowed("https://idp.example.org/jwks", false));
+        assert!(!url_allowed("http://127.0.0.1:8080/jwks", false));
+        assert!(url_allowed("http://127.0.0.1:8080/jwks", true));
+        assert!(!url_allowed("http://idp.example.org/jwks", true));
+        assert!(!url_allowed("ftp://idp.example.org/jwks", true));
     }
 }

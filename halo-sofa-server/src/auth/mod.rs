@@ -1,9 +1,31 @@
-//! Who is calling: the bearer-token seam (REQ SC-09, RS-02).
+//! Who is calling: the bearer-token seam (REQ SC-09, RS-02), and the SoFA's own SMART
+//! authorization server (REQ AS-01..AS-11).
 //!
-//! [`TokenValidator`] turns a bearer token into a [`Caller`]: client id, user and granted
-//! scopes. The SoFA's own authorization server, or a jurisdiction's IdP (JWKS-verified JWTs or
-//! RFC 7662 introspection), implements it. [`StaticTokens`] is a fixed table for tests and
-//! development.
+//! [`TokenValidator`] turns a bearer token into a [`Caller`]: client id, user, granted scopes
+//! and launch. Implementations: the built-in [`AuthServer`]'s
+//! ([`AuthServer::token_validator`]), a jurisdiction's IdP ([`ExternalJwtTokens`] for
+//! JWKS-verified JWTs, [`IntrospectionTokens`] for RFC 7662), and [`StaticTokens`], a fixed
+//! table for tests and development.
+
+mod authorize;
+mod builtin;
+mod client_auth;
+mod clients;
+mod external;
+mod grant;
+mod introspect;
+mod keys;
+mod server;
+mod token;
+mod users;
+
+pub use clients::{ClientAuthentication, ClientRegistry, RegisteredClient};
+pub use external::{ExternalJwtTokens, IntrospectionTokens};
+pub use keys::{KeyError, KeyRing, KeyUse};
+pub use server::{AuthServer, AuthServerError, paths};
+pub use users::{
+    AuthenticatedUser, Authentication, AutoApprove, DevLogin, LoginRequest, UserAuthenticator,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,6 +43,9 @@ pub struct Caller {
     pub user: Option<String>,
     /// The granted scopes.
     pub scopes: ScopeSet,
+    /// The launch the token was issued for (EHR launch); its resources are the only ones the
+    /// token sees (D-10).
+    pub launch_id: Option<String>,
 }
 
 impl Caller {
@@ -30,7 +55,14 @@ impl Caller {
             client_id: client_id.into(),
             user: user.map(str::to_string),
             scopes: ScopeSet::parse_lenient(scopes).0,
+            launch_id: None,
         }
+    }
+
+    /// The same caller, bound to a launch.
+    pub fn in_launch(mut self, launch_id: impl Into<String>) -> Caller {
+        self.launch_id = Some(launch_id.into());
+        self
     }
 
     /// Whether the caller holds `scope`, compared as written (e.g. `Context.write`).
@@ -45,6 +77,7 @@ impl fmt::Debug for Caller {
             .field("client_id", &self.client_id)
             .field("user", &self.user)
             .field("scopes", &self.scopes.to_string())
+            .field("launch_id", &self.launch_id.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }

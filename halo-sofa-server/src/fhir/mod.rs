@@ -1,8 +1,9 @@
-//! FHIR server pieces: the resource validator seam and the CapabilityStatement. The resource
-//! server (read, search, create, update) joins them here.
+//! FHIR server pieces: the resource validator seam, the CapabilityStatement, the write path's
+//! notification seam and the resource server ([`resources`]).
 
 mod metadata;
 pub mod notify;
+pub mod resources;
 mod validator;
 
 pub use metadata::{Capabilities, OperationCapability, ResourceCapability, SearchParam};

@@ -21,7 +21,9 @@ use crate::auth::{StaticTokens, TokenValidator};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SofaConfig;
 use crate::context::ContextManager;
+use crate::fhir::resources::ResourceServer;
 use crate::fhir::{Capabilities, OperationCapability, ProfileValidator, ResourceValidator};
+use crate::fhir::{ChangeNotifier, CommitDirectly};
 use crate::store::{MemoryStore, Store};
 
 /// The shared state of the handlers.
@@ -43,9 +45,25 @@ pub struct SofaBuilder {
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
     mounted: Vec<(Router, Capabilities)>,
+    resources: bool,
+    notifier: Option<Arc<dyn ChangeNotifier>>,
 }
 
 impl SofaBuilder {
+    /// Serves the FHIR resource API (`/{type}`, `/{type}/{id}`) for the supported types with the
+    /// builder's store, token validator, validator and notifier (REQ RS-02..RS-05, RS-07).
+    pub fn resource_server(mut self) -> SofaBuilder {
+        self.resources = true;
+        self
+    }
+
+    /// The write path's notification step (default: [`CommitDirectly`], which notifies no one;
+    /// a SoFA passes its subscriptions' notifier, D-08).
+    pub fn notifier(mut self, notifier: Arc<dyn ChangeNotifier>) -> SofaBuilder {
+        self.notifier = Some(notifier);
+        self
+    }
+
     /// The store (default: an in-memory store; a real deployment passes a
     /// [`SqliteStore`](crate::store::SqliteStore) or its own).
     pub fn store(mut self, store: Arc<dyn Store>) -> SofaBuilder {
@@ -100,6 +118,17 @@ impl SofaBuilder {
         let tokens = self
             .tokens
             .unwrap_or_else(|| Arc::new(StaticTokens::new()) as Arc<dyn TokenValidator>);
+        let resource_server = self.resources.then(|| {
+            ResourceServer::new(
+                store.clone(),
+                tokens.clone(),
+                validator.clone(),
+                self.notifier
+                    .unwrap_or_else(|| Arc::new(CommitDirectly) as Arc<dyn ChangeNotifier>),
+                self.clock.clone(),
+                config.clone(),
+            )
+        });
         let context = Arc::new(ContextManager::new(
             store,
             validator,
@@ -119,6 +148,10 @@ impl SofaBuilder {
         ));
         capabilities.add_supported_types(config.supported_types.iter());
         let mut extra = Router::new();
+        if let Some(resources) = resource_server {
+            resources.offers(&mut capabilities);
+            extra = extra.merge(resources.router());
+        }
         for (routes, offered) in self.mounted {
             merge(&mut capabilities, offered);
             extra = extra.merge(routes);
@@ -196,6 +229,8 @@ impl Sofa {
             audit: Arc::new(TracingAuditSink),
             clock: Arc::new(SystemClock),
             mounted: Vec::new(),
+            resources: false,
+            notifier: None,
         }
     }
 

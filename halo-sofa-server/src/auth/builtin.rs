@@ -1,0 +1,123 @@
+//! Checking the access tokens the built-in authorization server issued (REQ RS-02, SEC-05,
+//! SC-12, D-12): ES256 only, signed by one of the server's keys named by `kid`, this issuer and
+//! audience, not expired, its family not revoked, and its launch still live.
+
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeyUse;
+use super::server::Inner;
+use super::{Caller, TokenError, TokenValidator};
+use crate::store::{BoxFuture, LaunchRecord};
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccessClaims {
+    pub(crate) iss: String,
+    pub(crate) sub: String,
+    pub(crate) aud: String,
+    pub(crate) exp: i64,
+    pub(crate) iat: i64,
+    pub(crate) jti: String,
+    pub(crate) client_id: String,
+    pub(crate) scope: String,
+    /// The signed-in user, when there is one (`sub` is the client otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) launch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) fam: Option<String>,
+    #[serde(default, rename = "fhirUser", skip_serializing_if = "Option::is_none")]
+    pub(crate) fhir_user: Option<String>,
+}
+
+/// A verified access token with its live launch.
+pub(crate) struct Verified {
+    pub(crate) claims: AccessClaims,
+    pub(crate) launch: Option<LaunchRecord>,
+}
+
+/// Verifies an access token of this server; every refusal is [`TokenError::Invalid`].
+pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+    // The algorithm is fixed, never read from the token: `none`, HS256 (with the public key
+    // as secret) and RS256 are refused before any key is used (SEC-05).
+    if header.alg != Algorithm::ES256 {
+        return Err(TokenError::Invalid);
+    }
+    let kid = header.kid.ok_or(TokenError::Invalid)?;
+    let keys = inner.keys();
+    let key = keys
+        .verifier(KeyUse::AccessToken, &kid)
+        .ok_or(TokenError::Invalid)?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[inner.base_url.as_str()]);
+    validation.set_audience(&[inner.base_url.as_str()]);
+    // Expiry against the server's clock, below.
+    validation.validate_exp = false;
+    let claims: AccessClaims = jsonwebtoken::decode(token, key, &validation)
+        .map_err(|_| TokenError::Invalid)?
+        .claims;
+    let now = inner.clock.now();
+    if claims.exp <= now.timestamp() {
+        return Err(TokenError::Invalid);
+    }
+    if claims
+        .fam
+        .as_deref()
+        .is_some_and(|f| inner.family_revoked(f))
+    {
+        return Err(TokenError::Invalid);
+    }
+    let launch = match &claims.launch {
+        None => None,
+        Some(launch_id) => {
+            let mut tx = inner
+                .store
+                .begin_read()
+                .await
+                .map_err(|e| TokenError::Unavailable(e.code().into()))?;
+            let launch = tx
+                .get_launch(launch_id)
+                .await
+                .map_err(|e| TokenError::Unavailable(e.code().into()))?;
+            let _ = tx.rollback().await;
+            // REQ SC-12: cleared or expired, the launch takes its tokens with it.
+            match launch {
+                Some(l) if !l.is_expired(now) => Some(l),
+                _ => return Err(TokenError::Invalid),
+            }
+        }
+    };
+    Ok(Verified { claims, launch })
+}
+
+/// The [`TokenValidator`] for tokens of the built-in authorization server
+/// ([`AuthServer::token_validator`](super::AuthServer::token_validator)).
+pub(crate) struct BuiltinTokens {
+    inner: Arc<Inner>,
+}
+
+impl BuiltinTokens {
+    pub(crate) fn new(inner: Arc<Inner>) -> BuiltinTokens {
+        BuiltinTokens { inner }
+    }
+}
+
+impl TokenValidator for BuiltinTokens {
+    fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, TokenError>> {
+        Box::pin(async move {
+            let verified = verify(&self.inner, token).await?;
+            let mut caller = Caller::new(
+                verified.claims.client_id,
+                verified.claims.user.as_deref(),
+                &verified.claims.scope,
+            );
+            caller.launch_id = verified.claims.launch;
+            Ok(caller)
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! The client registry (REQ AS-11): the apps and PoCs allowed to obtain tokens, from
+//! configuration. Secrets are kept only as SHA-256 hashes and compared in constant time
+//! (REQ SEC-02).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use halo_model::scope::ScopeSet;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// How a client authenticates at the token endpoint.
+#[derive(Clone, PartialEq)]
+pub enum ClientAuthentication {
+    /// A public client (browser or native app): PKCE only, no secret.
+    Public,
+    /// `client_secret_basic` or `client_secret_post`: the SHA-256 of the secret.
+    Secret {
+        /// SHA-256 of the secret.
+        secret_sha256: [u8; 32],
+    },
+    /// `private_key_jwt` (RS384 or ES384) with keys from a registered JWKS.
+    PrivateKeyJwt {
+        /// The registered JWK Set.
+        jwks: Value,
+    },
+    /// `private_key_jwt` with keys fetched from the client's JWKS URL (cached).
+    PrivateKeyJwtUrl {
+        /// The JWKS URL.
+        jwks_url: String,
+    },
+}
+
+impl fmt::Debug for ClientAuthentication {
+    // SEC-01: the secret's hash is no more shown than the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientAuthentication::Public => f.write_str("Public"),
+            ClientAuthentication::Secret { .. } => f.write_str("Secret(<redacted>)"),
+            ClientAuthentication::PrivateKeyJwt { .. } => f.write_str("PrivateKeyJwt(jwks)"),
+            ClientAuthentication::PrivateKeyJwtUrl { jwks_url } => {
+                write!(f, "PrivateKeyJwtUrl({jwks_url})")
+            }
+        }
+    }
+}
+
+impl ClientAuthentication {
+    /// A confidential symmetric client: the secret is hashed at once and never kept.
+    pub fn secret(secret: &str) -> ClientAuthentication {
+        ClientAuthentication::Secret {
+            secret_sha256: Sha256::digest(secret.as_bytes()).into(),
+        }
+    }
+
+    /// Whether `presented` is the client's secret, in constant time (REQ SEC-02).
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        match self {
+            ClientAuthentication::Secret { secret_sha256 } => {
+                let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+                bool::from(hash.ct_eq(secret_sha256))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the client is confidential (may use `client_credentials`).
+    pub fn is_confidential(&self) -> bool {
+        !matches!(self, ClientAuthentication::Public)
+    }
+}
+
+/// One registered client.
+#[derive(Debug, Clone)]
+pub struct RegisteredClient {
+    /// `client_id`.
+    pub client_id: String,
+    /// How it authenticates.
+    pub authentication: ClientAuthentication,
+    /// Redirect URIs, compared exactly (REQ AS-03).
+    pub redirect_uris: Vec<String>,
+    /// The scopes it may be granted; requested scopes outside them are not granted.
+    pub allowed_scopes: ScopeSet,
+    /// The app's launch URL, for a PoC or catalog that launches it.
+    pub launch_url: Option<String>,
+    /// The catalog app id (`appID` of `$set-context`): a launch set for another app is refused.
+    pub app_id: Option<String>,
+}
+
+impl RegisteredClient {
+    /// A client with no redirect URIs and no scopes yet.
+    pub fn new(client_id: impl Into<String>, authentication: ClientAuthentication) -> Self {
+        RegisteredClient {
+            client_id: client_id.into(),
+            authentication,
+            redirect_uris: Vec::new(),
+            allowed_scopes: ScopeSet::new(),
+            launch_url: None,
+            app_id: None,
+        }
+    }
+
+    /// Adds a redirect URI.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uris.push(uri.into());
+        self
+    }
+
+    /// Sets the scopes it may be granted (space-separated; unknown scopes are skipped).
+    pub fn scopes(mut self, scopes: &str) -> Self {
+        self.allowed_scopes = ScopeSet::parse_lenient(scopes).0;
+        self
+    }
+
+    /// Sets the catalog app id.
+    pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = Some(app_id.into());
+        self
+    }
+
+    /// Sets the launch URL.
+    pub fn launch_url(mut self, url: impl Into<String>) -> Self {
+        self.launch_url = Some(url.into());
+        self
+    }
+}
+
+/// The registered clients, by id.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRegistry {
+    clients: HashMap<String, RegisteredClient>,
+}
+
+impl ClientRegistry {
+    /// An empty registry.
+    pub fn new() -> ClientRegistry {
+        ClientRegistry::default()
+    }
+
+    /// Registers (or replaces) a client.
+    pub fn with(mut self, client: RegisteredClient) -> ClientRegistry {
+        self.clients.insert(client.client_id.clone(), client);
+        self
+    }
+
+    /// The client with this id.
+    pub fn get(&self, client_id: &str) -> Option<&RegisteredClient> {
+        self.clients.get(client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // REQ: SEC-02, AS-11
+    #[test]
+    fn secrets_are_kept_hashed_and_compared_whole() {
+        let auth = ClientAuthentication::secret("s3cret-value");
+        assert!(auth.secret_matches("s3cret-value"));
+        assert!(!auth.secret_matches("s3cret-valu"));
+        assert!(!auth.secret_matches(""));
+        assert!(!format!("{auth:?}").contains("s3cret"));
+        assert!(!ClientAuthentication::Public.secret_matches(""));
+    }
+}

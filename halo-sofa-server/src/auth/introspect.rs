@@ -1,0 +1,54 @@
+//! Token introspection, RFC 7662 (REQ AS-09): the caller authenticates as a registered client;
+//! an invalid, expired or revoked token is only `{"active": false}`.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use halo_model::oauth::OAuthError;
+use halo_model::smart::IntrospectionResponse;
+use serde_json::json;
+
+use super::builtin::verify;
+use super::client_auth::{authenticate_client, form_value};
+use super::server::{Inner, no_store, oauth_error};
+
+pub(super) async fn introspect(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let Ok(Form(params)) = form else {
+        return oauth_error(&OAuthError::invalid_request("send a form"));
+    };
+    if let Err(error) = authenticate_client(&inner, &headers, &params).await {
+        return oauth_error(&error);
+    }
+    let token = match form_value(&params, "token") {
+        Ok(Some(token)) => token,
+        Ok(None) => return oauth_error(&OAuthError::invalid_request("token is missing")),
+        Err(error) => return oauth_error(&error),
+    };
+    let Ok(verified) = verify(&inner, token).await else {
+        return no_store(StatusCode::OK, json!({"active": false}).to_string());
+    };
+    let claims = verified.claims;
+    let mut response = IntrospectionResponse::active(claims.scope, claims.client_id, claims.exp);
+    response.iat = Some(claims.iat);
+    response.token_type = Some("Bearer".into());
+    response.iss = Some(claims.iss);
+    response.sub = Some(claims.sub);
+    response.jti = Some(claims.jti);
+    response.username = claims.user;
+    response.fhir_user = claims.fhir_user;
+    if let Some(launch) = &verified.launch {
+        response.set_launch_context(launch.launch_context());
+    }
+    match serde_json::to_string(&response) {
+        Ok(body) => no_store(StatusCode::OK, body),
+        Err(_) => oauth_error(&OAuthError::server_error("encoding failed")),
+    }
+}

@@ -1,0 +1,427 @@
+//! A SoFA with its authorization server on `127.0.0.1:0`, registered clients, launches and
+//! helpers that run the SMART flows over real HTTP.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+
+use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{Duration, Utc};
+use halo_model::fhir::RawResource;
+use halo_smart_client::authorize::s256;
+use halo_smart_client::keys::{SigningAlgorithm, SigningKey};
+use halo_sofa_server::auth::{
+    AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, RegisteredClient,
+};
+use halo_sofa_server::clock::{Clock, ManualClock};
+use halo_sofa_server::config::{AuthConfig, SofaConfig};
+use halo_sofa_server::fhir::ChangeNotifier;
+use halo_sofa_server::http::Sofa;
+use halo_sofa_server::store::{LaunchRecord, MemoryStore, NewResource, Store};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const REDIRECT: &str = "https://app.example.org/callback";
+pub const APP_SCOPES: &str =
+    "launch openid fhirUser offline_access online_access patient/*.cruds user/*.cruds";
+pub const SECRET: &str = "app-secret-value-0123456789";
+pub const POC_SECRET: &str = "poc-secret-value-0123456789";
+
+/// The ES384 key `app-jwt` signs its client assertions with: generated once for every test.
+pub fn client_key() -> &'static (SigningKey, Value) {
+    static KEY: OnceLock<(SigningKey, Value)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        let pkcs8 = pair.to_pkcs8v1().unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(pkcs8.as_ref())
+        );
+        let key =
+            SigningKey::from_pem(SigningAlgorithm::Es384, "app-key-1", pem.as_bytes()).unwrap();
+        let point = pair.public_key().as_ref();
+        let jwks = json!({"keys": [{
+            "kty": "EC", "crv": "P-384", "kid": "app-key-1", "alg": "ES384", "use": "sig",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..49]),
+            "y": URL_SAFE_NO_PAD.encode(&point[49..97]),
+        }]});
+        (key, jwks)
+    })
+}
+
+pub struct AuthServerUnderTest {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub auth: AuthServer,
+    pub http: reqwest::Client,
+}
+
+pub struct Options {
+    pub user: &'static str,
+    pub notifier: Option<Arc<dyn ChangeNotifier>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            user: "dr-a",
+            notifier: None,
+        }
+    }
+}
+
+pub async fn start() -> AuthServerUnderTest {
+    start_with(Options::default()).await
+}
+
+pub async fn start_with(options: Options) -> AuthServerUnderTest {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let mut config = SofaConfig::new(&base).unwrap();
+    config.oauth = Some(AuthServer::oauth_uris(&base));
+    config.require_active_subscription = false;
+    let clients = ClientRegistry::new()
+        .with(
+            RegisteredClient::new("app-public", ClientAuthentication::Public)
+                .redirect_uri(REDIRECT)
+                .scopes(APP_SCOPES),
+        )
+        .with(
+            RegisteredClient::new("app-secret", ClientAuthentication::secret(SECRET))
+                .redirect_uri(REDIRECT)
+                .scopes(APP_SCOPES),
+        )
+        .with(
+            RegisteredClient::new(
+                "app-jwt",
+                ClientAuthentication::PrivateKeyJwt {
+                    jwks: client_key().1.clone(),
+                },
+            )
+            .redirect_uri(REDIRECT)
+            .scopes(APP_SCOPES),
+        )
+        .with(
+            RegisteredClient::new("poc", ClientAuthentication::secret(POC_SECRET))
+                .scopes("Context.write system/Subscription.cruds"),
+        );
+    let auth_config = AuthConfig {
+        development_mode: true,
+        ..AuthConfig::default()
+    };
+    let auth = AuthServer::start(
+        &config,
+        auth_config,
+        store.clone(),
+        clock.clone(),
+        clients,
+        Arc::new(AutoApprove::new(options.user, Some("Practitioner/dr-a"))),
+    )
+    .await
+    .unwrap();
+    let mut builder = Sofa::builder(config)
+        .store(store.clone())
+        .clock(clock.clone())
+        .token_validator(auth.token_validator())
+        .mount(auth.router(), |_| {});
+    builder = with_resources(builder, options.notifier);
+    let sofa = builder.build();
+    let app = axum::Router::new().nest("/fhir", sofa.router());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    AuthServerUnderTest {
+        base,
+        store,
+        clock,
+        auth,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+fn with_resources(
+    builder: halo_sofa_server::http::SofaBuilder,
+    notifier: Option<Arc<dyn ChangeNotifier>>,
+) -> halo_sofa_server::http::SofaBuilder {
+    let builder = builder.resource_server();
+    match notifier {
+        Some(notifier) => builder.notifier(notifier),
+        None => builder,
+    }
+}
+
+pub fn verifier() -> String {
+    format!("verifier-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
+}
+
+/// A token answer.
+pub struct TokenAnswer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TokenAnswer {
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+    pub fn access_token(&self) -> &str {
+        self.body["access_token"].as_str().unwrap()
+    }
+}
+
+impl AuthServerUnderTest {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stores a launch set by `user` of the PoC, with a patient, an encounter and one
+    /// Observation of that patient in the launch; returns the launch id.
+    pub async fn launch(&self, user: Option<&str>, patient_id: &str) -> String {
+        let launch_id = format!("launch-{}", uuid::Uuid::new_v4().simple());
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await.unwrap();
+        for resource in [
+            json!({"resourceType": "Patient", "id": patient_id, "gender": "female"}),
+            json!({"resourceType": "Encounter", "id": format!("enc-{patient_id}"), "status": "in-progress",
+                   "class": {"code": "AMB"}, "subject": {"reference": format!("Patient/{patient_id}")}}),
+            json!({"resourceType": "Observation", "id": format!("obs-{patient_id}"), "status": "final",
+                   "code": {"text": "weight"}, "subject": {"reference": format!("Patient/{patient_id}")}}),
+            json!({"resourceType": "Observation", "id": format!("other-obs-{patient_id}"), "status": "final",
+                   "code": {"text": "weight"}, "subject": {"reference": "Patient/somebody-else"}}),
+        ] {
+            tx.create_resource(NewResource {
+                resource: RawResource::from_value(resource).unwrap(),
+                launch_id: Some(launch_id.clone()),
+                last_updated: now,
+            })
+            .await
+            .unwrap();
+        }
+        tx.insert_launch(LaunchRecord {
+            launch_id: launch_id.clone(),
+            client_id: "poc".into(),
+            user: user.map(str::to_string),
+            app_id: None,
+            patient: Some(format!("Patient/{patient_id}")),
+            encounter: Some(format!("Encounter/enc-{patient_id}")),
+            fhir_user: Some("Practitioner/dr-a".into()),
+            fhir_context: vec![format!("Encounter/enc-{patient_id}")],
+            need_patient_banner: Some(true),
+            intent: Some("reconcile-medications".into()),
+            smart_style_url: None,
+            tenant: None,
+            created_at: now,
+            expires_at: now + Duration::hours(12),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        launch_id
+    }
+
+    /// The authorize parameters of a correct EHR launch.
+    pub fn authorize_params(
+        &self,
+        client_id: &str,
+        launch: &str,
+        scope: &str,
+        verifier: &str,
+    ) -> Vec<(String, String)> {
+        [
+            ("response_type", "code".to_string()),
+            ("client_id", client_id.to_string()),
+            ("redirect_uri", REDIRECT.to_string()),
+            ("scope", scope.to_string()),
+            ("state", "state-123".to_string()),
+            ("aud", self.base.clone()),
+            ("launch", launch.to_string()),
+            ("code_challenge", s256(verifier)),
+            ("code_challenge_method", "S256".to_string()),
+            ("nonce", "nonce-1".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// GET authorize; the redirect's query pairs (or the status when there is no redirect).
+    pub async fn authorize(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StatusCode> {
+        let response = self
+            .http
+            .get(self.url("/auth/authorize"))
+            .query(params)
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::FOUND {
+            return Err(response.status());
+        }
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with(REDIRECT), "{location}");
+        let url = url::Url::parse(&location).unwrap();
+        Ok(url.query_pairs().into_owned().collect())
+    }
+
+    pub async fn code(&self, client_id: &str, launch: &str, scope: &str) -> (String, String) {
+        let verifier = verifier();
+        let pairs = self
+            .authorize(&self.authorize_params(client_id, launch, scope, &verifier))
+            .await
+            .unwrap();
+        let code = pairs
+            .iter()
+            .find(|(k, _)| k == "code")
+            .unwrap_or_else(|| panic!("no code: {pairs:?}"))
+            .1
+            .clone();
+        (code, verifier)
+    }
+
+    /// POSTs a token request as a public client would (client_id in the form).
+    pub async fn token(&self, form: &[(&str, &str)]) -> TokenAnswer {
+        self.token_with(self.http.post(self.url("/auth/token")).form(form))
+            .await
+    }
+
+    pub async fn token_with(&self, request: reqwest::RequestBuilder) -> TokenAnswer {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        TokenAnswer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn exchange(&self, client_id: &str, code: &str, verifier: &str) -> TokenAnswer {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+            ("client_id", client_id),
+        ])
+        .await
+    }
+
+    /// A full EHR launch for the public app: its token answer.
+    pub async fn launch_token(&self, launch: &str, scope: &str) -> TokenAnswer {
+        let (code, verifier) = self.code("app-public", launch, scope).await;
+        let answer = self.exchange("app-public", &code, &verifier).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer
+    }
+
+    /// A `private_key_jwt` client assertion for `app-jwt`.
+    pub fn assertion(&self, jti: &str) -> String {
+        let now = Utc::now().timestamp();
+        client_key()
+            .0
+            .sign(&json!({
+                "iss": "app-jwt", "sub": "app-jwt", "aud": self.url("/auth/token"),
+                "exp": now + 240, "iat": now, "jti": jti,
+            }))
+            .unwrap()
+    }
+
+    pub async fn poc_token(&self) -> String {
+        let answer = self
+            .token_with(
+                self.http
+                    .post(self.url("/auth/token"))
+                    .basic_auth("poc", Some(POC_SECRET))
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("scope", "Context.write"),
+                    ]),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.access_token().to_string()
+    }
+
+    /// The PoC sets a context with one new Patient through `$set-context`, with its
+    /// client_credentials token; the launch id.
+    pub async fn set_context(&self, poc_token: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/$set-context"))
+            .bearer_auth(poc_token)
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Parameters", "parameter": [
+                    {"name": "patient", "valueReference": {"reference": "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d"}},
+                    {"name": "resources", "resource": {"resourceType": "Bundle", "type": "transaction", "entry": [
+                        {"fullUrl": "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d",
+                         "resource": {"resourceType": "Patient", "gender": "male"},
+                         "request": {"method": "POST", "url": "Patient"}}]}}
+                ]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let output: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{output}");
+        output["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "launchID")
+            .unwrap()["valueString"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The PoC clears a context through `$clear-context`; the status.
+    pub async fn clear_context(&self, poc_token: &str, launch: &str) -> StatusCode {
+        self.http
+            .post(self.url("/$clear-context"))
+            .bearer_auth(poc_token)
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Parameters",
+                       "parameter": [{"name": "launchID", "valueString": launch}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// GET a FHIR path with a bearer token.
+    pub async fn get(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+}
