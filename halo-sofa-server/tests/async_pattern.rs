@@ -1,0 +1,236 @@
+//! The asynchronous request pattern (`Prefer: respond-async`) as a middleware, on a slow write
+//! route and on the real SoFA router.
+
+// Test helpers may unwrap: a panic is a test failure with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/subscriptions.rs"]
+mod subs;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode as AxumStatus;
+use axum::routing::post;
+use halo_sofa_server::asynchronous::AsyncJobs;
+use halo_sofa_server::error::SofaError;
+use reqwest::StatusCode;
+use serde_json::Value;
+use subs::{Mode, Receiver, rest_hook, tokens};
+use support::TempDir;
+
+struct Server {
+    base: String,
+    done: Arc<AtomicUsize>,
+    http: reqwest::Client,
+}
+
+async fn start() -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = done.clone();
+    let writes = Router::new()
+        .route(
+            "/Observation",
+            post(move |body: String| {
+                let counter = counter.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    (
+                        AxumStatus::CREATED,
+                        [("location", "Observation/1/_history/1")],
+                        body,
+                    )
+                }
+            }),
+        )
+        .route(
+            "/Broken",
+            post(|| async { SofaError::conflict("this write breaks a business rule") }),
+        );
+    let jobs = AsyncJobs::new(base.clone(), tokens(3), 1 << 20);
+    let app = Router::new().nest("/fhir", jobs.apply(writes));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server {
+        base,
+        done,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    async fn submit(&self, path: &str, body: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth("poc-0")
+            .header("prefer", "respond-async")
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn poll(&self, url: &str, token: &str) -> reqwest::Response {
+        self.http.get(url).bearer_auth(token).send().await.unwrap()
+    }
+}
+
+fn content_location(response: &reqwest::Response) -> String {
+    response.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_write_runs_behind_a_202_and_its_status_endpoint() {
+    let server = start().await;
+    // REQ: ASY-01
+    let accepted = server
+        .submit("/Observation", r#"{"resourceType":"Observation"}"#)
+        .await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let status_url = content_location(&accepted);
+    assert!(status_url.starts_with(&format!("{}/$async-status/", server.base)));
+
+    let running = server.poll(&status_url, "poc-0").await;
+    assert_eq!(running.status(), StatusCode::ACCEPTED);
+    assert!(running.headers().contains_key("retry-after"));
+    assert_eq!(
+        server.poll(&status_url, "poc-1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server.poll(&status_url, "nobody").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let mut final_response = None;
+    for _ in 0..100 {
+        let response = server.poll(&status_url, "poc-0").await;
+        if response.status() != StatusCode::ACCEPTED {
+            final_response = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let response = final_response.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["location"], "Observation/1/_history/1");
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"resourceType":"Observation"}"#
+    );
+
+    // A failure's final answer is its OperationOutcome.
+    let accepted = server.submit("/Broken", "{}").await;
+    let status_url = content_location(&accepted);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let failed = server.poll(&status_url, "poc-0").await;
+    assert_eq!(failed.status(), StatusCode::CONFLICT);
+    let outcome: Value = failed.json().await.unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+
+    // Without the preference the write answers synchronously.
+    let sync = server
+        .http
+        .post(format!("{}/Observation", server.base))
+        .bearer_auth("poc-0")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn delete_cancels_a_running_write() {
+    let server = start().await;
+    let accepted = server.submit("/Observation", "{}").await;
+    let status_url = content_location(&accepted);
+    // REQ: ASY-01
+    let other = server
+        .http
+        .delete(&status_url)
+        .bearer_auth("poc-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    let cancelled = server
+        .http
+        .delete(&status_url)
+        .bearer_auth("poc-0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        server.done.load(Ordering::SeqCst),
+        0,
+        "the write never finished"
+    );
+    assert_eq!(
+        server.poll(&status_url, "poc-0").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_real_router_creates_a_subscription_asynchronously() {
+    let dir = TempDir::new("async-real");
+    let h = subs::Harness::start(&dir.db()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let jobs = AsyncJobs::new(base.clone(), tokens(3), 1 << 20);
+    let app = Router::new().nest("/fhir", jobs.apply(h.sofa.router()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let poc = Receiver::start(Mode::Ok).await;
+    let http = reqwest::Client::new();
+    // REQ: ASY-01
+    let accepted = http
+        .post(format!("{base}/Subscription"))
+        .bearer_auth("poc-0")
+        .header("prefer", "respond-async")
+        .header("content-type", "application/fhir+json")
+        .json(&rest_hook(&poc.url(), "id-only"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let status_url = content_location(&accepted);
+    let mut created = None;
+    for _ in 0..100 {
+        let response = http
+            .get(&status_url)
+            .bearer_auth("poc-0")
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::ACCEPTED {
+            created = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let created = created.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body: Value = created.json().await.unwrap();
+    assert_eq!(body["resourceType"], "Subscription");
+    poc.wait_for("handshake").await;
+    // Reads are never made asynchronous.
+    let metadata = http
+        .get(format!("{base}/metadata"))
+        .header("prefer", "respond-async")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metadata.status(), StatusCode::OK);
+}
