@@ -154,7 +154,7 @@ impl ClientRegistry {
 mod tests {
     use super::*;
 
-    // REQ: SEC-02, AS-11
+    // REQ: SEC-02, AS-11, SEC-01
     #[test]
     fn secrets_are_kept_hashed_and_compared_whole() {
         let auth = ClientAuthentication::secret("s3cret-value");

@@ -326,7 +326,7 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
-    // REQ: AS-02
+    // REQ: AS-02, SEC-01
     #[tokio::test]
     async fn keys_are_generated_once_and_rotation_keeps_old_keys_in_the_jwks() {
         let store = MemoryStore::new();

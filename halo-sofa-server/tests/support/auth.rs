@@ -12,7 +12,8 @@ use halo_model::fhir::RawResource;
 use halo_smart_client::authorize::s256;
 use halo_smart_client::keys::{SigningAlgorithm, SigningKey};
 use halo_sofa_server::auth::{
-    AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, RegisteredClient,
+    AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, DevLogin, RegisteredClient,
+    UserAuthenticator,
 };
 use halo_sofa_server::clock::{Clock, ManualClock};
 use halo_sofa_server::config::{AuthConfig, SofaConfig};
@@ -61,6 +62,9 @@ pub struct AuthServerUnderTest {
 pub struct Options {
     pub user: &'static str,
     pub notifier: Option<Arc<dyn ChangeNotifier>>,
+    /// The development login page (users dr-a and dr-b, password `pw-<id>`) instead of
+    /// auto-approve.
+    pub dev_login: bool,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
         Options {
             user: "dr-a",
             notifier: None,
+            dev_login: false,
         }
     }
 }
@@ -119,7 +124,15 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
         store.clone(),
         clock.clone(),
         clients,
-        Arc::new(AutoApprove::new(options.user, Some("Practitioner/dr-a"))),
+        if options.dev_login {
+            Arc::new(
+                DevLogin::new()
+                    .user("dr-a", "pw-dr-a", Some("Practitioner/dr-a"))
+                    .user("dr-b", "pw-dr-b", None),
+            ) as Arc<dyn UserAuthenticator>
+        } else {
+            Arc::new(AutoApprove::new(options.user, Some("Practitioner/dr-a")))
+        },
     )
     .await
     .unwrap();
