@@ -57,7 +57,11 @@ pub async fn record_events(
     events: Vec<EventRecord>,
 ) -> Result<(), SofaError> {
     for event in events {
-        let number = tx.allocate_event_number(&event.subscription_id).await?;
+        let mut number = tx.allocate_event_number(&event.subscription_id).await?;
+        // A counter left behind by a commit that logged events without allocating catches up.
+        while number < event.event_number {
+            number = tx.allocate_event_number(&event.subscription_id).await?;
+        }
         if number != event.event_number {
             return Err(SofaError::conflict(format!(
                 "event {} of Subscription/{} was delivered but the counter is at {number}",
@@ -70,21 +74,57 @@ pub async fn record_events(
 }
 
 impl Inner {
-    /// The PoC's active subscriptions to the content update topic.
+    /// The PoC's active subscriptions to the content update topic, each with the number its
+    /// next event gets.
     pub(crate) async fn required_subscriptions(
         &self,
         poc_client_id: &str,
-    ) -> Result<Vec<(SubscriptionRecord, Subscription)>, SofaError> {
+    ) -> Result<Vec<(SubscriptionRecord, Subscription, u64)>, SofaError> {
         let mut tx = self.store.begin_read().await?;
         let records = tx.list_subscriptions(Some(poc_client_id)).await?;
-        Ok(records
-            .into_iter()
-            .filter(|r| {
-                r.status == SubscriptionStatus::Active
-                    && r.topic == self.config.content_update_topic
-            })
-            .filter_map(|r| typed(&r).map(|s| (r, s)))
-            .collect())
+        let mut required = Vec::new();
+        for record in records {
+            if record.status != SubscriptionStatus::Active
+                || record.topic != self.config.content_update_topic
+            {
+                continue;
+            }
+            let Some(subscription) = typed(&record) else {
+                continue;
+            };
+            // The counter is the source of truth; an event logged past it (a commit that
+            // appended events without allocating their numbers) still takes its number, so a
+            // number is never delivered twice (REQ REL-04).
+            let logged = tx
+                .events(&record.id, record.events_since_start + 1, None)
+                .await?
+                .last()
+                .map_or(record.events_since_start, |e| e.event_number);
+            let next = record.events_since_start.max(logged) + 1;
+            required.push((record, subscription, next));
+        }
+        Ok(required)
+    }
+
+    /// After a commit, brings each subscription's counter up to the event just logged, for
+    /// commits that appended events without [`record_events`]. Still under the PoC's lock.
+    async fn advance_counters(&self, events: &[(String, u64)]) -> Result<(), SofaError> {
+        let mut tx = self.store.begin().await?;
+        let mut changed = false;
+        for (id, number) in events {
+            let Some(record) = tx.get_subscription(id).await? else {
+                continue;
+            };
+            let mut counter = record.events_since_start;
+            while counter < *number {
+                counter = tx.allocate_event_number(id).await?;
+                changed = true;
+            }
+        }
+        if changed {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 
     /// The notification entry of a change, with the resource (restricted later by content).
@@ -165,12 +205,12 @@ impl Inner {
         let now = self.clock.now();
         let mut events = Vec::with_capacity(required.len());
         let mut deliveries = JoinSet::new();
-        for (record, subscription) in required {
+        for (record, subscription, next) in required {
             // The counter cannot move while we hold the PoC's lock: this is the number the
             // commit's allocation will return (D-09).
             let event = EventRecord {
                 subscription_id: record.id.clone(),
-                event_number: record.events_since_start + 1,
+                event_number: next,
                 timestamp: now,
                 focus: Some(change.reference()),
                 details: json!({
@@ -207,7 +247,17 @@ impl Inner {
             }
             .into());
         }
-        Ok(write.commit(events).await?)
+        let numbers: Vec<(String, u64)> = events
+            .iter()
+            .map(|e| (e.subscription_id.clone(), e.event_number))
+            .collect();
+        let committed = write.commit(events).await?;
+        if let Err(e) = self.advance_counters(&numbers).await {
+            // The write and its events are committed; the next write's number still follows
+            // the log, so only `$status` lags until then.
+            tracing::warn!(poc = %poc, error = %e, "event counters not advanced");
+        }
+        Ok(committed)
     }
 }
 

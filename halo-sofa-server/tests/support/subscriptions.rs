@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::Utc;
 use halo_model::fhir::RawResource;
-use halo_sofa_server::auth::{Caller, StaticTokens};
+use halo_sofa_server::auth::{Caller, StaticTokens, TokenError, TokenValidator};
 use halo_sofa_server::clock::{Clock, SystemClock};
 use halo_sofa_server::config::SofaConfig;
 use halo_sofa_server::error::SofaError;
@@ -235,6 +235,23 @@ impl Drop for Receiver {
     }
 }
 
+/// A token table tests can add to while the server runs (app tokens for new launches).
+#[derive(Default)]
+pub struct SharedTokens(Mutex<std::collections::HashMap<String, Caller>>);
+
+impl SharedTokens {
+    pub fn add(&self, token: &str, caller: Caller) {
+        self.0.lock().unwrap().insert(token.to_string(), caller);
+    }
+}
+
+impl TokenValidator for SharedTokens {
+    fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, TokenError>> {
+        let found = self.0.lock().unwrap().get(token).cloned();
+        Box::pin(async move { found.ok_or(TokenError::Invalid) })
+    }
+}
+
 /// Short timeouts, plain http on loopback.
 pub fn test_settings() -> SubscriptionSettings {
     SubscriptionSettings {
@@ -255,6 +272,7 @@ pub struct Harness {
     pub subscriptions: Subscriptions,
     pub sofa: Sofa,
     pub http: reqwest::Client,
+    pub tokens: Arc<SharedTokens>,
     server: JoinHandle<()>,
 }
 
@@ -290,7 +308,12 @@ impl Harness {
         let base = format!("http://{addr}/fhir");
         let config = Arc::new(SofaConfig::new(base.clone()).unwrap());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).await.unwrap());
-        let tokens = tokens(12);
+        let tokens = Arc::new(SharedTokens::default());
+        tokens.add("nosub", Caller::new("nosub", None, "Context.write"));
+        for i in 0..12 {
+            let id = format!("poc-{i}");
+            tokens.add(&id, Caller::new(id.clone(), None, POC_SCOPES));
+        }
         let subscriptions = Subscriptions::new(
             store.clone(),
             tokens.clone(),
@@ -300,8 +323,10 @@ impl Harness {
         );
         let sofa = Sofa::builder((*config).clone())
             .store(store.clone())
-            .token_validator(tokens)
+            .token_validator(tokens.clone())
             .clock(clock)
+            .resource_server()
+            .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
             .build();
         let app = Router::new().nest("/fhir", sofa.router());
@@ -314,6 +339,7 @@ impl Harness {
             subscriptions,
             sofa,
             http: reqwest::Client::new(),
+            tokens,
             server,
         }
     }
