@@ -474,7 +474,7 @@ async fn refresh_rotates_narrows_and_revokes_the_family_on_reuse() {
     assert_eq!(stolen.error(), "invalid_grant");
 }
 
-// REQ: SC-12, D-15
+// REQ: SC-12 (and D-15: offline tokens live exactly as long as the launch)
 #[tokio::test]
 async fn clearing_or_expiring_the_launch_revokes_its_tokens() {
     let server = start().await;
