@@ -3,7 +3,8 @@
 //! (last change or heartbeat, last event), so the timers survive a restart and any instance
 //! can send them.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use chrono::Duration as ChronoDuration;
 use halo_model::subscription::{ChannelType, NotificationType};
@@ -14,13 +15,34 @@ use super::delivery::typed;
 use crate::error::SofaError;
 use crate::store::SubscriptionStatus;
 
+/// Subscriptions whose heartbeat is being sent, so a slow endpoint is not sent a second one
+/// while the next passes go on for everyone else (REQ SUB-12).
+#[derive(Default)]
+pub(crate) struct Sending(Mutex<HashSet<String>>);
+
+impl Sending {
+    fn start(&self, id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string())
+    }
+
+    fn done(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
 pub(super) fn spawn(inner: Arc<Inner>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(inner.settings.heartbeat_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            pass(&inner).await;
+            // Each pass runs on its own: a pass waiting on a slow endpoint does not hold up
+            // the next tick.
+            let inner = inner.clone();
+            tokio::spawn(async move { pass(&inner).await });
         }
     })
 }
@@ -36,13 +58,19 @@ pub(super) async fn pass(inner: &Arc<Inner>) -> usize {
     };
     let mut sends = JoinSet::new();
     for id in due {
+        if !inner.heartbeats.start(&id) {
+            continue;
+        }
         let Some(guard) = inner.tracker.enter() else {
+            inner.heartbeats.done(&id);
             break;
         };
         let inner = inner.clone();
         sends.spawn(async move {
             let _guard = guard;
-            send(&inner, &id).await
+            let sent = send(&inner, &id).await;
+            inner.heartbeats.done(&id);
+            sent
         });
     }
     let mut sent = 0;

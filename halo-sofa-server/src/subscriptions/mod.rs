@@ -108,6 +108,7 @@ pub(crate) struct Inner {
     pub(crate) locks: locks::PocLocks,
     pub(crate) tracker: Arc<locks::Tracker>,
     pub(crate) hub: websocket::Hub,
+    pub(crate) heartbeats: heartbeat::Sending,
 }
 
 /// The subscription service (see the module documentation).
@@ -158,6 +159,7 @@ impl Subscriptions {
                 locks: locks::PocLocks::default(),
                 tracker: Arc::default(),
                 hub: websocket::Hub::default(),
+                heartbeats: heartbeat::Sending::default(),
             }),
         }
     }
