@@ -193,9 +193,9 @@ impl PreparedWrite for AppWrite {
                 }
                 _ => return Err(SofaError::internal("a write without content")),
             };
-            for event in events {
-                tx.append_event(event).await?;
-            }
+            // The delivered events advance their subscriptions' counters in this same
+            // transaction, so data, event log and counters commit or roll back together.
+            crate::subscriptions::record_events(tx.as_mut(), events).await?;
             tx.commit().await?;
             Ok(CommittedWrite {
                 stored,
