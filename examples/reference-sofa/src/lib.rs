@@ -1,0 +1,571 @@
+//! The HALO reference SoFA: every part of `halo-sofa-server` assembled into one server, plus a
+//! jurisdictional App Catalog, configured from one TOML file (REQ EX-01).
+//!
+//! What it serves, under the root URL:
+//!
+//! | path | what |
+//! |---|---|
+//! | `/fhir/metadata`, `/fhir/$set-context`, `/fhir/$clear-context` | the Context Manager |
+//! | `/fhir/.well-known/smart-configuration`, `/fhir/auth/...` | the SMART authorization server |
+//! | `/fhir/Patient/...`, `/fhir/Observation`, ... | the resource server apps read and write |
+//! | `/fhir/Subscription...`, the websocket | subscriptions, delivered before commit (D-08) |
+//! | `/catalog` | the App Catalog, validated at start |
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), reference_sofa::Error> {
+//! let config = reference_sofa::Config::from_file("examples/reference-sofa/sofa.toml")?;
+//! let sofa = reference_sofa::ReferenceSofa::start(config).await?;
+//! println!("FHIR base: {}", sofa.fhir_base);
+//! sofa.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use halo_catalog::{Catalog, Mode};
+use halo_model::set_context::SupportedTypes;
+use halo_sofa_server::asynchronous::AsyncJobs;
+use halo_sofa_server::audit::TracingAuditSink;
+use halo_sofa_server::auth::{
+    AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, DevLogin, RegisteredClient,
+    UserAuthenticator,
+};
+use halo_sofa_server::clock::SystemClock;
+use halo_sofa_server::config::{AuthConfig, SofaConfig};
+use halo_sofa_server::http::Sofa;
+use halo_sofa_server::store::{MemoryStore, SqliteStore, Store};
+use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The path the FHIR API is nested under.
+pub const FHIR_PATH: &str = "/fhir";
+/// The path of the App Catalog.
+pub const CATALOG_PATH: &str = "/catalog";
+/// The `database` value that keeps everything in memory (lost at exit).
+pub const IN_MEMORY: &str = ":memory:";
+
+/// Why the reference SoFA could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file could not be read or is not valid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The App Catalog could not be read or has errors.
+    #[error("App Catalog: {0}")]
+    Catalog(String),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(String),
+    /// The authorization server could not start.
+    #[error("authorization server: {0}")]
+    Auth(String),
+    /// The listening socket could not be opened.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The whole configuration, as read from `sofa.toml` (see the documented sample next to this
+/// crate's manifest).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The socket address to listen on; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The root URL clients reach the server at (no trailing slash); by default
+    /// `http://<listen address>`. The FHIR base is this plus `/fhir`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The SQLite file holding contexts, resources, subscriptions, tokens and the signing keys,
+    /// or `:memory:`.
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// The App Catalog served at `/catalog`: a path to a JSON file, or the entries inline.
+    #[serde(default)]
+    pub catalog: Option<CatalogSource>,
+    /// Who is at the browser during authorization.
+    #[serde(default)]
+    pub login: Login,
+    /// The users of the development login page (`login.mode = "dev-login"`).
+    #[serde(default)]
+    pub users: Vec<User>,
+    /// The registered OAuth clients: SMART apps and PoCs.
+    #[serde(default)]
+    pub clients: Vec<Client>,
+    /// Lifetimes and timeouts.
+    #[serde(default)]
+    pub lifetimes: Lifetimes,
+    /// The resource types `$set-context` accepts; the D-14 list when absent.
+    #[serde(default)]
+    pub supported_types: Option<Vec<String>>,
+    /// Development mode: plain http is accepted on loopback (issuer, rest-hook endpoints,
+    /// JWKS URLs). Never in production.
+    #[serde(default)]
+    pub development_mode: bool,
+    /// Browser origins allowed to call `$set-context` (web-based PoCs).
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: default_listen(),
+            public_url: None,
+            database: default_database(),
+            catalog: None,
+            login: Login::default(),
+            users: Vec::new(),
+            clients: Vec::new(),
+            lifetimes: Lifetimes::default(),
+            supported_types: None,
+            development_mode: false,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_database() -> PathBuf {
+    PathBuf::from("sofa.db")
+}
+
+impl Config {
+    /// Reads a TOML configuration; relative `database` and `catalog` paths are taken relative
+    /// to the file's directory, so the server behaves the same from any working directory.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let mut config = Config::from_toml(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if config.database != Path::new(IN_MEMORY) && config.database.is_relative() {
+            config.database = dir.join(&config.database);
+        }
+        if let Some(CatalogSource::File(file)) = &mut config.catalog
+            && file.is_relative()
+        {
+            *file = dir.join(&*file);
+        }
+        Ok(config)
+    }
+
+    /// Parses a TOML configuration; paths are kept as written.
+    pub fn from_toml(text: &str) -> Result<Config, Error> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+/// Where the App Catalog comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CatalogSource {
+    /// A JSON file: an array of app entries (the HALO App Catalog format).
+    File(PathBuf),
+    /// The entries themselves (what a program assembling the server passes).
+    Inline(serde_json::Value),
+}
+
+/// How the authorization server decides who is at the browser.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Login {
+    /// A login form for the configured `users`.
+    #[default]
+    DevLogin,
+    /// Everyone is signed in as `user`, with no page shown: automated tests and demos only.
+    AutoApprove {
+        /// The user id (compared with the user that set a launch, when it set one).
+        user: String,
+        /// The user's FHIR resource, e.g. `Practitioner/123`.
+        #[serde(default)]
+        fhir_user: Option<String>,
+    },
+}
+
+/// A user of the development login page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The user id.
+    pub id: String,
+    /// The password (development only; kept in memory as its SHA-256).
+    pub password: String,
+    /// The user's FHIR resource, e.g. `Practitioner/123`.
+    #[serde(default)]
+    pub fhir_user: Option<String>,
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    /// The `client_id`.
+    pub id: String,
+    /// The client secret of a confidential client (PoCs use `client_credentials`); absent for
+    /// a public SMART app (PKCE only).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The exact redirect URIs of a SMART app.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// The scopes the client may be granted (space-separated).
+    pub scopes: String,
+    /// The App Catalog entry id of the app, which ties a launch to the app it was set for.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// The app's launch URL.
+    #[serde(default)]
+    pub launch_url: Option<String>,
+}
+
+/// Lifetimes and timeouts, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifetimes {
+    /// How long a `$set-context` launch lives (D-05).
+    pub launch_secs: u64,
+    /// Access token lifetime.
+    pub access_token_secs: u64,
+    /// Refresh token lifetime (a refresh token also dies with its launch).
+    pub refresh_token_secs: u64,
+    /// How often expired launches are purged.
+    pub purge_interval_secs: u64,
+    /// How long a notification may take when the Subscription sets no `backport-timeout`.
+    pub delivery_timeout_secs: u64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Lifetimes {
+        Lifetimes {
+            launch_secs: 12 * 60 * 60,
+            access_token_secs: 60 * 60,
+            refresh_token_secs: 12 * 60 * 60,
+            purge_interval_secs: 60,
+            delivery_timeout_secs: 10,
+        }
+    }
+}
+
+/// Starts the reference SoFA.
+#[derive(Debug)]
+pub struct ReferenceSofa;
+
+impl ReferenceSofa {
+    /// Opens the store, loads the catalog and the clients, starts the authorization server,
+    /// binds the socket and serves until [`RunningSofa::shutdown`].
+    pub async fn start(config: Config) -> Result<RunningSofa, Error> {
+        let catalog = load_catalog(config.catalog.as_ref())?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let root_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .trim_end_matches('/')
+            .to_string();
+        let fhir_base = format!("{root_url}{FHIR_PATH}");
+
+        let mut sofa_config =
+            SofaConfig::new(fhir_base.clone()).map_err(|e| Error::Config(e.to_string()))?;
+        sofa_config.oauth = Some(AuthServer::oauth_uris(&sofa_config.base_url));
+        sofa_config.launch_ttl = Duration::from_secs(config.lifetimes.launch_secs);
+        sofa_config.purge_interval = Duration::from_secs(config.lifetimes.purge_interval_secs);
+        sofa_config.cors_allowed_origins = config.cors_allowed_origins.clone();
+        sofa_config.software_name = "HALO reference SoFA".to_string();
+        if let Some(types) = &config.supported_types {
+            sofa_config.supported_types = supported_types(types);
+        }
+
+        let store: Arc<dyn Store> = if config.database == Path::new(IN_MEMORY) {
+            Arc::new(MemoryStore::new())
+        } else {
+            Arc::new(
+                SqliteStore::open(&config.database)
+                    .await
+                    .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?,
+            )
+        };
+
+        let auth_config = AuthConfig {
+            access_token_ttl: Duration::from_secs(config.lifetimes.access_token_secs),
+            refresh_token_ttl: Duration::from_secs(config.lifetimes.refresh_token_secs),
+            development_mode: config.development_mode,
+            ..AuthConfig::default()
+        };
+        // The signing keys are read from the store (generated there on first start), so the
+        // database file is also where the keys live.
+        let auth = AuthServer::start(
+            &sofa_config,
+            auth_config,
+            store.clone(),
+            Arc::new(SystemClock),
+            client_registry(&config.clients),
+            authenticator(&config)?,
+        )
+        .await
+        .map_err(|e| Error::Auth(e.to_string()))?;
+        let tokens = auth.token_validator();
+
+        let shared_config = Arc::new(sofa_config.clone());
+        let subscriptions = Subscriptions::new(
+            store.clone(),
+            tokens.clone(),
+            Arc::new(SystemClock),
+            shared_config,
+            SubscriptionSettings {
+                default_timeout: Duration::from_secs(config.lifetimes.delivery_timeout_secs),
+                // Rest-hook endpoints on loopback over http are for development only.
+                require_https: !config.development_mode,
+                ..SubscriptionSettings::default()
+            },
+        );
+        let sofa = Sofa::builder(sofa_config.clone())
+            .store(store)
+            .token_validator(tokens.clone())
+            .audit(Arc::new(TracingAuditSink))
+            .mount(auth.router(), |_| {})
+            .resource_server()
+            .notifier(subscriptions.notifier())
+            .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
+            .build();
+        let tasks = vec![sofa.spawn_purge_task(), subscriptions.spawn_heartbeats()];
+        // `Prefer: respond-async` on writes (ASY-01).
+        let jobs = AsyncJobs::new(
+            sofa_config.base_url.clone(),
+            tokens,
+            sofa_config.json_limits.max_bytes,
+        );
+
+        let catalog = Arc::new(catalog);
+        let app = Router::new()
+            .nest(FHIR_PATH, jobs.apply(sofa.router()))
+            .route(
+                CATALOG_PATH,
+                get(move || {
+                    let catalog = catalog.clone();
+                    async move { serve_catalog(&catalog) }
+                }),
+            );
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(RunningSofa {
+            catalog_url: format!("{root_url}{CATALOG_PATH}"),
+            root_url,
+            fhir_base,
+            local_addr,
+            stop: Some(stop),
+            server,
+            subscriptions,
+            tasks,
+        })
+    }
+}
+
+/// A running reference SoFA.
+#[derive(Debug)]
+pub struct RunningSofa {
+    /// The root URL (no trailing slash).
+    pub root_url: String,
+    /// The FHIR base: `iss` for apps, the base PoCs call.
+    pub fhir_base: String,
+    /// The App Catalog URL.
+    pub catalog_url: String,
+    /// The socket address the server listens on.
+    pub local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    subscriptions: Subscriptions,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningSofa {
+    /// The URLs worth printing, labelled.
+    pub fn urls(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FHIR base (iss)", self.fhir_base.clone()),
+            (
+                "CapabilityStatement",
+                format!("{}/metadata", self.fhir_base),
+            ),
+            (
+                "SMART configuration",
+                format!("{}/.well-known/smart-configuration", self.fhir_base),
+            ),
+            ("App Catalog", self.catalog_url.clone()),
+        ]
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, then waits for deliveries
+    /// in flight so every app write is either committed or rolled back before returning.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.server).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "the server task failed"),
+        }
+        self.subscriptions.shutdown().await;
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RunningSofa {
+    fn drop(&mut self) {
+        // Dropped without `shutdown` (a failed test): stop the background work anyway.
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Reads and validates the catalog; an entry with errors stops the start, since a PoC would
+/// otherwise offer an app the SoFA cannot launch.
+fn load_catalog(source: Option<&CatalogSource>) -> Result<serde_json::Value, Error> {
+    let value = match source {
+        None => return Ok(serde_json::Value::Array(Vec::new())),
+        Some(CatalogSource::Inline(value)) => value.clone(),
+        Some(CatalogSource::File(path)) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| Error::Catalog(format!("{}: {e}", path.display())))?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Catalog(format!("{}: {e}", path.display())))?
+        }
+    };
+    let parsed =
+        Catalog::from_value(&value, Mode::Lenient).map_err(|e| Error::Catalog(e.to_string()))?;
+    for finding in &parsed.report.findings {
+        tracing::warn!("catalog: {finding}");
+    }
+    // What is served is what validated: in lenient mode an entry with errors is left out.
+    serde_json::to_value(&parsed.catalog).map_err(|e| Error::Catalog(e.to_string()))
+}
+
+/// `GET /catalog`: the catalog as published, readable from any origin (it is public).
+fn serve_catalog(catalog: &serde_json::Value) -> axum::response::Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ),
+        ],
+        catalog.to_string(),
+    )
+        .into_response()
+}
+
+fn supported_types(types: &[String]) -> SupportedTypes {
+    let mut supported = SupportedTypes::d14();
+    let defaults: Vec<String> = supported.iter().map(str::to_string).collect();
+    for t in defaults {
+        supported.remove(&t);
+    }
+    for t in types {
+        supported.insert(t.clone());
+    }
+    supported
+}
+
+fn client_registry(clients: &[Client]) -> ClientRegistry {
+    clients.iter().fold(ClientRegistry::new(), |registry, c| {
+        let authentication = match &c.secret {
+            Some(secret) => ClientAuthentication::secret(secret),
+            None => ClientAuthentication::Public,
+        };
+        let mut client = RegisteredClient::new(c.id.clone(), authentication).scopes(&c.scopes);
+        for uri in &c.redirect_uris {
+            client = client.redirect_uri(uri.clone());
+        }
+        if let Some(app_id) = &c.app_id {
+            client = client.app_id(app_id.clone());
+        }
+        if let Some(url) = &c.launch_url {
+            client = client.launch_url(url.clone());
+        }
+        registry.with(client)
+    })
+}
+
+fn authenticator(config: &Config) -> Result<Arc<dyn UserAuthenticator>, Error> {
+    Ok(match &config.login {
+        Login::AutoApprove { user, fhir_user } => {
+            Arc::new(AutoApprove::new(user.clone(), fhir_user.as_deref()))
+        }
+        Login::DevLogin => {
+            if config.users.is_empty() {
+                return Err(Error::Config(
+                    "login.mode = \"dev-login\" needs at least one [[users]] entry".into(),
+                ));
+            }
+            Arc::new(config.users.iter().fold(DevLogin::new(), |login, u| {
+                login.user(u.id.clone(), &u.password, u.fhir_user.as_deref())
+            }))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_configuration_parses() {
+        let config = Config::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/sofa.toml")).unwrap();
+        assert!(!config.clients.is_empty());
+        assert!(matches!(config.catalog, Some(CatalogSource::File(ref p)) if p.is_absolute()));
+        let catalog = load_catalog(config.catalog.as_ref()).unwrap();
+        // Every sample entry validates (an entry with errors would be left out).
+        assert_eq!(catalog.as_array().map(Vec::len), Some(1));
+        let app_id = catalog[0]["id"].as_str().unwrap();
+        assert!(
+            config
+                .clients
+                .iter()
+                .any(|c| c.app_id.as_deref() == Some(app_id))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
+        assert!(error.to_string().contains("listne"), "{error}");
+    }
+
+    #[test]
+    fn dev_login_without_users_is_refused() {
+        let config = Config::default();
+        assert!(authenticator(&config).is_err());
+    }
+}
