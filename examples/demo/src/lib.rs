@@ -1,0 +1,929 @@
+//! The whole HALO SoFA launch on loopback, with an HTTP client in place of the browser
+//! (REQ EX-04).
+//!
+//! Three parties run in this process, each on its own loopback port and talking to the others
+//! only over HTTP:
+//!
+//! - the **reference SoFA** (`reference-sofa`), with a temporary SQLite file;
+//! - an **EMR** (point of care) built on `halo-poc`, with a small in-memory chart, a
+//!   rest-hook (or websocket) notification receiver and the SoFA launcher;
+//! - a **SMART app** built on `halo-smart-client`, with `/launch` and `/callback`.
+//!
+//! [`Demo::run`] walks the launch step by step and checks every answer; [`Report::succeeded`]
+//! is true only when every step checked out.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use halo_catalog::{AppEntry, CatalogClient};
+use halo_model::subscription::{PayloadContent, SubscriptionStatus};
+use halo_poc::{
+    BoxFuture, Change, ChangeSink, ClinicalContext, ContextPlan, CurrentSubscription, HttpOptions,
+    LocalResources, MemoryIdMap, NotificationReceiver, RestHookSecret, SofaClient, SofaLaunch,
+    SofaLauncher, StaticToken, SubscriptionManager, WebsocketConsumer, WebsocketOptions,
+    rest_hook_channel, websocket_channel,
+};
+use halo_smart_client::store::MemoryLaunchStore;
+use halo_smart_client::{ClientAuth, ClientConfig, IssuerPolicy, SessionHandle, SmartClient};
+use reference_sofa::{CatalogSource, Client, Config, Login, ReferenceSofa, RunningSofa};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+/// The demo app's catalog entry id (and its `app_id` at the SoFA).
+pub const APP_ID: &str = "5e0f7a2c-3b1d-4c6e-9a8f-7d2b4e6c8a10";
+/// The demo app's `client_id`.
+pub const APP_CLIENT_ID: &str = "halo-demo-app";
+/// The EMR's `client_id` at the SoFA.
+pub const POC_CLIENT_ID: &str = "halo-demo-emr";
+/// The scopes the app asks for (and is registered for).
+pub const APP_SCOPES: &str =
+    "launch launch/patient openid fhirUser patient/Patient.rs patient/Observation.crus";
+const POC_SCOPES: &str = "Context.write system/Subscription.cruds";
+const CLINICIAN: &str = "dr-gagnon";
+
+/// How the EMR receives notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// The SoFA posts to the EMR's endpoint.
+    #[default]
+    RestHook,
+    /// The EMR keeps a websocket open to the SoFA (no inbound HTTP).
+    Websocket,
+}
+
+/// What the demo runs with.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// How the EMR receives notifications.
+    pub transport: Transport,
+    /// Where the SoFA listens; loopback with a free port when absent.
+    pub listen: Option<SocketAddr>,
+}
+
+/// One checked step of the flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What the step does.
+    pub name: String,
+    /// Whether it checked out.
+    pub ok: bool,
+    /// What was seen (on failure: what went wrong).
+    pub detail: String,
+}
+
+impl Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = if self.ok { '✔' } else { '✘' };
+        write!(f, "{mark} {}: {}", self.name, self.detail)
+    }
+}
+
+/// The outcome of [`Demo::run`].
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The steps in order; the flow stops at the first failure.
+    pub steps: Vec<Step>,
+    /// The launch URL the EMR opened.
+    pub launch_url: Option<String>,
+    /// The app's Observation as the EMR filed it (local reference), once notified.
+    pub filed_as: Option<String>,
+    /// The status the SoFA answered the app after `$clear-context`.
+    pub status_after_clear: Option<u16>,
+}
+
+impl Report {
+    /// Whether the whole flow ran and every step checked out.
+    pub fn succeeded(&self) -> bool {
+        self.steps.len() == STEP_COUNT && self.steps.iter().all(|s| s.ok)
+    }
+}
+
+/// How many steps a complete run has.
+pub const STEP_COUNT: usize = 14;
+
+/// The three parties, started and listening.
+pub struct Demo {
+    options: DemoOptions,
+    sofa: Option<RunningSofa>,
+    app: AppState,
+    app_base: String,
+    poc_listener: Option<TcpListener>,
+    poc_base: String,
+    chart: Arc<Chart>,
+    database: Option<PathBuf>,
+    tasks: Vec<JoinHandle<()>>,
+    stop_websocket: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for Demo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demo")
+            .field("options", &self.options)
+            .field("app_base", &self.app_base)
+            .field("poc_base", &self.poc_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the demo could not start.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Demo {
+    /// Starts the SoFA (temporary SQLite file), binds the EMR's and the app's ports, and serves
+    /// the app.
+    pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
+        let app_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let app_base = format!("http://{}", app_listener.local_addr()?);
+        let poc_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let poc_base = format!("http://{}", poc_listener.local_addr()?);
+
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let database =
+            std::env::temp_dir().join(format!("halo-demo-{}-{nanos}.db", std::process::id()));
+        let config = sofa_config(&options, &app_base, database.clone());
+        let sofa = ReferenceSofa::start(config).await?;
+
+        let policy = IssuerPolicy::new()
+            .allow(
+                sofa.fhir_base.clone(),
+                ClientConfig::new(
+                    APP_CLIENT_ID,
+                    format!("{app_base}/callback"),
+                    APP_SCOPES,
+                    ClientAuth::Public,
+                ),
+            )?
+            .allow_http_loopback(true);
+        let app = AppState {
+            smart: SmartClient::new(policy, Arc::new(MemoryLaunchStore::new()))?,
+            session: Arc::default(),
+        };
+        let router = axum::Router::new()
+            .route("/launch", get(app_launch))
+            .route("/callback", get(app_callback))
+            .with_state(app.clone());
+        let app_task = tokio::spawn(async move {
+            let _ = axum::serve(app_listener, router).await;
+        });
+
+        Ok(Demo {
+            options,
+            sofa: Some(sofa),
+            app,
+            app_base,
+            poc_listener: Some(poc_listener),
+            poc_base,
+            chart: Arc::new(Chart::new()),
+            database: Some(database),
+            tasks: vec![app_task],
+            stop_websocket: None,
+        })
+    }
+
+    /// The running SoFA.
+    pub fn sofa(&self) -> Option<&RunningSofa> {
+        self.sofa.as_ref()
+    }
+
+    /// Runs the flow, calling `on_step` as each step completes.
+    pub async fn run(&mut self, mut on_step: impl FnMut(&Step)) -> Report {
+        let mut recorder = Recorder {
+            report: Report::default(),
+            on_step: &mut on_step,
+        };
+        // A failed step has already been recorded; the flow simply stops there.
+        let _ = self.flow(&mut recorder).await;
+        recorder.report
+    }
+
+    async fn flow(&mut self, r: &mut Recorder<'_>) -> Result<(), Stop> {
+        let Some(sofa) = self.sofa.as_ref() else {
+            return r.fail("reference SoFA", "not running");
+        };
+        let fhir_base = sofa.fhir_base.clone();
+        let catalog_url = sofa.catalog_url.clone();
+        r.pass(
+            "reference SoFA",
+            format!("FHIR base {fhir_base}, catalog {catalog_url}"),
+        );
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .build()
+            .or_else(|e| r.fail("HTTP client", e))?;
+
+        // 1. The EMR reads the jurisdiction's App Catalog.
+        let entry = r.check("App Catalog", async {
+            let parsed = CatalogClient::new(&catalog_url)
+                .map_err(|e| e.to_string())?
+                .fetch()
+                .await
+                .map_err(|e| e.to_string())?;
+            let entry =
+                parsed.catalog.get(APP_ID).cloned().ok_or_else(|| {
+                    format!("no entry {APP_ID} in {} entries", parsed.catalog.len())
+                })?;
+            let detail = format!(
+                "{} entr{} validated, picked \"{}\"",
+                parsed.catalog.len(),
+                if parsed.catalog.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                entry.name
+            );
+            Ok((entry, detail))
+        });
+        let entry: AppEntry = entry.await?;
+
+        // 2. The EMR's token for the SoFA (D-06): client_credentials, from discovery.
+        let poc_token = r.check("EMR token (client_credentials)", async {
+            let discovery = get_json(
+                &http,
+                &format!("{fhir_base}/.well-known/smart-configuration"),
+            )
+            .await?;
+            let token_url = discovery["token_endpoint"]
+                .as_str()
+                .ok_or("discovery has no token_endpoint")?;
+            let response = http
+                .post(token_url)
+                .basic_auth(POC_CLIENT_ID, Some(POC_SECRET))
+                .form(&[("grant_type", "client_credentials"), ("scope", POC_SCOPES)])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body: Value = response.json().await.map_err(|e| e.to_string())?;
+            if status != reqwest::StatusCode::OK {
+                return Err(format!("token endpoint answered {status}: {body}"));
+            }
+            let token = body["access_token"].as_str().ok_or("no access_token")?;
+            let scope = body["scope"].as_str().unwrap_or_default();
+            if !scope.contains("Context.write") {
+                return Err(format!("Context.write not granted (scope: {scope})"));
+            }
+            Ok((token.to_string(), format!("200, scope \"{scope}\"")))
+        });
+        let poc_token = poc_token.await?;
+        let client = SofaClient::new(
+            &fhir_base,
+            Arc::new(StaticToken::new(poc_token)),
+            HttpOptions::default(),
+        )
+        .or_else(|e| r.fail("EMR SoFA client", e))?;
+        let id_map = Arc::new(MemoryIdMap::new());
+
+        // 3. Subscribe before the first launch (D-07) and wait for `active`.
+        let subscription_name = match self.options.transport {
+            Transport::RestHook => "subscribe (rest-hook)",
+            Transport::Websocket => "subscribe (websocket)",
+        };
+        let subscription = match self.options.transport {
+            Transport::RestHook => {
+                let secret =
+                    RestHookSecret::generate().or_else(|e| r.fail(subscription_name, e))?;
+                let receiver = NotificationReceiver::builder(
+                    client.clone(),
+                    id_map.clone(),
+                    self.chart.clone(),
+                )
+                .expect_header("Authorization", secret.header_value())
+                .build();
+                let endpoint =
+                    axum::Router::new().nest("/sofa/notify", halo_poc::rest_hook::router(receiver));
+                let Some(listener) = self.poc_listener.take() else {
+                    return r.fail(subscription_name, "the EMR's port is gone");
+                };
+                self.tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(listener, endpoint).await;
+                }));
+                let channel = rest_hook_channel(
+                    format!("{}/sofa/notify", self.poc_base),
+                    PayloadContent::FullResource,
+                    &secret,
+                    None,
+                );
+                SubscriptionManager::new(client.clone())
+                    .subscribe(channel)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Transport::Websocket => self.subscribe_websocket(&client, &id_map).await,
+        };
+        let subscription = subscription.or_else(|e| r.fail(subscription_name, e))?;
+        if subscription.status != SubscriptionStatus::Active {
+            return r.fail(subscription_name, format!("status {}", subscription.status));
+        }
+        r.pass(
+            subscription_name,
+            format!(
+                "Subscription/{} active",
+                subscription.id.as_deref().unwrap_or("?")
+            ),
+        );
+
+        // 4. The clinician opens the app: `$set-context` with the chart's patient.
+        let launcher = SofaLauncher::new(client.clone(), self.chart.clone(), id_map.clone());
+        let clinical = ClinicalContext::default()
+            .with("Patient/p7")
+            .user("Practitioner/dr-1");
+        let launch: SofaLaunch = r
+            .check("$set-context", async {
+                let launch = launcher
+                    .launch(&entry, &clinical)
+                    .await
+                    .map_err(|e| format!("[{}] {e}", e.code()))?;
+                let patient = launch
+                    .mappings
+                    .iter()
+                    .find(|m| m.local == "Patient/p7")
+                    .ok_or("no mapping for Patient/p7")?;
+                let detail = format!(
+                    "launch {}…, Patient/p7 is {} at the SoFA ({} resources mapped)",
+                    launch.launch_id.chars().take(8).collect::<String>(),
+                    patient.sofa,
+                    launch.mappings.len()
+                );
+                Ok((launch, detail))
+            })
+            .await?;
+        let sofa_patient = launch
+            .mappings
+            .iter()
+            .find(|m| m.local == "Patient/p7")
+            .map(|m| m.sofa.clone())
+            .unwrap_or_default();
+
+        // 5. The launch URL carries `iss` and `launch` to the app.
+        r.check("launch URL", async {
+            let query: BTreeMap<String, String> = launch.url.query_pairs().into_owned().collect();
+            if !launch
+                .url
+                .as_str()
+                .starts_with(&format!("{}/launch?", self.app_base))
+            {
+                return Err(format!("{} is not the app's launch URL", launch.url));
+            }
+            if query.get("iss") != Some(&fhir_base)
+                || query.get("launch") != Some(&launch.launch_id)
+            {
+                return Err(format!("{} lacks iss or launch", launch.url));
+            }
+            Ok(((), launch.url.to_string()))
+        })
+        .await?;
+        r.report.launch_url = Some(launch.url.to_string());
+
+        // 6. The browser opens the launch URL; the app does discovery and redirects to authorize.
+        let authorize_url = r
+            .check("app: discovery and authorize redirect", async {
+                let response = http
+                    .get(launch.url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let location = redirect_target(&response)?;
+                let discovery = self
+                    .app
+                    .smart
+                    .discover(&fhir_base)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let endpoint = discovery.authorization_endpoint.clone().unwrap_or_default();
+                if endpoint.is_empty() || !location.starts_with(&endpoint) {
+                    return Err(format!("redirected to {location}, not to {endpoint}"));
+                }
+                let detail = format!("{} → {endpoint}", response.status().as_u16());
+                Ok((location, detail))
+            })
+            .await?;
+
+        // 7. The SoFA authorizes (auto-approve) and redirects back with a code.
+        let callback_url = r
+            .check("authorize (auto-approve)", async {
+                let response = http
+                    .get(&authorize_url)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let location = redirect_target(&response)?;
+                let url = url::Url::parse(&location).map_err(|e| e.to_string())?;
+                let has = |k: &str| url.query_pairs().any(|(key, _)| key == k);
+                if !location.starts_with(&format!("{}/callback?", self.app_base))
+                    || !has("code")
+                    || !has("state")
+                {
+                    return Err(format!("redirected to {location}"));
+                }
+                Ok((
+                    location,
+                    format!(
+                        "{} → app callback with code and state",
+                        response.status().as_u16()
+                    ),
+                ))
+            })
+            .await?;
+
+        // 8. The app exchanges the code (PKCE) and gets the launch context.
+        let session = r
+            .check("token (authorization_code + PKCE)", async {
+                let response = http
+                    .get(&callback_url)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if status != reqwest::StatusCode::OK {
+                    return Err(format!("callback answered {status}: {body}"));
+                }
+                let session = self
+                    .app
+                    .session
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.clone())
+                    .ok_or("the app holds no session")?;
+                let snapshot = session.snapshot().map_err(|e| e.to_string())?;
+                let patient = snapshot.patient_id().unwrap_or_default().to_string();
+                if format!("Patient/{patient}") != sofa_patient {
+                    return Err(format!(
+                        "context patient {patient}, expected {sofa_patient}"
+                    ));
+                }
+                let detail = format!(
+                    "patient {patient} in context, scope \"{}\"",
+                    snapshot.granted_scope
+                );
+                Ok((session, detail))
+            })
+            .await?;
+        let fhir = session.fhir();
+
+        // 9. The app reads the patient in context.
+        r.check("app reads Patient", async {
+            let patient = fhir.context_patient().await.map_err(|e| e.to_string())?;
+            let family = patient["name"][0]["family"].as_str().unwrap_or_default();
+            if family != "Gagnon" {
+                return Err(format!("read {patient}"));
+            }
+            let id = patient["id"].as_str().unwrap_or_default();
+            Ok((
+                (),
+                format!(
+                    "Patient/{id}: {family}, born {}",
+                    patient["birthDate"].as_str().unwrap_or("?")
+                ),
+            ))
+        })
+        .await?;
+
+        // 10. The app writes an Observation; the SoFA delivers it to the EMR before committing.
+        let observation_id = r
+            .check("app writes Observation", async {
+                let created = fhir
+                    .create(&json!({
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}]},
+                        "subject": {"reference": sofa_patient},
+                        "valueQuantity": {"value": 61.5, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
+                    }))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let id = created["id"].as_str().ok_or("the created Observation has no id")?.to_string();
+                Ok((id.clone(), format!("created Observation/{id}")))
+            })
+            .await?;
+
+        // 11. The EMR was notified and filed it under its own ids.
+        let filed = r
+            .check("EMR notified", async {
+                let focus = format!("Observation/{observation_id}");
+                let filed = self
+                    .chart
+                    .wait_for(&focus, Duration::from_secs(5))
+                    .await
+                    .ok_or_else(|| format!("no notification for {focus}"))?;
+                let subject = filed.resource["subject"]["reference"]
+                    .as_str()
+                    .unwrap_or_default();
+                if subject != "Patient/p7" {
+                    return Err(format!("subject {subject}, expected the EMR's Patient/p7"));
+                }
+                let detail = format!(
+                    "event {}: {focus} filed as {}, subject Patient/p7",
+                    filed.event_number, filed.local
+                );
+                Ok((filed.local, detail))
+            })
+            .await?;
+        r.report.filed_as = Some(filed);
+
+        // 12. The clinician closes the app.
+        r.check("$clear-context", async {
+            let report = launcher.end(&launch).await;
+            match report.result {
+                Ok(_) => Ok(((), "context cleared".to_string())),
+                Err(e) => Err(format!("[{}] {e}", e.code())),
+            }
+        })
+        .await?;
+
+        // 13. The app's token died with the launch.
+        let token = session
+            .snapshot()
+            .map(|s| s.access_token().expose().to_string())
+            .unwrap_or_default();
+        let status = r
+            .check("app token refused after clear", async {
+                let response = http
+                    .get(format!("{fhir_base}/{sofa_patient}"))
+                    .bearer_auth(&token)
+                    .header(header::ACCEPT, "application/fhir+json")
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status().as_u16();
+                if status != 401 {
+                    return Err(format!(
+                        "GET {sofa_patient} answered {status}, expected 401"
+                    ));
+                }
+                Ok((status, format!("GET {sofa_patient} → 401")))
+            })
+            .await?;
+        r.report.status_after_clear = Some(status);
+        Ok(())
+    }
+
+    /// A websocket subscription turns `active` only once a socket is bound, so the consumer
+    /// starts before waiting (`SubscriptionManager::subscribe` waits first and would time out).
+    async fn subscribe_websocket(
+        &mut self,
+        client: &SofaClient,
+        id_map: &Arc<MemoryIdMap>,
+    ) -> Result<halo_model::subscription::Subscription, String> {
+        let request = halo_model::subscription::Subscription::new(
+            halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC,
+            "HALO demo EMR",
+            websocket_channel(PayloadContent::FullResource, None),
+        );
+        let created = client
+            .create_subscription(&request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = created
+            .id
+            .clone()
+            .ok_or("the SoFA gave the subscription no id")?;
+        let receiver =
+            NotificationReceiver::builder(client.clone(), id_map.clone(), self.chart.clone())
+                .build();
+        let consumer = WebsocketConsumer::new(
+            client.clone(),
+            receiver,
+            CurrentSubscription::new(created),
+            WebsocketOptions::default(),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stop_websocket = Some(stop);
+        self.tasks.push(tokio::spawn(async move {
+            consumer
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let current = client
+                .read_subscription(&id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if current.status != SubscriptionStatus::Requested
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(current);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops everything and removes the temporary database.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop_websocket.take() {
+            let _ = stop.send(());
+        }
+        if let Some(sofa) = self.sofa.take() {
+            sofa.shutdown().await;
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(database) = self.database.take() {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = database.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// Starts the demo with `options`, runs the flow and shuts everything down.
+pub async fn run(options: DemoOptions, on_step: impl FnMut(&Step)) -> Result<Report, StartError> {
+    let mut demo = Demo::start(options).await?;
+    let report = demo.run(on_step).await;
+    demo.shutdown().await;
+    Ok(report)
+}
+
+const POC_SECRET: &str = "halo-demo-emr-secret";
+
+/// The reference SoFA's configuration for the demo: auto-approve, the demo app and EMR
+/// registered, a one-app catalog pointing at the app's port.
+fn sofa_config(options: &DemoOptions, app_base: &str, database: PathBuf) -> Config {
+    Config {
+        listen: options
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        database,
+        catalog: Some(CatalogSource::Inline(json!([{
+            "id": APP_ID,
+            "name": "HALO Demo Weight Tracker",
+            "description": "Reads the patient in context and records a body weight.",
+            "descriptionShort": "Body weight",
+            "iconUrl": "https://apps.example.org/demo/icon.png",
+            "privacyPolicyUrl": "https://apps.example.org/demo/privacy",
+            "termsOfServiceUrl": "https://apps.example.org/demo/terms",
+            "launchUrl": format!("{app_base}/launch"),
+            "contacts": [
+                {"url": "https://apps.example.org/demo/help", "title": "Help"},
+                {"email": "support@example.org", "title": "Support"}
+            ],
+            "publisher": {"id": "0b8e2f4a-5d6c-4e7f-8a9b-1c2d3e4f5a6b", "name": "HALO SDK contributors"},
+            "scopes": APP_SCOPES.split(' ').collect::<Vec<_>>(),
+        }]))),
+        login: Login::AutoApprove {
+            user: CLINICIAN.to_string(),
+            fhir_user: Some("Practitioner/dr-1".to_string()),
+        },
+        clients: vec![
+            Client {
+                id: POC_CLIENT_ID.to_string(),
+                secret: Some(POC_SECRET.to_string()),
+                redirect_uris: Vec::new(),
+                scopes: POC_SCOPES.to_string(),
+                app_id: None,
+                launch_url: None,
+            },
+            Client {
+                id: APP_CLIENT_ID.to_string(),
+                secret: None,
+                redirect_uris: vec![format!("{app_base}/callback")],
+                scopes: APP_SCOPES.to_string(),
+                app_id: Some(APP_ID.to_string()),
+                launch_url: Some(format!("{app_base}/launch")),
+            },
+        ],
+        development_mode: true,
+        ..Config::default()
+    }
+}
+
+/// Records steps and reports each one as it happens.
+struct Recorder<'a> {
+    report: Report,
+    on_step: &'a mut dyn FnMut(&Step),
+}
+
+/// The flow stopped at a failed step (already recorded).
+struct Stop;
+
+impl Recorder<'_> {
+    fn record(&mut self, name: &str, ok: bool, detail: String) {
+        let step = Step {
+            name: name.to_string(),
+            ok,
+            detail,
+        };
+        (self.on_step)(&step);
+        self.report.steps.push(step);
+    }
+
+    fn pass(&mut self, name: &str, detail: String) {
+        self.record(name, true, detail);
+    }
+
+    fn fail<T>(&mut self, name: &str, error: impl Display) -> Result<T, Stop> {
+        self.record(name, false, error.to_string());
+        Err(Stop)
+    }
+
+    async fn check<T>(
+        &mut self,
+        name: &str,
+        step: impl Future<Output = Result<(T, String), String>>,
+    ) -> Result<T, Stop> {
+        match step.await {
+            Ok((value, detail)) => {
+                self.pass(name, detail);
+                Ok(value)
+            }
+            Err(error) => self.fail(name, error),
+        }
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("GET {url} answered {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+/// The `Location` of a redirect; the browser's part, done by hand.
+fn redirect_target(response: &reqwest::Response) -> Result<String, String> {
+    if !response.status().is_redirection() {
+        return Err(format!("expected a redirect, got {}", response.status()));
+    }
+    response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| "a redirect without Location".to_string())
+}
+
+/// The SMART app's state: its client and the one session the demo opens.
+#[derive(Clone)]
+struct AppState {
+    smart: SmartClient,
+    session: Arc<Mutex<Option<SessionHandle>>>,
+}
+
+/// `GET /launch?iss=...&launch=...`: discovery, then off to the authorization server.
+async fn app_launch(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    match app
+        .smart
+        .begin_launch_from_query(query.as_deref().unwrap_or(""))
+        .await
+    {
+        Ok(halo_smart_client::Redirect::Get(url)) => {
+            (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
+        }
+        Ok(halo_smart_client::Redirect::Post(form)) => {
+            axum::response::Html(form.to_html()).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.user_message()).into_response(),
+    }
+}
+
+/// `GET /callback?code=...&state=...`: the code exchange; the session is kept for the demo.
+async fn app_callback(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    match app
+        .smart
+        .complete_launch(query.as_deref().unwrap_or(""))
+        .await
+    {
+        Ok(session) => {
+            if let Ok(mut slot) = app.session.lock() {
+                *slot = Some(session);
+            }
+            (StatusCode::OK, "signed in").into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("{} ({})", e.user_message(), e.code()),
+        )
+            .into_response(),
+    }
+}
+
+/// A change the EMR filed.
+#[derive(Debug, Clone)]
+struct Filed {
+    event_number: u64,
+    local: String,
+    resource: Value,
+}
+
+/// The EMR's chart: FHIR JSON under local ids, and what the app's writes became.
+struct Chart {
+    records: Mutex<BTreeMap<String, Value>>,
+    filed: Mutex<BTreeMap<String, Filed>>,
+    arrived: Notify,
+}
+
+impl Chart {
+    fn new() -> Chart {
+        let records = BTreeMap::from([
+            (
+                "Patient/p7".to_string(),
+                json!({"resourceType": "Patient", "id": "p7", "gender": "female",
+                       "birthDate": "1984-03-02",
+                       "name": [{"family": "Gagnon", "given": ["Marie"]}]}),
+            ),
+            (
+                "Practitioner/dr-1".to_string(),
+                json!({"resourceType": "Practitioner", "id": "dr-1",
+                       "name": [{"family": "Tremblay", "given": ["Luc"]}]}),
+            ),
+        ]);
+        Chart {
+            records: Mutex::new(records),
+            filed: Mutex::default(),
+            arrived: Notify::new(),
+        }
+    }
+
+    /// Waits until a change for `focus` (the SoFA's `Type/id`) has been filed.
+    async fn wait_for(&self, focus: &str, timeout: Duration) -> Option<Filed> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.arrived.notified();
+            if let Some(filed) = self.filed.lock().ok()?.get(focus).cloned() {
+                return Some(filed);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+fn lock_error() -> halo_poc::PocError {
+    halo_poc::PocError::Host("the chart's lock is poisoned".into())
+}
+
+impl LocalResources for Chart {
+    fn resource<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, halo_poc::Result<Option<Value>>> {
+        Box::pin(async move {
+            let records = self.records.lock().map_err(|_| lock_error())?;
+            Ok(records.get(reference).cloned())
+        })
+    }
+
+    fn related<'a>(
+        &'a self,
+        _plan: &'a ContextPlan,
+    ) -> BoxFuture<'a, halo_poc::Result<Vec<Value>>> {
+        Box::pin(async move { Ok(Vec::new()) })
+    }
+}
+
+impl ChangeSink for Chart {
+    fn apply(&self, change: Change) -> BoxFuture<'_, halo_poc::Result<Option<String>>> {
+        Box::pin(async move {
+            let (Some(focus), Some(mut resource)) = (change.focus.clone(), change.resource) else {
+                return Ok(None);
+            };
+            let local = {
+                let mut records = self.records.lock().map_err(|_| lock_error())?;
+                // An update of something the EMR knows keeps its id; a new resource gets one.
+                let local = change.local.clone().unwrap_or_else(|| {
+                    let kind = focus.split('/').next().unwrap_or("Basic");
+                    format!("{kind}/emr-{}", records.len() + 1)
+                });
+                if let (Some(object), Some(id)) =
+                    (resource.as_object_mut(), local.split('/').nth(1))
+                {
+                    object.insert("id".into(), json!(id));
+                }
+                records.insert(local.clone(), resource.clone());
+                local
+            };
+            self.filed.lock().map_err(|_| lock_error())?.insert(
+                focus,
+                Filed {
+                    event_number: change.event_number,
+                    local: local.clone(),
+                    resource,
+                },
+            );
+            self.arrived.notify_waiters();
+            Ok(change.local.is_none().then_some(local))
+        })
+    }
+}
