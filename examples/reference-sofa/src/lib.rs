@@ -334,7 +334,7 @@ impl ReferenceSofa {
             },
         );
         let sofa = Sofa::builder(sofa_config.clone())
-            .store(store)
+            .store(store.clone())
             .token_validator(tokens.clone())
             .audit(Arc::new(TracingAuditSink))
             .mount(auth.router(), |_| {})
@@ -377,13 +377,13 @@ impl ReferenceSofa {
             stop: Some(stop),
             server,
             subscriptions,
+            store,
             tasks,
         })
     }
 }
 
 /// A running reference SoFA.
-#[derive(Debug)]
 pub struct RunningSofa {
     /// The root URL (no trailing slash).
     pub root_url: String,
@@ -396,10 +396,28 @@ pub struct RunningSofa {
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     subscriptions: Subscriptions,
+    store: Arc<dyn Store>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for RunningSofa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSofa")
+            .field("root_url", &self.root_url)
+            .field("fhir_base", &self.fhir_base)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RunningSofa {
+    /// The store the server runs on. A host that launches apps without `$set-context` (a
+    /// plain SMART launch whose EMR registers the context with this authorization server)
+    /// writes its launch records here.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
     /// The URLs worth printing, labelled.
     pub fn urls(&self) -> Vec<(&'static str, String)> {
         vec![
