@@ -68,7 +68,7 @@ mod backend {
 
     impl BackendServicesTokens {
         /// Tokens for `client_id` from `token_endpoint`, signed with `key`, asking for `scope`
-        /// (for example `system/Context.write system/Subscription.cruds`).
+        /// (for example `Context.write system/Subscription.cruds`, decision D-06).
         pub fn new(
             client: SmartClient,
             token_endpoint: Url,

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use halo_model::subscription::{
-    Channel, PayloadContent, SOFA_CONTENT_UPDATE_TOPIC, Subscription, SubscriptionStatus,
+    Channel, ChannelType, PayloadContent, SOFA_CONTENT_UPDATE_TOPIC, Subscription,
+    SubscriptionStatus,
 };
 use tokio::sync::watch;
 
@@ -129,12 +130,20 @@ impl SubscriptionManager {
         &self.sofa
     }
 
-    /// Creates a subscription to the SoFA Content Update topic on `channel` and waits until
-    /// the SoFA reports it `active` (for rest-hook, after the handshake reached the PoC, so the
-    /// receiver must already be listening).
+    /// Creates a subscription to the SoFA Content Update topic on `channel`.
+    ///
+    /// Rest-hook: waits until the SoFA reports it `active`, which happens after the handshake
+    /// reached the PoC, so the receiver must already be listening. Websocket: returns the
+    /// created subscription at once, because a SoFA may keep it `requested` until a socket binds
+    /// to it; start a `WebsocketConsumer` with it, and the SoFA's
+    /// handshake on bind confirms it. An `error` or `off` status is an error on both channels.
     pub async fn subscribe(&self, channel: Channel) -> Result<Subscription> {
+        let websocket = channel.channel_type == ChannelType::Websocket;
         let request = Subscription::new(SOFA_CONTENT_UPDATE_TOPIC, self.reason.clone(), channel);
         let created = self.sofa.create_subscription(&request).await?;
+        if websocket && created.status == SubscriptionStatus::Requested {
+            return Ok(created);
+        }
         self.wait_active(created).await
     }
 
