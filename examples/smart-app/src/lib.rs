@@ -1,0 +1,386 @@
+//! A small SMART on FHIR web app built only on `halo-smart-client` (REQ EX-02).
+//!
+//! - `GET /launch?iss=...&launch=...`: discovery, then a redirect to the authorization server;
+//! - `GET /callback?code=...&state=...`: the code exchange (PKCE), then a redirect to the
+//!   session's page;
+//! - `GET /s/{session}`: a patient banner when the SoFA asked for one (`need_patient_banner`),
+//!   the patient's Observations, and a form that records a body weight;
+//! - `POST /s/{session}/observations`: writes the Observation, then back to the page.
+//!
+//! Pages are plain server-rendered HTML; every interpolated value goes through [`escape`].
+//! A failed launch, a launch without a patient and a refused authorization each get a page that
+//! says what happened and what to do.
+
+// REQ: EX-02
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use halo_smart_client::store::MemoryLaunchStore;
+use halo_smart_client::{
+    ClientAuth, ClientConfig, IssuerPolicy, Redirect, SessionHandle, SmartClient, SmartError,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The scopes the app asks for.
+pub const DEFAULT_SCOPES: &str =
+    "launch launch/patient openid fhirUser patient/Patient.rs patient/Observation.crus";
+
+/// What the app runs with: its SMART client, which knows the FHIR servers it trusts.
+#[derive(Clone)]
+pub struct AppConfig {
+    smart: SmartClient,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig").finish_non_exhaustive()
+    }
+}
+
+impl AppConfig {
+    /// A public client (`client_id`, no secret) served at `base_url`, trusting each of
+    /// `issuers` (FHIR bases); `http://` is accepted on loopback only.
+    pub fn public(
+        base_url: &str,
+        client_id: &str,
+        scopes: &str,
+        issuers: &[String],
+    ) -> Result<AppConfig, SmartError> {
+        let redirect_uri = format!("{}/callback", base_url.trim_end_matches('/'));
+        let mut policy = IssuerPolicy::new().allow_http_loopback(true);
+        for iss in issuers {
+            policy = policy.allow(
+                iss.clone(),
+                ClientConfig::new(client_id, redirect_uri.clone(), scopes, ClientAuth::Public),
+            )?;
+        }
+        Ok(AppConfig::with_client(SmartClient::new(
+            policy,
+            Arc::new(MemoryLaunchStore::new()),
+        )?))
+    }
+
+    /// An app on a SMART client configured elsewhere.
+    pub fn with_client(smart: SmartClient) -> AppConfig {
+        AppConfig { smart }
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    smart: SmartClient,
+    sessions: Arc<Mutex<HashMap<String, SessionHandle>>>,
+}
+
+/// The app's routes.
+pub fn router(config: AppConfig) -> Router {
+    let app = App {
+        smart: config.smart,
+        sessions: Arc::default(),
+    };
+    Router::new()
+        .route("/", get(index))
+        .route("/launch", get(launch))
+        .route("/callback", get(callback))
+        .route("/s/{session}", get(patient_page))
+        .route("/s/{session}/observations", post(write_observation))
+        .with_state(app)
+}
+
+/// Escapes `value` for HTML text and attribute values.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\
+         <body><h1>{}</h1>\n{body}\n</body></html>\n",
+        escape(title),
+        escape(title)
+    )
+}
+
+/// An error page: a heading, what to do, and the stable error code for support.
+fn error_page(status: StatusCode, title: &str, error: &SmartError) -> Response {
+    let body = format!(
+        "<p class=\"error\">{}</p>\n<p>Error code: <code>{}</code></p>",
+        escape(&error.user_message()),
+        escape(error.code())
+    );
+    (status, Html(page(title, &body))).into_response()
+}
+
+fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!("<p class=\"error\">{}</p>", escape(message));
+    (status, Html(page(title, &body))).into_response()
+}
+
+/// Whether `error` is the FHIR server or authorization server refusing the app.
+fn refused(error: &SmartError) -> bool {
+    matches!(
+        error,
+        SmartError::AuthorizationDenied(_)
+            | SmartError::TokenRefused { .. }
+            | SmartError::SessionExpired { .. }
+    ) || matches!(error, SmartError::HttpStatus { status, .. } if *status == 401 || *status == 403)
+        || matches!(error, SmartError::Fhir { status, .. } if *status == 401 || *status == 403)
+}
+
+async fn index() -> Html<String> {
+    Html(page(
+        "HALO example SMART app",
+        "<p>Open this app from your clinical system; it starts at <code>/launch</code>.</p>",
+    ))
+}
+
+async fn launch(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    match app
+        .smart
+        .begin_launch_from_query(query.as_deref().unwrap_or(""))
+        .await
+    {
+        Ok(Redirect::Get(url)) => {
+            (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
+        }
+        Ok(Redirect::Post(form)) => Html(form.to_html()).into_response(),
+        Err(e) => error_page(StatusCode::BAD_REQUEST, "The app could not be launched", &e),
+    }
+}
+
+async fn callback(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    let session = match app
+        .smart
+        .complete_launch(query.as_deref().unwrap_or(""))
+        .await
+    {
+        Ok(session) => session,
+        Err(e) if refused(&e) => {
+            return error_page(StatusCode::FORBIDDEN, "Authorization failed", &e);
+        }
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, "The app could not sign in", &e),
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match app.sessions.lock() {
+        Ok(mut sessions) => {
+            sessions.insert(id.clone(), session);
+        }
+        Err(_) => {
+            return message_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The app could not sign in",
+                "An internal problem occurred. Please open the app again.",
+            );
+        }
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/s/{id}"))],
+    )
+        .into_response()
+}
+
+fn session(app: &App, id: &str) -> Option<SessionHandle> {
+    app.sessions.lock().ok().and_then(|s| s.get(id).cloned())
+}
+
+fn no_session() -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        "No such session",
+        "This page belongs to no open session. Please open the app again from your \
+         clinical system.",
+    )
+}
+
+fn fhir_failure(error: &SmartError) -> Response {
+    if refused(error) {
+        error_page(StatusCode::FORBIDDEN, "Access refused", error)
+    } else {
+        error_page(
+            StatusCode::BAD_GATEWAY,
+            "The clinical system did not answer",
+            error,
+        )
+    }
+}
+
+/// `Given Family`, from a Patient's first name.
+fn display_name(patient: &Value) -> String {
+    let name = &patient["name"][0];
+    if let Some(text) = name["text"].as_str() {
+        return text.to_string();
+    }
+    let given: Vec<&str> = name["given"]
+        .as_array()
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut parts = given;
+    if let Some(family) = name["family"].as_str() {
+        parts.push(family);
+    }
+    if parts.is_empty() {
+        "(no name)".to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// One row of the Observation list: what, value, when.
+fn observation_row(observation: &Value) -> String {
+    let code = &observation["code"];
+    let what = code["text"]
+        .as_str()
+        .or_else(|| code["coding"][0]["display"].as_str())
+        .or_else(|| code["coding"][0]["code"].as_str())
+        .unwrap_or("(no code)");
+    let quantity = &observation["valueQuantity"];
+    let value = match (quantity.get("value"), quantity["unit"].as_str()) {
+        (Some(v), unit) => format!("{v} {}", unit.unwrap_or_default()),
+        (None, _) => observation["valueString"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let when = observation["effectiveDateTime"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    format!(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        escape(observation["id"].as_str().unwrap_or_default()),
+        escape(what),
+        escape(value.trim()),
+        escape(&when)
+    )
+}
+
+async fn patient_page(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let Some(handle) = session(&app, &id) else {
+        return no_session();
+    };
+    let snapshot = match handle.snapshot() {
+        Ok(snapshot) => snapshot,
+        Err(e) => return fhir_failure(&e),
+    };
+    let Some(patient_id) = snapshot.patient_id().map(str::to_string) else {
+        return message_page(
+            StatusCode::BAD_REQUEST,
+            "No patient in context",
+            "The clinical system opened this app without a patient. Please open a patient's \
+             chart first, then open the app again.",
+        );
+    };
+    let fhir = handle.fhir();
+    let mut body = String::new();
+    if snapshot.context.need_patient_banner == Some(true) {
+        let patient = match fhir.context_patient().await {
+            Ok(patient) => patient,
+            Err(e) => return fhir_failure(&e),
+        };
+        body.push_str(&format!(
+            "<div class=\"banner\"><strong>{}</strong> · {} · born {} · <code>Patient/{}</code></div>\n",
+            escape(&display_name(&patient)),
+            escape(patient["gender"].as_str().unwrap_or("unknown")),
+            escape(patient["birthDate"].as_str().unwrap_or("?")),
+            escape(&patient_id)
+        ));
+    }
+    let observations = match fhir
+        .search_all("Observation", &[("patient", patient_id.as_str())], 10)
+        .await
+    {
+        Ok(observations) => observations,
+        Err(e) => return fhir_failure(&e),
+    };
+    body.push_str(&format!("<h2>Observations ({})</h2>\n", observations.len()));
+    if observations.is_empty() {
+        body.push_str("<p>No Observations yet.</p>\n");
+    } else {
+        body.push_str(
+            "<table class=\"observations\"><tr><th>id</th><th>what</th><th>value</th><th>when</th></tr>\n",
+        );
+        for observation in &observations {
+            body.push_str(&observation_row(observation));
+            body.push('\n');
+        }
+        body.push_str("</table>\n");
+    }
+    body.push_str(&format!(
+        "<h2>Record a body weight</h2>\n<form method=\"post\" action=\"/s/{}/observations\">\
+         <label>Weight (kg) <input name=\"weight_kg\" type=\"number\" step=\"0.1\" min=\"0\" required></label> \
+         <button type=\"submit\">Save</button></form>\n",
+        escape(&id)
+    ));
+    Html(page("Patient", &body)).into_response()
+}
+
+/// The form's fields.
+#[derive(Debug, Deserialize)]
+struct WeightForm {
+    weight_kg: String,
+}
+
+async fn write_observation(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Form(form): Form<WeightForm>,
+) -> Response {
+    let Some(handle) = session(&app, &id) else {
+        return no_session();
+    };
+    let weight: f64 = match form.weight_kg.trim().parse() {
+        Ok(w) if w > 0.0 && f64::is_finite(w) => w,
+        _ => {
+            return message_page(
+                StatusCode::BAD_REQUEST,
+                "Not saved",
+                "The weight must be a positive number of kilograms.",
+            );
+        }
+    };
+    let Some(patient_id) = handle
+        .snapshot()
+        .ok()
+        .and_then(|s| s.patient_id().map(str::to_string))
+    else {
+        return message_page(
+            StatusCode::BAD_REQUEST,
+            "No patient in context",
+            "The clinical system opened this app without a patient.",
+        );
+    };
+    let observation = json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "valueQuantity": {"value": weight, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
+    });
+    match handle.fhir().create(&observation).await {
+        Ok(_) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, format!("/s/{id}"))],
+        )
+            .into_response(),
+        Err(e) => fhir_failure(&e),
+    }
+}
