@@ -1,0 +1,571 @@
+//! A small EMR (point of care) simulator web page built on `halo-poc` (REQ EX-03).
+//!
+//! - `GET /`: the jurisdiction's App Catalog, the chart's patients, a form to open an app for a
+//!   patient, and the open launches with a **Clear** button each;
+//! - `POST /launch`: subscribes first if the EMR has no subscription yet (rest-hook to
+//!   `/sofa/notify`), calls `$set-context` and redirects the browser to the app's launch URL;
+//! - `GET /notifications`: each notification as it arrived, the SoFA's id mapped to the EMR's
+//!   local id (the page refreshes itself every few seconds);
+//! - `POST /clear`: `$clear-context` for one launch;
+//! - `POST /sofa/notify`: the rest-hook endpoint the SoFA delivers to.
+//!
+//! The chart and its notifications live in memory. Every interpolated value goes through
+//! [`escape`].
+
+// REQ: EX-03
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use halo_catalog::{AppEntry, CatalogClient};
+use halo_model::subscription::{PayloadContent, SubscriptionStatus};
+use halo_poc::{
+    BoxFuture, Change, ChangeSink, ClinicalContext, ContextPlan, HttpOptions, LocalResources,
+    MemoryIdMap, NotificationReceiver, RestHookSecret, SofaClient, SofaLaunch, SofaLauncher,
+    StaticToken, SubscriptionManager, rest_hook_channel,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// The scopes the EMR asks the SoFA for.
+pub const EMR_SCOPES: &str = "Context.write system/Subscription.cruds";
+
+/// What the EMR runs with.
+#[derive(Debug, Clone)]
+pub struct EmrConfig {
+    /// The SoFA's FHIR base.
+    pub fhir_base: String,
+    /// The App Catalog's URL.
+    pub catalog_url: String,
+    /// The EMR's `client_id` at the SoFA.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// Where this page is served, as the SoFA reaches it (`/sofa/notify` is appended).
+    pub base_url: String,
+    /// The clinician (`Practitioner/...`) opening apps.
+    pub user: String,
+}
+
+/// One notification as the EMR filed it.
+#[derive(Debug, Clone)]
+struct Filed {
+    event_number: u64,
+    focus: String,
+    local: String,
+}
+
+/// The EMR's chart: FHIR JSON under local ids, and the notifications it filed.
+struct Chart {
+    records: Mutex<BTreeMap<String, Value>>,
+    filed: Mutex<Vec<Filed>>,
+}
+
+impl Chart {
+    fn new() -> Chart {
+        let records = BTreeMap::from([
+            (
+                "Patient/p7".to_string(),
+                json!({"resourceType": "Patient", "id": "p7", "gender": "female",
+                       "birthDate": "1984-03-02",
+                       "name": [{"family": "Gagnon", "given": ["Marie"]}]}),
+            ),
+            (
+                "Patient/p8".to_string(),
+                json!({"resourceType": "Patient", "id": "p8", "gender": "male",
+                       "birthDate": "1951-11-20",
+                       "name": [{"family": "Roy", "given": ["Jean"]}]}),
+            ),
+            (
+                "Practitioner/dr-1".to_string(),
+                json!({"resourceType": "Practitioner", "id": "dr-1",
+                       "name": [{"family": "Tremblay", "given": ["Luc"]}]}),
+            ),
+        ]);
+        Chart {
+            records: Mutex::new(records),
+            filed: Mutex::default(),
+        }
+    }
+
+    fn patients(&self) -> Vec<(String, String)> {
+        self.records
+            .lock()
+            .map(|records| {
+                records
+                    .iter()
+                    .filter(|(reference, _)| reference.starts_with("Patient/"))
+                    .map(|(reference, patient)| (reference.clone(), display_name(patient)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn lock_error() -> halo_poc::PocError {
+    halo_poc::PocError::Host("the chart's lock is poisoned".into())
+}
+
+impl LocalResources for Chart {
+    fn resource<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, halo_poc::Result<Option<Value>>> {
+        Box::pin(async move {
+            let records = self.records.lock().map_err(|_| lock_error())?;
+            Ok(records.get(reference).cloned())
+        })
+    }
+
+    fn related<'a>(
+        &'a self,
+        _plan: &'a ContextPlan,
+    ) -> BoxFuture<'a, halo_poc::Result<Vec<Value>>> {
+        Box::pin(async move { Ok(Vec::new()) })
+    }
+}
+
+impl ChangeSink for Chart {
+    fn apply(&self, change: Change) -> BoxFuture<'_, halo_poc::Result<Option<String>>> {
+        Box::pin(async move {
+            let Some(focus) = change.focus.clone() else {
+                return Ok(None);
+            };
+            let mut records = self.records.lock().map_err(|_| lock_error())?;
+            // An update of something the EMR knows keeps its id; a new resource gets one.
+            let local = change.local.clone().unwrap_or_else(|| {
+                let kind = focus.split('/').next().unwrap_or("Basic");
+                format!("{kind}/emr-{}", records.len() + 1)
+            });
+            if let Some(mut resource) = change.resource {
+                if let (Some(object), Some(id)) =
+                    (resource.as_object_mut(), local.split('/').nth(1))
+                {
+                    object.insert("id".into(), json!(id));
+                }
+                records.insert(local.clone(), resource);
+            }
+            drop(records);
+            self.filed.lock().map_err(|_| lock_error())?.push(Filed {
+                event_number: change.event_number,
+                focus,
+                local: local.clone(),
+            });
+            Ok(change.local.is_none().then_some(local))
+        })
+    }
+}
+
+/// The EMR's connection to the SoFA, made on the first launch.
+struct Connected {
+    launcher: SofaLauncher,
+    subscription_id: String,
+}
+
+#[derive(Clone)]
+struct Emr {
+    config: Arc<EmrConfig>,
+    http: reqwest::Client,
+    chart: Arc<Chart>,
+    id_map: Arc<MemoryIdMap>,
+    secret: Arc<RestHookSecret>,
+    /// `halo-poc`'s rest-hook endpoint, once the EMR has subscribed.
+    endpoint: Arc<Mutex<Option<Router>>>,
+    connected: Arc<tokio::sync::Mutex<Option<Arc<Connected>>>>,
+    launches: Arc<Mutex<Vec<(SofaLaunch, String, String)>>>,
+}
+
+/// Why the EMR could not start.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The EMR's routes, `/sofa/notify` included.
+pub fn router(config: EmrConfig) -> Result<Router, StartError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let emr = Emr {
+        config: Arc::new(config),
+        http,
+        chart: Arc::new(Chart::new()),
+        id_map: Arc::new(MemoryIdMap::new()),
+        secret: Arc::new(RestHookSecret::generate()?),
+        endpoint: Arc::default(),
+        connected: Arc::default(),
+        launches: Arc::default(),
+    };
+    Ok(Router::new()
+        .route("/", get(index))
+        .route("/launch", post(launch))
+        .route("/notifications", get(notifications))
+        .route("/clear", post(clear))
+        .route("/sofa/notify", post(notify))
+        .with_state(emr))
+}
+
+/// Escapes `value` for HTML text and attribute values.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, head: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{head}<title>{}</title></head>\
+         <body><h1>{}</h1>\n<p><a href=\"/\">Chart</a> · <a href=\"/notifications\">Notifications</a></p>\n{body}\n</body></html>\n",
+        escape(title),
+        escape(title)
+    )
+}
+
+fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!("<p class=\"error\">{}</p>", escape(message));
+    (status, Html(page(title, "", &body))).into_response()
+}
+
+fn display_name(patient: &Value) -> String {
+    let name = &patient["name"][0];
+    let mut parts: Vec<&str> = name["given"]
+        .as_array()
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if let Some(family) = name["family"].as_str() {
+        parts.push(family);
+    }
+    parts.join(" ")
+}
+
+impl Emr {
+    /// The catalog's valid entries, and the errors of any entry left out.
+    async fn catalog(&self) -> Result<(Vec<AppEntry>, Vec<String>), String> {
+        let parsed = CatalogClient::new(&self.config.catalog_url)
+            .map_err(|e| e.to_string())?
+            .fetch()
+            .await
+            .map_err(|e| e.to_string())?;
+        let errors = parsed
+            .report
+            .findings
+            .iter()
+            .filter(|f| f.severity == halo_catalog::Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        Ok((parsed.catalog.entries, errors))
+    }
+
+    /// The EMR's token (client_credentials at the token endpoint discovery names).
+    async fn token(&self) -> Result<String, String> {
+        let discovery: Value = self
+            .http
+            .get(format!(
+                "{}/.well-known/smart-configuration",
+                self.config.fhir_base
+            ))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let token_url = discovery["token_endpoint"]
+            .as_str()
+            .ok_or("discovery has no token_endpoint")?;
+        let response = self
+            .http
+            .post(token_url)
+            .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", EMR_SCOPES)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("the token endpoint answered {status}: {body}"))
+    }
+
+    /// Connects on first use: token, rest-hook subscription (before the first `$set-context`).
+    async fn connect(&self) -> Result<Arc<Connected>, String> {
+        let mut slot = self.connected.lock().await;
+        if let Some(connected) = slot.as_ref() {
+            return Ok(connected.clone());
+        }
+        let token = self.token().await?;
+        let client = SofaClient::new(
+            &self.config.fhir_base,
+            Arc::new(StaticToken::new(token)),
+            HttpOptions::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let receiver =
+            NotificationReceiver::builder(client.clone(), self.id_map.clone(), self.chart.clone())
+                .expect_header("Authorization", self.secret.header_value())
+                .build();
+        *self.endpoint.lock().map_err(|_| "poisoned lock")? =
+            Some(halo_poc::rest_hook::router(receiver));
+        let channel = rest_hook_channel(
+            format!("{}/sofa/notify", self.config.base_url.trim_end_matches('/')),
+            PayloadContent::FullResource,
+            &self.secret,
+            None,
+        );
+        let subscription = SubscriptionManager::new(client.clone())
+            .subscribe(channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        if subscription.status != SubscriptionStatus::Active {
+            return Err(format!("the subscription is {}", subscription.status));
+        }
+        let connected = Arc::new(Connected {
+            launcher: SofaLauncher::new(client, self.chart.clone(), self.id_map.clone()),
+            subscription_id: subscription.id.unwrap_or_default(),
+        });
+        *slot = Some(connected.clone());
+        Ok(connected)
+    }
+}
+
+async fn index(State(emr): State<Emr>) -> Response {
+    let (catalog, errors) = match emr.catalog().await {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_GATEWAY,
+                "The App Catalog could not be read",
+                &e,
+            );
+        }
+    };
+    let mut body = String::from("<h2>App Catalog</h2>\n<ul class=\"catalog\">\n");
+    for error in &errors {
+        body.push_str(&format!(
+            "<li class=\"error\">left out: {}</li>\n",
+            escape(error)
+        ));
+    }
+    for app in &catalog {
+        body.push_str(&format!(
+            "<li><strong>{}</strong> — {} <code>{}</code></li>\n",
+            escape(&app.name),
+            escape(&app.description_short),
+            escape(&app.id)
+        ));
+    }
+    body.push_str("</ul>\n<h2>Open an app</h2>\n<form method=\"post\" action=\"/launch\">\n<label>Patient <select name=\"patient\">");
+    for (reference, name) in emr.chart.patients() {
+        body.push_str(&format!(
+            "<option value=\"{}\">{} ({})</option>",
+            escape(&reference),
+            escape(&name),
+            escape(&reference)
+        ));
+    }
+    body.push_str("</select></label>\n<label>App <select name=\"app_id\">");
+    for app in &catalog {
+        body.push_str(&format!(
+            "<option value=\"{}\">{}</option>",
+            escape(&app.id),
+            escape(&app.name)
+        ));
+    }
+    body.push_str("</select></label>\n<button type=\"submit\">Open</button></form>\n");
+    let launches = emr.launches.lock().map(|l| l.clone()).unwrap_or_default();
+    body.push_str("<h2>Open launches</h2>\n");
+    if launches.is_empty() {
+        body.push_str("<p>None.</p>\n");
+    }
+    for (launch, app_name, patient) in &launches {
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/clear\" class=\"launch\">{} for {} · <a href=\"{}\">open again</a> \
+             <input type=\"hidden\" name=\"launch_id\" value=\"{}\"><button type=\"submit\">Clear</button></form>\n",
+            escape(app_name),
+            escape(patient),
+            escape(launch.url.as_str()),
+            escape(&launch.launch_id)
+        ));
+    }
+    Html(page("HALO example EMR", "", &body)).into_response()
+}
+
+/// The open-an-app form.
+#[derive(Debug, Deserialize)]
+struct LaunchForm {
+    patient: String,
+    app_id: String,
+}
+
+async fn launch(State(emr): State<Emr>, Form(form): Form<LaunchForm>) -> Response {
+    let catalog = match emr.catalog().await {
+        Ok((catalog, _)) => catalog,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_GATEWAY,
+                "The App Catalog could not be read",
+                &e,
+            );
+        }
+    };
+    let Some(entry) = catalog
+        .iter()
+        .find(|e| e.id.eq_ignore_ascii_case(&form.app_id))
+    else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "No such app",
+            "That app is not in the App Catalog.",
+        );
+    };
+    let Some((_, patient_name)) = emr
+        .chart
+        .patients()
+        .into_iter()
+        .find(|(reference, _)| *reference == form.patient)
+    else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "No such patient",
+            "That patient is not in the chart.",
+        );
+    };
+    let connected = match emr.connect().await {
+        Ok(connected) => connected,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_GATEWAY,
+                "The EMR could not connect to the SoFA",
+                &e,
+            );
+        }
+    };
+    let mut clinical = ClinicalContext::default()
+        .with(form.patient.clone())
+        .user(emr.config.user.clone());
+    clinical.need_patient_banner = Some(true);
+    let launch = match connected.launcher.launch(entry, &clinical).await {
+        Ok(launch) => launch,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_GATEWAY,
+                "$set-context failed",
+                &format!("[{}] {e}", e.code()),
+            );
+        }
+    };
+    let url = launch.url.to_string();
+    if let Ok(mut launches) = emr.launches.lock() {
+        launches.push((launch, entry.name.clone(), patient_name));
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
+}
+
+async fn notifications(State(emr): State<Emr>) -> Response {
+    let filed = emr
+        .chart
+        .filed
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_default();
+    let subscription = match emr.connected.try_lock() {
+        Ok(slot) => slot
+            .as_ref()
+            .map(|c| c.subscription_id.clone())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let mut body = format!(
+        "<p>Subscription: <code>{}</code></p>\n",
+        escape(if subscription.is_empty() {
+            "none yet (made on the first launch)"
+        } else {
+            &subscription
+        })
+    );
+    if filed.is_empty() {
+        body.push_str("<p>No notifications yet.</p>\n");
+    } else {
+        body.push_str(
+            "<table class=\"notifications\"><tr><th>event</th><th>SoFA</th><th>local</th></tr>\n",
+        );
+        for f in filed.iter().rev() {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                f.event_number,
+                escape(&f.focus),
+                escape(&f.local)
+            ));
+        }
+        body.push_str("</table>\n");
+    }
+    Html(page(
+        "Notifications",
+        "<meta http-equiv=\"refresh\" content=\"3\">",
+        &body,
+    ))
+    .into_response()
+}
+
+/// The clear button's form.
+#[derive(Debug, Deserialize)]
+struct ClearForm {
+    launch_id: String,
+}
+
+async fn clear(State(emr): State<Emr>, Form(form): Form<ClearForm>) -> Response {
+    let launch = emr.launches.lock().ok().and_then(|launches| {
+        launches
+            .iter()
+            .find(|(l, _, _)| l.launch_id == form.launch_id)
+            .map(|(l, _, _)| l.clone())
+    });
+    let (Some(launch), Some(connected)) = (launch, emr.connected.lock().await.clone()) else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "No such launch",
+            "That launch is not open.",
+        );
+    };
+    let report = connected.launcher.end(&launch).await;
+    if let Err(e) = report.result {
+        return error_page(
+            StatusCode::BAD_GATEWAY,
+            "$clear-context failed",
+            &format!("[{}] {e}", e.code()),
+        );
+    }
+    if let Ok(mut launches) = emr.launches.lock() {
+        launches.retain(|(l, _, _)| l.launch_id != form.launch_id);
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
+}
+
+/// The rest-hook endpoint: handed to `halo-poc`'s receiver once the EMR has subscribed.
+async fn notify(State(emr): State<Emr>, mut request: axum::extract::Request) -> Response {
+    let endpoint = emr.endpoint.lock().ok().and_then(|r| r.clone());
+    let Some(endpoint) = endpoint else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    // `halo-poc`'s router answers at its own root.
+    *request.uri_mut() = axum::http::Uri::from_static("/");
+    match endpoint.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
