@@ -3,6 +3,7 @@
 use crate::finding::{Code, Finding, Report};
 use crate::model::{AppEntry, Catalog};
 use crate::validate::validate_items;
+use halo_model::fhir::json_kind;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -86,7 +87,7 @@ impl Catalog {
             // Owned items are moved into the typed entries instead of cloned.
             Value::Array(items) => build(Items::Owned(items), mode),
             other => Err(CatalogError::NotAnArray {
-                found: crate::validate::describe(&other),
+                found: json_kind(&other),
             }),
         }
     }
@@ -95,7 +96,7 @@ impl Catalog {
     pub fn from_value(doc: &Value, mode: Mode) -> Result<Parsed, CatalogError> {
         let Some(items) = doc.as_array() else {
             return Err(CatalogError::NotAnArray {
-                found: crate::validate::describe(doc),
+                found: json_kind(doc),
             });
         };
         build(Items::Borrowed(items), mode)

@@ -1,6 +1,7 @@
 //! The JSON shape and lexical format of FHIR primitive values (the regular expressions of the R4
 //! primitive type definitions, written out by hand).
 
+use halo_model::fhir::json_kind;
 use serde_json::Value;
 
 /// Checks a primitive value against its type. `Err` carries what is wrong, for the message.
@@ -22,14 +23,14 @@ pub(crate) fn check(type_code: &str, value: &Value) -> Result<(), String> {
             Value::Bool(_) => Ok(()),
             other => Err(format!(
                 "a boolean must be JSON true or false, found {}",
-                describe(other)
+                json_kind(other)
             )),
         },
         "integer" | "positiveInt" | "unsignedInt" => {
             let Value::Number(number) = value else {
                 return Err(format!(
                     "an {code} must be a JSON number, found {}",
-                    describe(value)
+                    json_kind(value)
                 ));
             };
             let Some(n) = number
@@ -52,14 +53,14 @@ pub(crate) fn check(type_code: &str, value: &Value) -> Result<(), String> {
             Value::Number(_) => Ok(()),
             other => Err(format!(
                 "a decimal must be a JSON number, found {}",
-                describe(other)
+                json_kind(other)
             )),
         },
         _ => {
             let Value::String(text) = value else {
                 return Err(format!(
                     "a {code} must be a JSON string, found {}",
-                    describe(value)
+                    json_kind(value)
                 ));
             };
             check_text(code, text)
@@ -133,17 +134,6 @@ fn shorten(text: &str) -> String {
         format!("{}…", text.chars().take(80).collect::<String>())
     } else {
         text.to_owned()
-    }
-}
-
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -9,6 +9,7 @@ mod scopes;
 
 use crate::finding::{Code, Finding, Report};
 use crate::path::Path;
+use halo_model::fhir::json_kind;
 use rules::UrlCheck;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ pub fn validate_catalog(doc: &Value) -> Report {
                 "$",
                 format!(
                     "the catalog must be a JSON array of app entries, found {}",
-                    describe(doc)
+                    json_kind(doc)
                 ),
             )],
         },
@@ -123,18 +124,6 @@ impl Sink<'_> {
             message,
             entry: self.entry,
         });
-    }
-}
-
-/// A JSON value's kind, for "found …" messages.
-pub(crate) fn describe(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -247,7 +236,7 @@ fn check_entry<'v>(entry: &'v Value, path: &Path<'_>, sink: &mut Sink<'_>) -> Op
             path,
             format!(
                 "an app entry must be a JSON object, found {}",
-                describe(entry)
+                json_kind(entry)
             ),
         );
         return None;
@@ -344,7 +333,7 @@ fn check_entry<'v>(entry: &'v Value, path: &Path<'_>, sink: &mut Sink<'_>) -> Op
             &path.key("isEnrolling"),
             format!(
                 "`isEnrolling` must be true or false, found {}",
-                describe(other)
+                json_kind(other)
             ),
         ),
     }
@@ -384,7 +373,7 @@ fn text<'v>(
         sink.push(
             Code::WrongType,
             &path.key(key),
-            format!("`{key}` must be a string, found {}", describe(value)),
+            format!("`{key}` must be a string, found {}", json_kind(value)),
         );
         return None;
     };
@@ -493,7 +482,7 @@ fn array<'v>(
             sink.push(
                 Code::WrongType,
                 &path.key(key),
-                format!("`{key}` must be an array, found {}", describe(other)),
+                format!("`{key}` must be an array, found {}", json_kind(other)),
             );
             None
         }
@@ -518,7 +507,7 @@ fn check_tags(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
             None => sink.push(
                 Code::WrongType,
                 &tags.index(i),
-                format!("a tag must be a string, found {}", describe(item)),
+                format!("a tag must be a string, found {}", json_kind(item)),
             ),
         }
     }
@@ -545,7 +534,7 @@ fn check_screenshots(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>
                 &here,
                 format!(
                     "a screenshot must be a URL string, found {}",
-                    describe(item)
+                    json_kind(item)
                 ),
             ),
         }
@@ -572,7 +561,7 @@ fn check_contacts(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) {
             sink.push(
                 Code::NotAnObject,
                 &here,
-                format!("a contact must be a JSON object, found {}", describe(item)),
+                format!("a contact must be a JSON object, found {}", json_kind(item)),
             );
             continue;
         };
@@ -634,7 +623,7 @@ fn check_publisher(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_>) 
                 &here,
                 format!(
                     "`publisher` must be a JSON object, found {}",
-                    describe(other)
+                    json_kind(other)
                 ),
             );
         }
@@ -666,7 +655,7 @@ fn check_translations(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_
                 &here,
                 format!(
                     "`translations` must be an object keyed by language tag, found {}",
-                    describe(other)
+                    json_kind(other)
                 ),
             );
         }
@@ -686,7 +675,7 @@ fn check_translations(value: Option<&Value>, path: &Path<'_>, sink: &mut Sink<'_
                 &lang,
                 format!(
                     "a translation must be a JSON object, found {}",
-                    describe(value)
+                    json_kind(value)
                 ),
             );
             continue;

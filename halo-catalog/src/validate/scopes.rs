@@ -1,7 +1,9 @@
 //! The `scopes` list: every item a SMART App Launch 2.1 scope (REQ CAT-07), read with
 //! `halo_model::scope`, the same grammar the authorization server uses.
 
-use super::{Sink, describe};
+use halo_model::fhir::json_kind;
+
+use super::Sink;
 use crate::finding::Code;
 use crate::path::Path;
 use halo_model::scope::Scope;
@@ -15,7 +17,7 @@ pub(super) fn check(items: &[Value], path: &Path<'_>, sink: &mut Sink<'_>) {
             sink.push(
                 Code::WrongType,
                 &here,
-                format!("a scope must be a string, found {}", describe(item)),
+                format!("a scope must be a string, found {}", json_kind(item)),
             );
             continue;
         };

@@ -92,8 +92,9 @@ pub fn parse_json(bytes: &[u8], limits: JsonLimits) -> Result<Value, JsonError> 
     serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))
 }
 
-/// How a JSON value is named in an error message (`an array`, `a string`...).
-pub(crate) fn json_kind(value: &Value) -> &'static str {
+/// How a JSON value is named in an error message (`an array`, `a string`...), by its kind
+/// only, so a message never echoes the value (which may be a secret or health data).
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -15,8 +15,7 @@ mod resource_types;
 #[cfg(feature = "fhir-model")]
 pub mod typed;
 
-pub(crate) use json::json_kind;
-pub use json::{JsonError, JsonLimits, json_depth, parse_json};
+pub use json::{JsonError, JsonLimits, json_depth, json_kind, parse_json};
 pub use media::{Format, MediaType, MediaTypeError};
 pub use raw::{RawResource, RawResourceError, is_valid_id, is_valid_resource_type_name};
 pub use resource_types::{R4_RESOURCE_TYPES, is_r4_resource_type, r4_resource_type_ignoring_case};

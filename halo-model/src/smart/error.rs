@@ -64,12 +64,7 @@ impl SmartDocumentError {
 /// Describes a JSON value by its type only, for error messages that must not echo secrets.
 pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
         Value::String(s) if s.is_empty() => "an empty string",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        other => crate::fhir::json_kind(other),
     }
 }

@@ -3,6 +3,7 @@
 mod checks;
 mod slicing;
 
+use halo_model::fhir::json_kind;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -106,7 +107,10 @@ impl<'v> Walker<'v> {
                 Severity::Error,
                 IssueType::Structure,
                 path,
-                format!("a resource must be a JSON object, found {}", kind_of(value)),
+                format!(
+                    "a resource must be a JSON object, found {}",
+                    json_kind(value)
+                ),
             );
             return;
         };
@@ -583,7 +587,7 @@ impl<'v> Walker<'v> {
                 format!(
                     "must be a JSON object ({}), found {}",
                     code.unwrap_or("an element"),
-                    kind_of(value)
+                    json_kind(value)
                 ),
             );
             return;
@@ -698,7 +702,7 @@ impl<'v> Walker<'v> {
                     path,
                     format!(
                         "the `_` companion of a primitive must be an object with `id` or `extension`, found {}",
-                        kind_of(companion)
+                        json_kind(companion)
                     ),
                 );
                 return;
@@ -821,15 +825,4 @@ fn find_child<'v>(children: &'v [Node], name: &str) -> Option<(usize, Option<&'v
         }
     }
     None
-}
-
-pub(crate) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
