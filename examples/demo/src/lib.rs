@@ -686,22 +686,8 @@ fn sofa_config(options: &DemoOptions, app_base: &str, database: PathBuf) -> Conf
             fhir_user: Some("Practitioner/dr-1".to_string()),
         },
         clients: vec![
-            Client {
-                id: POC_CLIENT_ID.to_string(),
-                secret: Some(POC_SECRET.to_string()),
-                redirect_uris: Vec::new(),
-                scopes: POC_SCOPES.to_string(),
-                app_id: None,
-                launch_url: None,
-            },
-            Client {
-                id: APP_CLIENT_ID.to_string(),
-                secret: None,
-                redirect_uris: vec![format!("{app_base}/callback")],
-                scopes: APP_SCOPES.to_string(),
-                app_id: Some(APP_ID.to_string()),
-                launch_url: Some(format!("{app_base}/launch")),
-            },
+            Client::point_of_care(POC_CLIENT_ID, POC_SECRET, POC_SCOPES),
+            Client::public_app(APP_CLIENT_ID, APP_ID, app_base, APP_SCOPES),
         ],
         development_mode: true,
         ..Config::default()

@@ -53,22 +53,8 @@ async fn the_emr_launches_an_app_files_its_write_and_clears() {
             fhir_user: Some("Practitioner/dr-1".into()),
         },
         clients: vec![
-            Client {
-                id: EMR_CLIENT.into(),
-                secret: Some(EMR_SECRET.into()),
-                redirect_uris: Vec::new(),
-                scopes: EMR_SCOPES.into(),
-                app_id: None,
-                launch_url: None,
-            },
-            Client {
-                id: APP_CLIENT.into(),
-                secret: None,
-                redirect_uris: vec![format!("{app_base}/callback")],
-                scopes: DEFAULT_SCOPES.into(),
-                app_id: Some(APP_ID.into()),
-                launch_url: Some(format!("{app_base}/launch")),
-            },
+            Client::point_of_care(EMR_CLIENT, EMR_SECRET, EMR_SCOPES),
+            Client::public_app(APP_CLIENT, APP_ID, &app_base, DEFAULT_SCOPES),
         ],
         development_mode: true,
         ..Config::default()

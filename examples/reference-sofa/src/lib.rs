@@ -232,6 +232,34 @@ pub struct Client {
     pub launch_url: Option<String>,
 }
 
+impl Client {
+    /// A public SMART app (PKCE, no secret) listed in the catalog as `app_id`, served from
+    /// `app_base` with its launch at `{app_base}/launch` and its callback at
+    /// `{app_base}/callback`.
+    pub fn public_app(id: &str, app_id: &str, app_base: &str, scopes: &str) -> Client {
+        Client {
+            id: id.to_string(),
+            secret: None,
+            redirect_uris: vec![format!("{app_base}/callback")],
+            scopes: scopes.to_string(),
+            app_id: Some(app_id.to_string()),
+            launch_url: Some(format!("{app_base}/launch")),
+        }
+    }
+
+    /// A point of care using `client_credentials` with a secret.
+    pub fn point_of_care(id: &str, secret: &str, scopes: &str) -> Client {
+        Client {
+            id: id.to_string(),
+            secret: Some(secret.to_string()),
+            redirect_uris: Vec::new(),
+            scopes: scopes.to_string(),
+            app_id: None,
+            launch_url: None,
+        }
+    }
+}
+
 /// Lifetimes and timeouts, in seconds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

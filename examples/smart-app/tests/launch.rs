@@ -76,22 +76,8 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
             fhir_user: Some("Practitioner/dr-1".into()),
         },
         clients: vec![
-            Client {
-                id: EMR_CLIENT.into(),
-                secret: Some(EMR_SECRET.into()),
-                redirect_uris: Vec::new(),
-                scopes: EMR_SCOPES.into(),
-                app_id: None,
-                launch_url: None,
-            },
-            Client {
-                id: APP_CLIENT.into(),
-                secret: None,
-                redirect_uris: vec![format!("{base}/callback")],
-                scopes: DEFAULT_SCOPES.into(),
-                app_id: Some(APP_ID.into()),
-                launch_url: Some(format!("{base}/launch")),
-            },
+            Client::point_of_care(EMR_CLIENT, EMR_SECRET, EMR_SCOPES),
+            Client::public_app(APP_CLIENT, APP_ID, &base, DEFAULT_SCOPES),
         ],
         development_mode: true,
         ..Config::default()
