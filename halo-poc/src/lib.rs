@@ -69,6 +69,7 @@ pub struct EmrVendorGuide;
 #[cfg(test)]
 mod tests {
     /// The guide quotes the example file whole, so the two never drift apart.
+    // REQ: EX-05
     #[test]
     fn the_guide_quotes_the_example() {
         let guide = include_str!("../../docs/emr-vendor-guide.md");

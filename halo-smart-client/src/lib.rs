@@ -39,3 +39,16 @@ pub use launch::{ClientConfig, IssuerPolicy, LaunchRequest};
 pub use secret::Secret;
 pub use session::LaunchSession;
 pub use token::ClientAuth;
+
+#[cfg(test)]
+mod guide_tests {
+    /// The app developer guide quotes the minimal app whole; the example is compiled by cargo, so
+    /// the guide's code compiles as long as the two stay equal.
+    // REQ: EX-05
+    #[test]
+    fn the_guide_quotes_the_minimal_app() {
+        let guide = include_str!("../../docs/smart-app-guide.md");
+        let example = include_str!("../examples/minimal_app.rs");
+        assert!(guide.contains(example.trim_end()));
+    }
+}

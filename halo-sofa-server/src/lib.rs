@@ -47,6 +47,7 @@ pub mod subscriptions;
 
 /// The code of `docs/sofa-implementer-guide.md`, compiled and run as doc tests so the guide
 /// cannot drift from the API.
+// REQ: EX-05
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/sofa-implementer-guide.md")]
 pub struct ImplementerGuide;

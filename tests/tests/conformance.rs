@@ -5,7 +5,6 @@
 //! The requirement list is `../shared/spec/REQUIREMENTS.md` (beside the repository); without it
 //! the check is skipped with a message.
 
-// REQ: EX-05
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
