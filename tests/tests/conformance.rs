@@ -5,7 +5,6 @@
 //! The requirement list is `../shared/spec/REQUIREMENTS.md` (beside the repository); without it
 //! the check is skipped with a message.
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
