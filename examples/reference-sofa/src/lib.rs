@@ -507,10 +507,13 @@ fn load_catalog(source: Option<&CatalogSource>) -> Result<serde_json::Value, Err
     };
     let parsed =
         Catalog::from_value(&value, Mode::Lenient).map_err(|e| Error::Catalog(e.to_string()))?;
+    let errors: Vec<String> = parsed.report.errors().map(ToString::to_string).collect();
+    if !errors.is_empty() {
+        return Err(Error::Catalog(errors.join("; ")));
+    }
     for finding in &parsed.report.findings {
         tracing::warn!("catalog: {finding}");
     }
-    // What is served is what validated: in lenient mode an entry with errors is left out.
     serde_json::to_value(&parsed.catalog).map_err(|e| Error::Catalog(e.to_string()))
 }
 
@@ -592,7 +595,6 @@ mod tests {
         assert!(!config.clients.is_empty());
         assert!(matches!(config.catalog, Some(CatalogSource::File(ref p)) if p.is_absolute()));
         let catalog = load_catalog(config.catalog.as_ref()).unwrap();
-        // Every sample entry validates (an entry with errors would be left out).
         assert_eq!(catalog.as_array().map(Vec::len), Some(1));
         let app_id = catalog[0]["id"].as_str().unwrap();
         assert!(
@@ -601,6 +603,18 @@ mod tests {
                 .iter()
                 .any(|c| c.app_id.as_deref() == Some(app_id))
         );
+    }
+
+    // REQ: EX-01
+    #[test]
+    fn a_catalog_entry_with_errors_stops_the_start() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../catalog.json")).unwrap();
+        let mut broken = sample.clone();
+        broken[0]["contacts"] = serde_json::json!([{"url": "https://apps.example.org/help"}]);
+        let error = load_catalog(Some(&CatalogSource::Inline(broken))).unwrap_err();
+        assert!(error.to_string().contains("$[0].contacts"), "{error}");
+        assert!(load_catalog(Some(&CatalogSource::Inline(sample))).is_ok());
     }
 
     #[test]
