@@ -225,9 +225,14 @@ pub fn escape(value: &str) -> String {
     out
 }
 
+/// Just enough style to read comfortably; no scripts, no external assets.
+const STYLE: &str = "<style>body{font-family:sans-serif;margin:1.5rem;max-width:60rem}\
+label{margin-right:1rem}table{border-collapse:collapse}\
+td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}.error{color:#a61b1b}</style>";
+
 fn page(title: &str, head: &str, body: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{head}<title>{}</title></head>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{head}{STYLE}<title>{}</title></head>\
          <body><h1>{}</h1>\n<p><a href=\"/\">Chart</a> · <a href=\"/notifications\">Notifications</a></p>\n{body}\n</body></html>\n",
         escape(title),
         escape(title)
@@ -259,13 +264,7 @@ impl Emr {
             .fetch()
             .await
             .map_err(|e| e.to_string())?;
-        let errors = parsed
-            .report
-            .findings
-            .iter()
-            .filter(|f| f.severity == halo_catalog::Severity::Error)
-            .map(ToString::to_string)
-            .collect();
+        let errors = parsed.report.errors().map(ToString::to_string).collect();
         Ok((parsed.catalog.entries, errors))
     }
 

@@ -110,9 +110,15 @@ pub fn escape(value: &str) -> String {
     out
 }
 
+/// Just enough style for the banner to read as one; no scripts, no external assets.
+const STYLE: &str = "<style>body{font-family:sans-serif;margin:1.5rem;max-width:60rem}\
+.banner{background:#e8f0fe;border-left:.4rem solid #1a56db;padding:.6rem 1rem;margin-bottom:1rem}\
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}\
+.error{color:#a61b1b}</style>";
+
 fn page(title: &str, body: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{STYLE}<title>{}</title></head>\
          <body><h1>{}</h1>\n{body}\n</body></html>\n",
         escape(title),
         escape(title)
