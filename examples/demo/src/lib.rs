@@ -11,6 +11,10 @@
 //!
 //! [`Demo::run`] walks the launch step by step and checks every answer; [`Report::succeeded`]
 //! is true only when every step checked out.
+//!
+//! Beside them run the two web examples, for a person (or a browser test) to click through: the
+//! example EMR page (`examples/poc`) at [`Demo::emr_page`] and the example SMART web app
+//! (`examples/smart-app`), both registered with the same SoFA and listed in its catalog.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -50,6 +54,14 @@ pub const APP_SCOPES: &str =
     "launch launch/patient openid fhirUser patient/Patient.rs patient/Observation.crus";
 const POC_SCOPES: &str = "Context.write system/Subscription.cruds";
 const CLINICIAN: &str = "dr-gagnon";
+
+/// The example web app's catalog entry id (and its `app_id` at the SoFA).
+pub const WEB_APP_ID: &str = "9b2d4f6a-8c1e-4a3b-9d5f-7e0a2c4b6d8f";
+/// The example web app's `client_id`.
+pub const WEB_APP_CLIENT_ID: &str = "halo-example-app";
+/// The example EMR page's `client_id` at the SoFA.
+pub const WEB_EMR_CLIENT_ID: &str = "halo-example-emr";
+const WEB_EMR_SECRET: &str = "halo-example-emr-secret";
 
 /// How the EMR receives notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +132,7 @@ pub struct Demo {
     poc_listener: Option<TcpListener>,
     poc_base: String,
     chart: Arc<Chart>,
+    emr_page: String,
     database: Option<PathBuf>,
     tasks: Vec<JoinHandle<()>>,
     stop_websocket: Option<oneshot::Sender<()>>,
@@ -131,6 +144,7 @@ impl std::fmt::Debug for Demo {
             .field("options", &self.options)
             .field("app_base", &self.app_base)
             .field("poc_base", &self.poc_base)
+            .field("emr_page", &self.emr_page)
             .finish_non_exhaustive()
     }
 }
@@ -140,12 +154,16 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Demo {
     /// Starts the SoFA (temporary SQLite file), binds the EMR's and the app's ports, and serves
-    /// the app.
+    /// the app and the two web examples.
     pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
         let app_listener = TcpListener::bind("127.0.0.1:0").await?;
         let app_base = format!("http://{}", app_listener.local_addr()?);
         let poc_listener = TcpListener::bind("127.0.0.1:0").await?;
         let poc_base = format!("http://{}", poc_listener.local_addr()?);
+        let web_app_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let web_app_base = format!("http://{}", web_app_listener.local_addr()?);
+        let web_emr_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let web_emr_base = format!("http://{}", web_emr_listener.local_addr()?);
 
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -153,8 +171,15 @@ impl Demo {
             .unwrap_or_default();
         let database =
             std::env::temp_dir().join(format!("halo-demo-{}-{nanos}.db", std::process::id()));
-        let config = sofa_config(&options, &app_base, database.clone());
+        let config = sofa_config(&options, &app_base, &web_app_base, database.clone());
         let sofa = ReferenceSofa::start(config).await?;
+        let web = match web_examples(&sofa, &web_app_base, &web_emr_base) {
+            Ok(web) => web,
+            Err(e) => {
+                sofa.shutdown().await;
+                return Err(e);
+            }
+        };
 
         let policy = IssuerPolicy::new()
             .allow(
@@ -178,6 +203,13 @@ impl Demo {
         let app_task = tokio::spawn(async move {
             let _ = axum::serve(app_listener, router).await;
         });
+        let (web_app, web_emr) = web;
+        let web_app_task = tokio::spawn(async move {
+            let _ = axum::serve(web_app_listener, web_app).await;
+        });
+        let web_emr_task = tokio::spawn(async move {
+            let _ = axum::serve(web_emr_listener, web_emr).await;
+        });
 
         Ok(Demo {
             options,
@@ -187,8 +219,9 @@ impl Demo {
             poc_listener: Some(poc_listener),
             poc_base,
             chart: Arc::new(Chart::new()),
+            emr_page: format!("{web_emr_base}/"),
             database: Some(database),
-            tasks: vec![app_task],
+            tasks: vec![app_task, web_app_task, web_emr_task],
             stop_websocket: None,
         })
     }
@@ -196,6 +229,12 @@ impl Demo {
     /// The running SoFA.
     pub fn sofa(&self) -> Option<&RunningSofa> {
         self.sofa.as_ref()
+    }
+
+    /// The example EMR page (`examples/poc`): where a person starts clicking through a launch
+    /// of the example web app.
+    pub fn emr_page(&self) -> &str {
+        &self.emr_page
     }
 
     /// Runs the flow, calling `on_step` as each step completes.
@@ -657,30 +696,37 @@ pub async fn run(options: DemoOptions, on_step: impl FnMut(&Step)) -> Result<Rep
 
 const POC_SECRET: &str = "halo-demo-emr-secret";
 
-/// The reference SoFA's configuration for the demo: auto-approve, the demo app and EMR
-/// registered, a one-app catalog pointing at the app's port.
-fn sofa_config(options: &DemoOptions, app_base: &str, database: PathBuf) -> Config {
+/// The reference SoFA's configuration for the demo: auto-approve, the demo's app and EMR and
+/// the two web examples registered, a catalog of the two apps.
+fn sofa_config(
+    options: &DemoOptions,
+    app_base: &str,
+    web_app_base: &str,
+    database: PathBuf,
+) -> Config {
     Config {
         listen: options
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
         database,
-        catalog: Some(CatalogSource::Inline(json!([{
-            "id": APP_ID,
-            "name": "HALO Demo Weight Tracker",
-            "description": "Reads the patient in context and records a body weight.",
-            "descriptionShort": "Body weight",
-            "iconUrl": "https://apps.example.org/demo/icon.png",
-            "privacyPolicyUrl": "https://apps.example.org/demo/privacy",
-            "termsOfServiceUrl": "https://apps.example.org/demo/terms",
-            "launchUrl": format!("{app_base}/launch"),
-            "contacts": [
-                {"url": "https://apps.example.org/demo/help", "title": "Help"},
-                {"email": "support@example.org", "title": "Support"}
-            ],
-            "publisher": {"id": "0b8e2f4a-5d6c-4e7f-8a9b-1c2d3e4f5a6b", "name": "HALO SDK contributors"},
-            "scopes": APP_SCOPES.split(' ').collect::<Vec<_>>(),
-        }]))),
+        catalog: Some(CatalogSource::Inline(json!([
+            catalog_entry(
+                APP_ID,
+                "HALO Demo Weight Tracker",
+                "Reads the patient in context and records a body weight.",
+                "Body weight",
+                app_base,
+                APP_SCOPES,
+            ),
+            catalog_entry(
+                WEB_APP_ID,
+                "HALO Example Weight & Height",
+                "Shows the patient in context with their Observations and records a body weight.",
+                "Patient banner and body weight",
+                web_app_base,
+                halo_smart_app_example::DEFAULT_SCOPES,
+            ),
+        ]))),
         login: Login::AutoApprove {
             user: CLINICIAN.to_string(),
             fhir_user: Some("Practitioner/dr-1".to_string()),
@@ -688,10 +734,71 @@ fn sofa_config(options: &DemoOptions, app_base: &str, database: PathBuf) -> Conf
         clients: vec![
             Client::point_of_care(POC_CLIENT_ID, POC_SECRET, POC_SCOPES),
             Client::public_app(APP_CLIENT_ID, APP_ID, app_base, APP_SCOPES),
+            Client::point_of_care(
+                WEB_EMR_CLIENT_ID,
+                WEB_EMR_SECRET,
+                halo_poc_example::EMR_SCOPES,
+            ),
+            Client::public_app(
+                WEB_APP_CLIENT_ID,
+                WEB_APP_ID,
+                web_app_base,
+                halo_smart_app_example::DEFAULT_SCOPES,
+            ),
         ],
         development_mode: true,
         ..Config::default()
     }
+}
+
+/// An App Catalog entry for an app served at `base` (its launch URL is `base/launch`).
+fn catalog_entry(
+    id: &str,
+    name: &str,
+    description: &str,
+    short: &str,
+    base: &str,
+    scopes: &str,
+) -> Value {
+    json!({
+        "id": id,
+        "name": name,
+        "description": description,
+        "descriptionShort": short,
+        "iconUrl": format!("https://apps.example.org/{id}/icon.png"),
+        "privacyPolicyUrl": format!("https://apps.example.org/{id}/privacy"),
+        "termsOfServiceUrl": format!("https://apps.example.org/{id}/terms"),
+        "launchUrl": format!("{base}/launch"),
+        "contacts": [
+            {"url": format!("https://apps.example.org/{id}/help"), "title": "Help"},
+            {"email": "support@example.org", "title": "Support"}
+        ],
+        "publisher": {"id": "0b8e2f4a-5d6c-4e7f-8a9b-1c2d3e4f5a6b", "name": "HALO SDK contributors"},
+        "scopes": scopes.split(' ').collect::<Vec<_>>(),
+    })
+}
+
+/// The example web app and EMR page, configured against the running SoFA.
+fn web_examples(
+    sofa: &RunningSofa,
+    web_app_base: &str,
+    web_emr_base: &str,
+) -> Result<(axum::Router, axum::Router), StartError> {
+    let app = halo_smart_app_example::router(halo_smart_app_example::AppConfig::public(
+        web_app_base,
+        WEB_APP_CLIENT_ID,
+        halo_smart_app_example::DEFAULT_SCOPES,
+        std::slice::from_ref(&sofa.fhir_base),
+    )?);
+    let emr = halo_poc_example::router(halo_poc_example::EmrConfig {
+        fhir_base: sofa.fhir_base.clone(),
+        catalog_url: sofa.catalog_url.clone(),
+        client_id: WEB_EMR_CLIENT_ID.into(),
+        client_secret: WEB_EMR_SECRET.into(),
+        base_url: web_emr_base.to_string(),
+        user: "Practitioner/dr-1".into(),
+    })?;
+    Ok((app, emr))
 }
 
 /// Records steps and reports each one as it happens.

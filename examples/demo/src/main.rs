@@ -14,7 +14,8 @@ struct Args {
     /// The EMR receives notifications over a websocket instead of a rest-hook endpoint.
     #[arg(long)]
     websocket: bool,
-    /// After the flow, leave the SoFA running (Ctrl-C to stop).
+    /// After the flow, leave everything running for a person to click through in a browser,
+    /// starting at the example EMR page (Ctrl-C to stop).
     #[arg(long)]
     serve: bool,
     /// Where the SoFA listens (default: a free loopback port).
@@ -51,7 +52,8 @@ async fn main() -> ExitCode {
     if args.serve
         && let Some(sofa) = demo.sofa()
     {
-        println!("The SoFA keeps running:");
+        println!("Everything keeps running. Open the EMR page in a browser:");
+        println!("  {:<20} {}", "EMR page", demo.emr_page());
         for (label, url) in sofa.urls() {
             println!("  {label:<20} {url}");
         }
