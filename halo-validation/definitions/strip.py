@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Rebuilds the definition files embedded in halo-validation from the shared CC0 sources.
 
-Usage: python3 strip.py <shared/cacore directory> <output directory>
+Usage: python3 strip.py <shared/cacore directory> <output directory> [<profiles-resources.json>]
+
+With the third argument (FHIR R4 4.0.1 `profiles-resources.json`), `r4/structure-only.json` is
+rebuilt as well: the resources the SoFA serves that have no definition above, reduced to their
+shape (names, order, cardinality, types) for the FHIR XML format, not for validation.
 
 Only what the validator reads is kept (see PROVENANCE.md); documentation text (definition,
 comment, mapping, narrative ...) is dropped so the embedded copy stays small. The values that are
@@ -71,6 +75,27 @@ def strip_terminology(r):
     return out
 
 
+# Served by the SoFA, with no validation definition above: their shape is enough for XML.
+STRUCTURE_ONLY = [
+    "Basic", "CapabilityStatement", "CarePlan", "DiagnosticReport", "DocumentReference",
+    "Procedure", "QuestionnaireResponse", "RelatedPerson", "ServiceRequest", "Subscription",
+]
+STRUCTURE_KEYS = {"id", "path", "min", "max", "type", "contentReference", "representation"}
+
+
+def strip_structure(sd):
+    out = {k: sd[k] for k in ("resourceType", "id", "url", "version", "name", "status", "kind",
+                              "abstract", "type", "baseDefinition", "derivation") if k in sd}
+    elements = []
+    for e in sd["snapshot"]["element"]:
+        e2 = {k: v for k, v in e.items() if k in STRUCTURE_KEYS}
+        if "type" in e2:
+            e2["type"] = [{"code": t["code"]} for t in e2["type"]]
+        elements.append(e2)
+    out["snapshot"] = {"element": elements}
+    return out
+
+
 def bundle(resources):
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"resource": r} for r in resources]}
@@ -82,7 +107,7 @@ def write(path, resources):
         f.write("\n")
 
 
-def main(src, dst):
+def main(src, dst, extra=None):
     os.makedirs(os.path.join(dst, "r4"), exist_ok=True)
     os.makedirs(os.path.join(dst, "ca-baseline"), exist_ok=True)
     res = []
@@ -105,7 +130,12 @@ def main(src, dst):
         if sd["type"] in base_types:
             ca.append(strip_sd(sd, ["differential"]))
     write(os.path.join(dst, "ca-baseline/profiles.json"), ca)
+    if extra:
+        by_type = {e["resource"]["id"]: e["resource"] for e in json.load(open(extra))["entry"]
+                   if e["resource"]["resourceType"] == "StructureDefinition"}
+        write(os.path.join(dst, "r4/structure-only.json"),
+              [strip_structure(by_type[t]) for t in STRUCTURE_ONLY])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])
