@@ -101,7 +101,25 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The shapes of the other resource types a SoFA serves, for the XML format only (see
+/// `definitions/PROVENANCE.md`).
+const EMBEDDED_SHAPES: (&str, &str) = (
+    "r4/structure-only.json",
+    include_str!("../definitions/r4/structure-only.json"),
+);
+
 impl Definitions {
+    /// The R4 definitions and the structure-only shapes: every resource type the SoFA serves,
+    /// without profiles or terminology. What the XML format reads.
+    pub(crate) fn embedded_shapes() -> Definitions {
+        let sources = EMBEDDED[..2]
+            .iter()
+            .chain(std::iter::once(&EMBEDDED_SHAPES))
+            .map(|(name, text)| ((*name).to_owned(), text.as_bytes().to_vec()));
+        // The embedded files are checked by the tests; a failure here is a build defect.
+        Definitions::from_sources(sources).unwrap_or_default()
+    }
+
     /// The R4 and CA Baseline definitions embedded in the crate.
     pub fn embedded() -> Result<Definitions, DefinitionError> {
         Definitions::from_sources(

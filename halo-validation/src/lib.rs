@@ -12,6 +12,9 @@
 //! jurisdiction's profile for each type, and slicing (closed slicing included). Must-support is
 //! never an error.
 //!
+//! The same definitions drive [`xml`], the FHIR XML format (`application/fhir+xml`) to and from
+//! JSON.
+//!
 //! ```
 //! use halo_model::fhir::RawResource;
 //! use halo_validation::Validator;
@@ -41,6 +44,7 @@ mod tree;
 mod validator;
 mod values;
 mod walk;
+pub mod xml;
 
 pub use definitions::{DefinitionError, Definitions, InvariantInfo};
 pub use options::{NOALLERGY_INTENDED, ValidatorOptions};
