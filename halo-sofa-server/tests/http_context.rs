@@ -565,11 +565,18 @@ fn bad_inputs() -> Vec<(
             "not-supported",
         ),
         (
-            "XML body",
+            "XML body outside the FHIR namespace",
             "application/fhir+xml",
             b"<Parameters/>".to_vec(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not-supported",
+            StatusCode::BAD_REQUEST,
+            "structure",
+        ),
+        (
+            "malformed XML body",
+            "application/fhir+xml",
+            b"<Parameters xmlns=\"http://hl7.org/fhir\"><parameter>".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "structure",
         ),
     ]
 }
@@ -900,13 +907,13 @@ async fn metadata_advertises_what_is_mounted() {
             .contains(&json!(canonical::HALO_IMPLEMENTATION_GUIDE))
     );
 
-    let xml = server
+    let html = server
         .http
-        .get(format!("{}/metadata?_format=xml", server.base))
+        .get(format!("{}/metadata?_format=html", server.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(xml.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(html.status(), StatusCode::NOT_ACCEPTABLE);
 }
 
 #[tokio::test]
@@ -991,15 +998,15 @@ async fn unknown_routes_methods_and_foreign_origins_get_fhir_answers() {
             .get("access-control-allow-origin")
             .is_none()
     );
-    let xml = server
+    let html = server
         .http
         .post(format!("{}/$set-context", server.base))
         .bearer_auth("poc")
-        .header("accept", "application/fhir+xml")
+        .header("accept", "text/html")
         .header("content-type", "application/fhir+json")
         .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(xml.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(html.status(), StatusCode::NOT_ACCEPTABLE);
 }

@@ -66,15 +66,20 @@ pub struct Capabilities {
     pub instantiates: Vec<String>,
     /// Implementation guides the server follows.
     pub implementation_guides: Vec<String>,
-    /// Response and request formats (`json`, `application/fhir+json`, later `xml`).
+    /// Response and request formats (`json`, `application/fhir+json`, `xml`, `application/fhir+xml`).
     pub formats: Vec<String>,
 }
 
 impl Capabilities {
-    /// The base every SoFA has: JSON formats and the HALO and CA Core+ guides.
+    /// The base every SoFA has: JSON and XML formats and the HALO and CA Core+ guides.
     pub fn base() -> Capabilities {
         Capabilities {
-            formats: vec!["json".into(), canonical_media::FHIR_JSON.into()],
+            formats: vec![
+                "json".into(),
+                canonical_media::FHIR_JSON.into(),
+                "xml".into(),
+                canonical_media::FHIR_XML.into(),
+            ],
             implementation_guides: vec![canonical::HALO_IMPLEMENTATION_GUIDE.into()],
             ..Capabilities::default()
         }
@@ -200,7 +205,7 @@ const CA_CORE_PROFILED: &[&str] = &[
 ];
 
 mod canonical_media {
-    pub(super) use halo_model::fhir::media::FHIR_JSON;
+    pub(super) use halo_model::fhir::media::{FHIR_JSON, FHIR_XML};
 }
 
 fn ca_core_guide() -> String {

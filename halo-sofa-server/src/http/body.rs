@@ -37,17 +37,11 @@ pub async fn authenticate(
     })
 }
 
-/// The response format from `_format` and `Accept`. Only JSON is produced so far; XML (D-13)
-/// plugs in here.
+/// The response format from `_format` and `Accept`: JSON or XML (406 for anything else). The
+/// handlers always answer JSON; the router's XML layer writes it as XML when that was chosen.
 pub fn response_format(headers: &HeaderMap, format: Option<&str>) -> Result<Format, SofaError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    match media::negotiate(accept, format) {
-        Ok(Format::Json) => Ok(Format::Json),
-        Ok(Format::Xml) => Err(SofaError::not_acceptable(
-            "application/fhir+xml is not offered yet; ask for application/fhir+json",
-        )),
-        Err(e) => Err(SofaError::not_acceptable(e.to_string())),
-    }
+    media::negotiate(accept, format).map_err(|e| SofaError::not_acceptable(e.to_string()))
 }
 
 /// Reads a FHIR JSON request body: `Content-Type` must be `application/fhir+json` or
@@ -71,7 +65,8 @@ pub async fn read_fhir_json(
         }) => {}
         Ok(_) => {
             return Err(SofaError::unsupported_media_type(
-                "XML bodies are not accepted yet; send application/fhir+json",
+                "XML bodies are read by the Sofa router's XML layer; this route takes \
+                 application/fhir+json",
             ));
         }
         Err(e @ (MediaTypeError::Unsupported(_) | MediaTypeError::WrongVersion(_))) => {

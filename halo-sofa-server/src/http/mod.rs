@@ -4,6 +4,7 @@
 
 mod body;
 mod handlers;
+mod xml;
 
 use std::sync::Arc;
 
@@ -253,6 +254,8 @@ impl Sofa {
     /// `POST /$clear-context` and whatever was mounted. Nest it under the base path.
     ///
     /// CORS (SEC-06): any origin on `metadata`; only the configured origins on the operations.
+    /// Every FHIR endpoint speaks JSON and XML (RS-06): XML bodies are read as JSON, and FHIR
+    /// JSON answers are written as XML when `_format` or `Accept` asks for it.
     pub fn router(&self) -> Router {
         let open_cors = CorsLayer::new()
             .allow_origin(Any)
@@ -286,6 +289,13 @@ impl Sofa {
             .with_state(self.state.clone())
             .merge(self.extra.clone())
             .fallback(handlers::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                xml::XmlLayer {
+                    xml: Arc::new(halo_validation::xml::FhirXml::embedded()),
+                    limits: self.state.config.json_limits,
+                },
+                xml::convert,
+            ))
             .layer(TraceLayer::new_for_http())
     }
 }
