@@ -71,7 +71,7 @@ impl<'d> Shapes<'d> {
                     .types
                     .iter()
                     .map(|t| t.code.as_str())
-                    .find(|code| capitalised(code) == suffix)?
+                    .find(|code| is_suffix_of(code, suffix))?
             }
             None if node.name == key => {
                 if !node.children.is_empty() {
@@ -134,11 +134,14 @@ impl<'d> Shapes<'d> {
     }
 }
 
-/// `dateTime` → `DateTime`: the suffix a type gives a choice element's name.
-fn capitalised(code: &str) -> String {
-    let mut chars = code.chars();
-    match chars.next() {
-        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-        None => String::new(),
+/// Whether `suffix` is what type `code` adds to a choice element's name (`dateTime` →
+/// `DateTime`), compared without allocating: this runs for every member of every object.
+fn is_suffix_of(code: &str, suffix: &str) -> bool {
+    let (mut code_chars, mut suffix_chars) = (code.chars(), suffix.chars());
+    match (code_chars.next(), suffix_chars.next()) {
+        (Some(c), Some(s)) => {
+            c.to_ascii_uppercase() == s && code_chars.as_str() == suffix_chars.as_str()
+        }
+        _ => false,
     }
 }

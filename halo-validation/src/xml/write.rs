@@ -80,6 +80,8 @@ fn write_members(
         Context::Extension => &["id", "url"],
     };
     used.extend(implicit.iter().map(|k| (*k).to_owned()));
+    // Most objects have no `_name` members; then only the plain names need looking up.
+    let has_extras = object.keys().any(|k| k.starts_with('_'));
     for node in nodes {
         let attribute = match context {
             Context::Resource => false,
@@ -89,7 +91,7 @@ fn write_members(
         if attribute {
             continue;
         }
-        for key in member_keys(shapes, object, node) {
+        for key in member_keys(shapes, object, node, has_extras) {
             let Some(content) = shapes.content(node, &key) else {
                 continue;
             };
@@ -97,7 +99,9 @@ fn write_members(
             let value = object.get(&key);
             let extra = object.get(&extra_key);
             let member_path = format!("{path}.{key}");
-            used.insert(extra_key);
+            if extra.is_some() {
+                used.insert(extra_key);
+            }
             write_member(
                 shapes,
                 &key,
@@ -122,11 +126,18 @@ fn write_members(
 
 /// The JSON keys that belong to `node`: its name, or for a choice element each present
 /// `base` + type suffix (also when only the `_` form is present).
-fn member_keys(shapes: &Shapes<'_>, object: &Map<String, Value>, node: &Node) -> Vec<String> {
+fn member_keys(
+    shapes: &Shapes<'_>,
+    object: &Map<String, Value>,
+    node: &Node,
+    has_extras: bool,
+) -> Vec<String> {
+    let name = node.name.as_str();
     match node.choice_base() {
         None => {
-            let name = node.name.as_str();
-            if object.contains_key(name) || object.contains_key(&format!("_{name}")) {
+            let present = object.contains_key(name)
+                || (has_extras && object.keys().any(|k| k.strip_prefix('_') == Some(name)));
+            if present {
                 vec![name.to_owned()]
             } else {
                 Vec::new()
