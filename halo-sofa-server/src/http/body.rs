@@ -1,8 +1,10 @@
-//! Reading requests, in one place for every FHIR endpoint: the bearer token, content
-//! negotiation (`Content-Type`, `Accept`, `_format`) and the bounded JSON body (SEC-03).
+//! Reading requests and writing answers, in one place for every FHIR endpoint: the bearer
+//! token, content negotiation (`Content-Type`, `Accept`, `_format`), the bounded body (SEC-03)
+//! and the FHIR JSON answer.
 
-use axum::body::Body;
-use axum::http::{HeaderMap, header};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use halo_model::fhir::media::{self, Format, MediaType, MediaTypeError};
 use halo_model::fhir::{JsonError, JsonLimits, parse_json};
 use halo_model::outcome::IssueType;
@@ -44,6 +46,53 @@ pub fn response_format(headers: &HeaderMap, format: Option<&str>) -> Result<Form
     media::negotiate(accept, format).map_err(|e| SofaError::not_acceptable(e.to_string()))
 }
 
+/// The `_format` query parameter, which every FHIR endpoint understands.
+pub(crate) fn format_parameter(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "_format")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// A FHIR JSON answer (R4 media type); the router's XML layer rewrites it when XML was asked
+/// for.
+pub(crate) fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(media::FHIR_JSON_R4),
+        )],
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+/// The request body, at most `max_bytes` (413 otherwise): a declared length over the limit is
+/// refused before a byte is read.
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    max_bytes: usize,
+) -> Result<Bytes, SofaError> {
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|length| length > max_bytes)
+    {
+        return Err(too_large(max_bytes));
+    }
+    axum::body::to_bytes(body, max_bytes)
+        .await
+        .map_err(|_| too_large(max_bytes))
+}
+
+fn too_large(max_bytes: usize) -> SofaError {
+    SofaError::too_large(format!(
+        "the body is larger than the {max_bytes} bytes accepted"
+    ))
+}
+
 /// Reads a FHIR JSON request body: `Content-Type` must be `application/fhir+json` or
 /// `application/json` (415), the body at most `limits.max_bytes` (413), nested at most
 /// `limits.max_depth` (400), and JSON (400).
@@ -74,26 +123,9 @@ pub async fn read_fhir_json(
         }
         Err(e) => return Err(SofaError::unsupported_media_type(e.to_string())),
     }
-    let too_large = || {
-        SofaError::too_large(format!(
-            "the body is larger than the {} bytes accepted",
-            limits.max_bytes
-        ))
-    };
-    // A declared length over the limit is refused before a byte is read.
-    if headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|length| length > limits.max_bytes)
-    {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, limits.max_bytes)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = read_limited(headers, body, limits.max_bytes).await?;
     parse_json(&bytes, limits).map_err(|e| match e {
-        JsonError::TooLarge { .. } => too_large(),
+        JsonError::TooLarge { .. } => too_large(limits.max_bytes),
         JsonError::TooDeep { .. } => SofaError::bad_request(IssueType::TooCostly, e.to_string()),
         JsonError::Syntax(_) => SofaError::bad_request(IssueType::Structure, e.to_string()),
     })

@@ -2,33 +2,12 @@
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use super::AppState;
-use super::body::{authenticate, read_fhir_json, response_format};
+use super::body::{authenticate, fhir_json, format_parameter, read_fhir_json, response_format};
 use crate::error::SofaError;
-
-/// The `_format` query parameter, which every FHIR endpoint understands.
-fn format_parameter(query: &RawQuery) -> Option<String> {
-    let query = query.0.as_deref()?;
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == "_format")
-        .map(|(_, value)| value.into_owned())
-}
-
-fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(halo_model::fhir::media::FHIR_JSON_R4),
-        )],
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
-        .into_response()
-}
 
 /// `GET /metadata` (REQ RS-01).
 pub(super) async fn metadata(
@@ -36,7 +15,7 @@ pub(super) async fn metadata(
     headers: HeaderMap,
     query: RawQuery,
 ) -> Result<Response, SofaError> {
-    let format = format_parameter(&query);
+    let format = format_parameter(query.0.as_deref());
     response_format(&headers, format.as_deref())?;
     let statement = state
         .capabilities
@@ -52,7 +31,7 @@ pub(super) async fn set_context(
     body: Body,
 ) -> Result<Response, SofaError> {
     let caller = authenticate(state.tokens.as_ref(), &headers).await?;
-    let format = format_parameter(&query);
+    let format = format_parameter(query.0.as_deref());
     response_format(&headers, format.as_deref())?;
     let body = read_fhir_json(&headers, body, state.config.json_limits).await?;
     let output = state.context.set_context(&caller, &body).await?;
@@ -67,7 +46,7 @@ pub(super) async fn clear_context(
     body: Body,
 ) -> Result<Response, SofaError> {
     let caller = authenticate(state.tokens.as_ref(), &headers).await?;
-    let format = format_parameter(&query);
+    let format = format_parameter(query.0.as_deref());
     response_format(&headers, format.as_deref())?;
     let body = read_fhir_json(&headers, body, state.config.json_limits).await?;
     let output = state.context.clear_context(&caller, &body).await?;

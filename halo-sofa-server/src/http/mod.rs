@@ -16,6 +16,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub use body::{authenticate, read_fhir_json, response_format};
+pub(crate) use body::{fhir_json, format_parameter, read_limited};
 
 use crate::audit::{AuditSink, TracingAuditSink};
 use crate::auth::{StaticTokens, TokenValidator};

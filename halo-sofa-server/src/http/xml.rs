@@ -42,11 +42,7 @@ pub(crate) async fn convert(
 /// Whether the answer should be XML: `_format` first, then `Accept` (the same negotiation the
 /// handlers run; a request they will refuse with 406 is left to them).
 fn wants_xml(headers: &HeaderMap, query: Option<&str>) -> bool {
-    let format = query.and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(name, _)| name == "_format")
-            .map(|(_, value)| value.into_owned())
-    });
+    let format = super::format_parameter(query);
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     matches!(media::negotiate(accept, format.as_deref()), Ok(Format::Xml))
 }
@@ -62,25 +58,8 @@ async fn xml_request_to_json(layer: &XmlLayer, request: Request) -> Result<Reque
     let Some(media_type) = media_type.filter(|m| m.format == Format::Xml) else {
         return Ok(request);
     };
-    let too_large = || {
-        SofaError::too_large(format!(
-            "the body is larger than the {} bytes accepted",
-            layer.limits.max_bytes
-        ))
-    };
     let (mut parts, body) = request.into_parts();
-    if parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|length| length > layer.limits.max_bytes)
-    {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, layer.limits.max_bytes)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = super::read_limited(&parts.headers, body, layer.limits.max_bytes).await?;
     let json = layer
         .xml
         .from_xml(&bytes)

@@ -9,7 +9,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use halo_model::fhir::media::FHIR_JSON_R4;
 use halo_model::outcome::IssueType;
 use halo_model::subscription::{
     SOFA_CONTENT_UPDATE_TOPIC_ID, SubscriptionStatus as ModelStatus, parse_binding_token_input,
@@ -25,7 +24,7 @@ use super::operations::{
 use super::websocket;
 use crate::auth::Caller;
 use crate::error::SofaError;
-use crate::http::{authenticate, read_fhir_json, response_format};
+use crate::http::{authenticate, fhir_json, read_fhir_json, response_format};
 use crate::store::{SubscriptionRecord, meta_instant};
 
 type Shared = State<Arc<Inner>>;
@@ -74,15 +73,6 @@ fn format_of(items: &[(String, String)]) -> Option<&str> {
         .iter()
         .find(|(n, _)| n == "_format")
         .map(|(_, v)| v.as_str())
-}
-
-fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON_R4))],
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
-        .into_response()
 }
 
 /// Authenticates and negotiates the response format, in one step for every handler.

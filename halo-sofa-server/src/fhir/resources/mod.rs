@@ -27,7 +27,7 @@ use crate::config::SofaConfig;
 use crate::error::SofaError;
 use crate::fhir::notify::{ChangeAction, ChangeNotifier, NotifyError, WriteError};
 use crate::fhir::{Capabilities, ResourceValidator, SearchParam};
-use crate::http::{authenticate, read_fhir_json, response_format};
+use crate::http::{authenticate, fhir_json, format_parameter, read_fhir_json, response_format};
 use crate::store::{LaunchRecord, ResourceQuery, Store, StoredResource, meta_instant};
 
 /// The most `_count` may ask for.
@@ -155,24 +155,12 @@ fn parse_etag(value: &str) -> Option<u64> {
         .ok()
 }
 
-fn fhir_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(halo_model::fhir::media::FHIR_JSON_R4),
-        )],
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
-        .into_response()
-}
-
 fn resource_response(
     status: StatusCode,
     stored: &StoredResource,
     location: Option<String>,
 ) -> Response {
-    let mut response = fhir_response(status, &stored.resource.to_value());
+    let mut response = fhir_json(status, &stored.resource.to_value());
     let headers = response.headers_mut();
     if let Ok(etag) = HeaderValue::from_str(&weak_etag(stored.version)) {
         headers.insert(header::ETAG, etag);
@@ -191,14 +179,6 @@ fn resource_response(
     response
 }
 
-fn format_param(query: &RawQuery) -> Option<String> {
-    query.0.as_deref().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "_format")
-            .map(|(_, v)| v.into_owned())
-    })
-}
-
 /// `GET /{type}/{id}` (REQ RS-04).
 async fn read(
     State(server): State<ResourceServer>,
@@ -207,7 +187,7 @@ async fn read(
     query: RawQuery,
 ) -> Result<Response, SofaError> {
     let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_param(&query).as_deref())?;
+    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
     server.check_type(&resource_type)?;
     let reach = reach(&caller, launch.as_ref(), &resource_type, Interaction::Read)?;
     let mut tx = server.store.begin_read().await?;
@@ -232,7 +212,7 @@ async fn search(
     query: RawQuery,
 ) -> Result<Response, SofaError> {
     let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_param(&query).as_deref())?;
+    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
     server.check_type(&resource_type)?;
     let reach = reach(
         &caller,
@@ -273,7 +253,7 @@ async fn search(
                 format!("Patient/{value}")
             };
             if references.as_ref().is_some_and(|r| r != &reference) {
-                return Ok(fhir_response(
+                return Ok(fhir_json(
                     StatusCode::OK,
                     &bundle(&server, &resource_type, &params, &[], None),
                 ));
@@ -317,7 +297,7 @@ async fn search(
         .filter(|s| may_see(&caller, &reach, s))
         .collect();
     let next = has_next.then_some(offset + count);
-    Ok(fhir_response(
+    Ok(fhir_json(
         StatusCode::OK,
         &bundle(&server, &resource_type, &params, &page, next),
     ))
@@ -527,7 +507,7 @@ async fn create(
     body: Body,
 ) -> Result<Response, SofaError> {
     let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_param(&query).as_deref())?;
+    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
     server.check_type(&resource_type)?;
     reach(
         &caller,
@@ -555,7 +535,7 @@ async fn update(
     body: Body,
 ) -> Result<Response, SofaError> {
     let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_param(&query).as_deref())?;
+    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
     server.check_type(&resource_type)?;
     reach(
         &caller,
