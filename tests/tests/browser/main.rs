@@ -39,7 +39,6 @@ fn png_size(png: &[u8]) -> Option<(u32, u32)> {
 
 // REQ: EX-02
 // REQ: EX-03
-// REQ: EX-04
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
     let Some(installation) = Installation::find() else {
