@@ -1,5 +1,5 @@
 //! `$set-context` / `$clear-context` against the third-party HALO requests in
-//! `shared/fixtures/halo/third-party-zedwerks/` (written by others) and hand-made bad inputs.
+//! `fixtures/halo/third-party-zedwerks/` (written by others) and hand-made bad inputs.
 
 // Test helpers may unwrap: a panic is a test failure with its message.
 #![allow(clippy::unwrap_used)]

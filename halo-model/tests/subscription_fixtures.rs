@@ -1,5 +1,5 @@
 //! Backport Subscription, status, notification and operation shapes against the IG's own R4
-//! instances (`shared/fixtures/subscriptions/r4/`), the derived examples (`derived/`) and
+//! instances (`fixtures/subscriptions/r4/`), the derived examples (`derived/`) and
 //! Inferno's sample Subscriptions (`inferno/`), all written by others.
 
 // Test helpers may unwrap: a panic is a test failure with its message.

@@ -345,7 +345,7 @@ async fn backport_ig_notifications_are_read_at_every_content_level() {
     let poc = poc(None).await;
     let fixture = |name: &str| {
         std::fs::read_to_string(format!(
-            "{}/../../shared/fixtures/subscriptions/r4/{name}",
+            "{}/../fixtures/subscriptions/r4/{name}",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()
@@ -516,7 +516,7 @@ async fn hostile_notifications_are_errors_not_panics() {
         NotificationReceiver::builder(client, Arc::new(MemoryIdMap::new()), host.clone()).build();
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/subscriptions/r4/Bundle-r4-notification-full-resource.json"
+        "/../fixtures/subscriptions/r4/Bundle-r4-notification-full-resource.json"
     ))
     .unwrap();
     // Every prefix of a real notification.

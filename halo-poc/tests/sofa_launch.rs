@@ -224,7 +224,7 @@ async fn request_has_the_shape_of_third_party_set_context_requests() {
     let theirs: Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/halo/third-party-zedwerks/set-context-input-S.json"
+            "/../fixtures/halo/third-party-zedwerks/set-context-input-S.json"
         ))
         .unwrap(),
     )

@@ -221,7 +221,7 @@ mod tests {
 
     const PKCE_VECTOR: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/smart/pkce.s256.test-vector.json"
+        "/../fixtures/smart/pkce.s256.test-vector.json"
     ));
 
     // REQ: APP-04

@@ -64,7 +64,7 @@ mod tests {
     fn backend_token_from_the_spec_example() {
         let body = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/smart/token-response.backend-services.json"
+            "/../fixtures/smart/token-response.backend-services.json"
         ))
         .unwrap();
         let t = BackendToken::from_response(TokenResponse::from_json(&body).unwrap(), 100);

@@ -107,7 +107,7 @@ mod tests {
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(
-            "{}/../../shared/fixtures/smart/{name}",
+            "{}/../fixtures/smart/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read(path).unwrap()

@@ -248,7 +248,7 @@ mod tests {
     fn fhir_user_absolute_relative_and_bad() {
         let claims: Value = serde_json::from_str(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/smart/id-token.claims.worked-example.json"
+            "/../fixtures/smart/id-token.claims.worked-example.json"
         )))
         .unwrap();
         let u = FhirUser::parse(claims["fhirUser"].as_str().unwrap()).unwrap();

@@ -34,7 +34,7 @@ mod tests {
     fn spec_example_inactive_and_errors() {
         let body = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/smart/introspection-response.json"
+            "/../fixtures/smart/introspection-response.json"
         ))
         .unwrap();
         let r = read_introspection_response(200, &body).unwrap();

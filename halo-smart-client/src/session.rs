@@ -199,7 +199,7 @@ mod tests {
 
     fn fixture(name: &str) -> TokenResponse {
         let path = format!(
-            "{}/../../shared/fixtures/smart/{name}",
+            "{}/../fixtures/smart/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         TokenResponse::from_json(&std::fs::read(path).unwrap()).unwrap()
@@ -231,7 +231,7 @@ mod tests {
         assert!(missing.contains("patient/Condition.rs") && missing.contains("openid"));
         assert!(!missing.contains("Observation"));
         let path = format!(
-            "{}/../../shared/fixtures/smart/token-response.fhirContext-med-reconciliation.json",
+            "{}/../fixtures/smart/token-response.fhirContext-med-reconciliation.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();

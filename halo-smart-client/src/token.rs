@@ -318,7 +318,7 @@ mod tests {
 
     const BASIC: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/smart/client-secret-basic.test-vector.json"
+        "/../fixtures/smart/client-secret-basic.test-vector.json"
     ));
 
     // REQ: APP-07

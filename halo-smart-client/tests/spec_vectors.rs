@@ -11,7 +11,7 @@ use serde_json::Value;
 
 fn fixture(name: &str) -> String {
     let path = format!(
-        "{}/../../shared/fixtures/smart/{name}",
+        "{}/../fixtures/smart/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(path).unwrap()

@@ -33,7 +33,7 @@ async fn setup() -> Setup {
     harness.active_subscription("poc-0", &poc, "id-only").await;
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/halo/third-party-zedwerks/set-context-input-L.json"
+        "/../fixtures/halo/third-party-zedwerks/set-context-input-L.json"
     );
     let request: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
     let (status, output) = harness

@@ -21,7 +21,7 @@ use tower::ServiceExt;
 fn xl_request() -> Vec<u8> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/halo/third-party-zedwerks/set-context-input-XL.json"
+        "/../fixtures/halo/third-party-zedwerks/set-context-input-XL.json"
     );
     let mut body: serde_json::Value =
         serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 const XL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/halo/third-party-zedwerks/set-context-input-XL.json"
+    "/../fixtures/halo/third-party-zedwerks/set-context-input-XL.json"
 );
 
 /// The `resources` parameter's Bundle, as bytes.

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 const XL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/halo/third-party-zedwerks/set-context-input-XL.json"
+    "/../fixtures/halo/third-party-zedwerks/set-context-input-XL.json"
 );
 
 fn bench(c: &mut Criterion) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/halo/third-party-zedwerks"
+    "/../fixtures/halo/third-party-zedwerks"
 );
 
 const SET_CONTEXT: [&str; 6] = ["XXS", "XS", "S", "M", "L", "XL"];

@@ -275,7 +275,7 @@ fn must_support_is_never_an_error() {
     // CA Baseline before the must-support flags were removed: Patient.name and birthDate are MS.
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/cacore/ca-baseline/6a588d8-with-mustsupport/resources"
+        "/../fixtures/cacore/ca-baseline/6a588d8-with-mustsupport/resources"
     );
     let validator = Validator::from_directory(dir, ValidatorOptions::ca_baseline()).unwrap();
     let report = validator.validate(&raw(json!({"resourceType": "Patient", "gender": "other"})));

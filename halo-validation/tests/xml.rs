@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use halo_validation::xml::FhirXml;
 use serde_json::{Value, json};
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
 
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

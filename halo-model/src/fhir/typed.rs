@@ -148,7 +148,7 @@ mod tests {
 
     fn fixture(name: &str) -> Value {
         let path = format!(
-            "{}/../../shared/fixtures/halo/third-party-zedwerks/{name}",
+            "{}/../fixtures/halo/third-party-zedwerks/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

@@ -6,7 +6,7 @@ use super::*;
 
 fn fixture(relative: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
+        .join("../fixtures")
         .join(relative);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
@@ -15,7 +15,7 @@ fn fixture(relative: &str) -> serde_json::Value {
 /// Every scope string in the SMART fixtures: token responses' and introspection's `scope`,
 /// `authorization_details[].scope`, and smart-configuration `scopes_supported`.
 fn smart_fixture_scope_strings() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/smart");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/smart");
     let mut found = Vec::new();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

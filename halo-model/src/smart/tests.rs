@@ -1,5 +1,5 @@
 //! Tests of the SMART documents against the specification's own examples and a deployed HALO
-//! authorization server's token response (`shared/fixtures/`).
+//! authorization server's token response (`fixtures/`).
 
 use serde_json::{Value, json};
 use url::Url;
@@ -10,7 +10,7 @@ macro_rules! fixture {
     ($path:literal) => {
         include_bytes!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/",
+            "/../fixtures/",
             $path
         ))
         .as_slice()

@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-/// Reads a JSON fixture under `shared/fixtures/`.
+/// Reads a JSON fixture under `fixtures/`.
 pub fn fixture(relative: &str) -> Value {
     let path = format!(
-        "{}/../../shared/fixtures/{relative}",
+        "{}/../fixtures/{relative}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -19,7 +19,7 @@ pub fn fixture(relative: &str) -> Value {
 /// Every file name in a fixture directory, sorted.
 pub fn fixture_names(relative_dir: &str) -> Vec<String> {
     let dir = format!(
-        "{}/../../shared/fixtures/{relative_dir}",
+        "{}/../fixtures/{relative_dir}",
         env!("CARGO_MANIFEST_DIR")
     );
     let mut names: Vec<String> = std::fs::read_dir(&dir)

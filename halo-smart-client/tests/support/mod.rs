@@ -38,7 +38,7 @@ pub const REDIRECT_URI: &str = "https://app.example.ca/callback";
 
 pub fn fixture(name: &str) -> String {
     let path = format!(
-        "{}/../../shared/fixtures/smart/{name}",
+        "{}/../fixtures/smart/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(path).unwrap()

@@ -37,7 +37,7 @@ impl Drop for TempDir {
 pub fn fixture(name: &str) -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/halo/third-party-zedwerks/"
+        "/../fixtures/halo/third-party-zedwerks/"
     );
     serde_json::from_slice(&std::fs::read(format!("{path}{name}")).unwrap()).unwrap()
 }
