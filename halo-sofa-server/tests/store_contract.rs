@@ -14,7 +14,7 @@ use chrono::{Duration, Utc};
 use halo_model::fhir::RawResource;
 use halo_sofa_server::error::StoreError;
 use halo_sofa_server::store::{
-    AuthorizationCodeRecord, EventRecord, LaunchRecord, MemoryStore, NewResource,
+    AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, MemoryStore, NewResource,
     RefreshTokenRecord, ResourceQuery, SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
 };
 use serde_json::json;
@@ -258,7 +258,8 @@ async fn active_subscription_check_and_event_numbers_roll_back() {
         assert_eq!(tx.allocate_event_number("s1").await.unwrap(), 1);
         tx.commit().await.unwrap();
 
-        // A rolled-back write gives its event number back (D-09).
+        // Like every write, an allocation rolls back with its transaction; the write path
+        // therefore allocates in a transaction that commits before delivery (D-09).
         let mut tx = store.begin().await.unwrap();
         assert_eq!(tx.allocate_event_number("s1").await.unwrap(), 2);
         tx.rollback().await.unwrap();
@@ -270,6 +271,7 @@ async fn active_subscription_check_and_event_numbers_roll_back() {
             event_number: n,
             timestamp: Utc::now(),
             focus: Some("Patient/p1".into()),
+            state: EventState::Pending,
             details: json!({}),
         })
         .await
@@ -406,4 +408,148 @@ async fn a_process_killed_mid_transaction_leaves_nothing_partial() {
             .is_none()
     );
     assert!(tx.get_launch("doomed").await.unwrap().is_none());
+}
+
+fn event(subscription: &str, number: u64, state: EventState) -> EventRecord {
+    EventRecord {
+        subscription_id: subscription.into(),
+        event_number: number,
+        timestamp: Utc::now(),
+        focus: Some("Observation/o1".into()),
+        state,
+        details: json!({"action": "POST", "resourceType": "Observation", "id": "o1"}),
+    }
+}
+
+#[tokio::test]
+// REQ: SYNC-01, SYNC-04
+async fn event_states_move_only_from_the_state_named() {
+    let (_dir, stores) = backends("event-states").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        for id in ["s1", "s2"] {
+            tx.insert_subscription(subscription(id, "poc", SubscriptionStatus::Active))
+                .await
+                .unwrap();
+        }
+        tx.append_event(event("s1", 1, EventState::Committed))
+            .await
+            .unwrap();
+        tx.append_event(event("s1", 2, EventState::Pending))
+            .await
+            .unwrap();
+        tx.append_event(event("s1", 3, EventState::Outbox))
+            .await
+            .unwrap();
+        tx.append_event(event("s2", 1, EventState::Delivered))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.subscriptions_with_unsettled_events().await.unwrap(),
+            ["s1"],
+            "{name}"
+        );
+        let unsettled: Vec<(u64, EventState)> = tx
+            .unsettled_events("s1")
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.event_number, e.state))
+            .collect();
+        assert_eq!(
+            unsettled,
+            [(2, EventState::Pending), (3, EventState::Outbox)],
+            "{name}"
+        );
+        // A commit and a compensation race for event 2: the first move wins, the second finds
+        // it gone and changes nothing.
+        assert!(
+            tx.transition_event("s1", 2, EventState::Pending, EventState::Committed)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tx.transition_event("s1", 2, EventState::Pending, EventState::Aborted)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !tx.transition_event("s1", 9, EventState::Pending, EventState::Aborted)
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+
+        // A rolled-back move leaves the state as it was; the state reads back with the event.
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.transition_event("s1", 3, EventState::Outbox, EventState::Delivered)
+                .await
+                .unwrap()
+        );
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin_read().await.unwrap();
+        let states: Vec<EventState> = tx
+            .events("s1", 1, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.state)
+            .collect();
+        assert_eq!(
+            states,
+            [
+                EventState::Committed,
+                EventState::Committed,
+                EventState::Outbox
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+// REQ: SYNC-03
+async fn a_version_one_database_is_upgraded_and_its_events_read_as_committed() {
+    let dir = TempDir::new("schema-upgrade");
+    {
+        let c = rusqlite::Connection::open(dir.db()).unwrap();
+        c.execute_batch(
+            "CREATE TABLE subscriptions (id TEXT PRIMARY KEY, owner TEXT NOT NULL,
+                 topic TEXT NOT NULL, status TEXT NOT NULL, events_since_start INTEGER NOT NULL,
+                 record TEXT NOT NULL);
+             CREATE TABLE events (subscription_id TEXT NOT NULL, event_number INTEGER NOT NULL,
+                 record TEXT NOT NULL, PRIMARY KEY (subscription_id, event_number));
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let old = json!({"subscription_id": "s1", "event_number": 1,
+            "timestamp": "2026-01-01T00:00:00Z", "focus": "Patient/p1",
+            "details": {"action": "POST", "resourceType": "Patient", "id": "p1", "version": 1}});
+        c.execute(
+            "INSERT INTO events (subscription_id, event_number, record) VALUES ('s1', 1, ?1)",
+            [old.to_string()],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let events = tx.events("s1", 1, None).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].state, EventState::Committed);
+    assert!(tx.unsettled_events("s1").await.unwrap().is_empty());
+    tx.append_event(event("s1", 2, EventState::Pending))
+        .await
+        .unwrap();
+    assert_eq!(tx.unsettled_events("s1").await.unwrap().len(), 1);
+    tx.commit().await.unwrap();
+    drop(store);
+    // Opening again changes nothing.
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    assert_eq!(tx.events("s1", 1, None).await.unwrap().len(), 2);
 }

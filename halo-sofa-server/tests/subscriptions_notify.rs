@@ -113,26 +113,56 @@ async fn nothing_commits_without_an_acknowledged_notification() {
     let reason = delivery_failed(write(&notifier, &h.store, "poc-0", "p2").await);
     assert!(reason.contains("500"), "{reason}");
     assert!(!h.patient_exists("p2").await);
-    assert_eq!(h.counter(&id).await, 1);
+    // REQ: SYNC-01, SYNC-02
+    // Event 2 may have been applied by the PoC: it keeps its number, and event 3, queued in the
+    // outbox, tells the PoC that p2 does not exist.
+    assert_eq!(h.counter(&id).await, 3);
 
+    // The queued compensation goes first: with the endpoint hanging, the next write is refused
+    // before anything of it is logged or sent.
     poc.set_mode(Mode::Hang);
     let started = Instant::now();
     let reason = delivery_failed(write(&notifier, &h.store, "poc-0", "p3").await);
     assert!(reason.contains("did not answer"), "{reason}");
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(!h.patient_exists("p3").await);
+    assert_eq!(h.counter(&id).await, 3);
 
-    // D-09: the failed numbers were given back; the next event is 2.
+    // The PoC answers again: the compensation, then the write, each under its own number.
     poc.set_mode(Mode::Ok);
     write(&notifier, &h.store, "poc-0", "p4").await.unwrap();
-    let numbers: Vec<u64> = poc
+    let delivered: Vec<(u64, String, String)> = poc
         .of_kind("event-notification")
         .iter()
         .filter(|r| status_parameter(&r.body, "status") == "active")
-        .flat_map(|r| r.event_numbers())
+        .map(|r| {
+            let entry = &r.body["entry"][1];
+            (
+                r.event_numbers()[0],
+                entry["request"]["method"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                entry["fullUrl"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
-    assert_eq!(numbers.last(), Some(&2));
-    assert_eq!(h.counter(&id).await, 2);
+    let seen: Vec<(u64, &str, bool)> = delivered
+        .iter()
+        .map(|(n, method, url)| (*n, method.as_str(), url.ends_with("/Patient/p2")))
+        .collect();
+    // 2 was answered 500 (and may have been applied), 3 compensates it; a number never names
+    // two events.
+    assert_eq!(
+        seen,
+        [
+            (1, "POST", false),
+            (2, "POST", true),
+            (3, "DELETE", true),
+            (4, "POST", false)
+        ]
+    );
+    assert_eq!(h.counter(&id).await, 4);
 
     // D-08: no active subscription, no write.
     let result = write(&notifier, &h.store, "poc-5", "p5").await;
@@ -229,12 +259,25 @@ async fn fifty_launches_to_ten_pocs_get_exactly_their_own_gap_free_events() {
         for id in &expected {
             assert!(h.patient_exists(id).await);
         }
-        // Every committed write has one event; numbers are 1..=n with no gaps.
         let (status, events) = h
             .get(&poc, &format!("/Subscription/{}/$events", ids[p]))
             .await;
         assert_eq!(status, StatusCode::OK);
         let numbers = event_numbers(&events);
+        if p == 3 {
+            // REQ: SYNC-02
+            // The failing PoC's first write was sent as event 1 and compensated by event 2, a
+            // delete of the same id, which waits in the outbox; every later write was refused
+            // before anything of it was logged, so nothing overtakes the compensation.
+            assert!(expected.is_empty());
+            assert_eq!(numbers, [1, 2], "{poc}");
+            let entries = events["entry"].as_array().unwrap();
+            assert_eq!(entries[1]["request"]["method"], "POST");
+            assert_eq!(entries[2]["request"]["method"], "DELETE");
+            assert_eq!(entries[1]["fullUrl"], entries[2]["fullUrl"]);
+            continue;
+        }
+        // Every committed write has one event; numbers are 1..=n with no gaps.
         assert_eq!(
             numbers,
             (1..=expected.len() as u64).collect::<Vec<_>>(),
@@ -257,9 +300,7 @@ async fn fifty_launches_to_ten_pocs_get_exactly_their_own_gap_free_events() {
         let mut expected = expected;
         expected.sort();
         assert_eq!(focused, expected, "{poc}");
-        if p != 3 {
-            assert_eq!(expected.len(), 15, "{poc}");
-        }
+        assert_eq!(expected.len(), 15, "{poc}");
     }
     // Nothing else was committed: every stored Patient is a committed write.
     let total: usize = committed.values().map(Vec::len).sum();
@@ -283,11 +324,16 @@ async fn a_poc_that_went_down_recovers_missed_events_through_events_and_status()
     poc.stop().await;
     delivery_failed(write(&notifier, &h.store, "poc-0", "while-down").await);
     assert!(!h.patient_exists("while-down").await);
-    // It comes back having lost what it had received.
+    // It comes back having lost what it had received. Event 4 (the write while it was down)
+    // is compensated by event 5, delivered before the next write, event 6.
     poc.restart().await;
     write(&notifier, &h.store, "poc-0", "p4").await.unwrap();
-    let latest = poc.wait_for("event-notification").await;
-    assert_eq!(latest.event_numbers(), vec![4]);
+    let numbers: Vec<u64> = poc
+        .of_kind("event-notification")
+        .iter()
+        .flat_map(|r| r.event_numbers())
+        .collect();
+    assert_eq!(numbers, vec![5, 6]);
 
     // REQ: SUB-08
     let (status, bundle) = h.get("poc-0", &format!("/Subscription/{id}/$status")).await;
@@ -299,7 +345,7 @@ async fn a_poc_that_went_down_recovers_missed_events_through_events_and_status()
     assert_eq!(status_parameter(&wrapped, "type"), "query-status");
     assert_eq!(
         status_parameter(&wrapped, "events-since-subscription-start"),
-        "4"
+        "6"
     );
     let (_, all) = h.get("poc-0", "/Subscription/$status?status=active").await;
     assert_eq!(all["entry"].as_array().unwrap().len(), 1);
@@ -326,8 +372,27 @@ async fn a_poc_that_went_down_recovers_missed_events_through_events_and_status()
             &format!("/Subscription/{id}/$events?eventsSinceNumber=2&content=id-only"),
         )
         .await;
-    assert_eq!(event_numbers(&id_only), vec![2, 3, 4]);
+    assert_eq!(event_numbers(&id_only), vec![2, 3, 4, 5, 6]);
     assert!(id_only["entry"][1].get("resource").is_none());
+    // REQ: SYNC-03
+    // The write that never committed and its compensation are both in the history, as sent.
+    let (_, history) = h
+        .get(
+            "poc-0",
+            &format!("/Subscription/{id}/$events?eventsSinceNumber=4&eventsUntilNumber=5"),
+        )
+        .await;
+    let entries = history["entry"].as_array().unwrap();
+    assert_eq!(entries[1]["request"]["method"], "POST");
+    assert_eq!(entries[1]["resource"]["id"], "while-down");
+    assert_eq!(entries[2]["request"]["method"], "DELETE");
+    assert!(entries[2].get("resource").is_none());
+    assert!(
+        entries[2]["fullUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with("/Patient/while-down")
+    );
     let (status, _) = h
         .get(
             "poc-0",

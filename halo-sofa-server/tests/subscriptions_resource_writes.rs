@@ -102,14 +102,31 @@ async fn an_app_write_reaches_the_poc_before_it_commits() {
         .send(Method::POST, &app, "/Observation", &observation(&patient))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    // REQ: SUB-07
+    // REQ: SUB-07, SYNC-02
+    // 1 create, 2 update, 3 the create that failed, 4 its compensation, 5 the last create.
     let (_, events) = h.get("poc-0", &format!("/Subscription/{id}/$events")).await;
-    assert_eq!(event_numbers(&events), vec![1, 2, 3]);
+    assert_eq!(event_numbers(&events), vec![1, 2, 3, 4, 5]);
+    let entries = events["entry"].as_array().unwrap();
+    let methods: Vec<&str> = entries[1..]
+        .iter()
+        .map(|e| e["request"]["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["POST", "PUT", "POST", "DELETE", "POST"]);
+    assert_eq!(entries[3]["fullUrl"], entries[4]["fullUrl"]);
+    // REQ: SYNC-03
+    // Each event as it was sent: the create carries version 1 and its first status, although
+    // the resource is at version 2 now.
+    assert_eq!(entries[1]["request"]["method"], "POST");
+    assert_eq!(entries[1]["response"]["status"], "201");
+    assert_eq!(entries[1]["resource"]["meta"]["versionId"], "1");
+    assert_eq!(entries[1]["resource"]["status"], created["status"]);
+    assert_eq!(entries[2]["resource"]["meta"]["versionId"], "2");
+    assert_eq!(entries[2]["resource"]["status"], "amended");
     let (_, bundle) = h.get("poc-0", &format!("/Subscription/{id}/$status")).await;
     let status = json!({"entry": [{"resource": bundle["entry"][0]["resource"]}]});
     assert_eq!(
         status_parameter(&status, "events-since-subscription-start"),
-        "3"
+        "5"
     );
 }
 

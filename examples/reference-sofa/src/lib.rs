@@ -370,7 +370,11 @@ impl ReferenceSofa {
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
             .build();
-        let tasks = vec![sofa.spawn_purge_task(), subscriptions.spawn_heartbeats()];
+        let tasks = vec![
+            sofa.spawn_purge_task(),
+            subscriptions.spawn_heartbeats(),
+            subscriptions.spawn_outbox(),
+        ];
         // `Prefer: respond-async` on writes (ASY-01).
         let jobs = AsyncJobs::new(
             sofa_config.base_url.clone(),

@@ -12,12 +12,13 @@
 //!    cannot race another write of the same PoC.
 //! 2. The notifier delivers the change and waits for the acknowledgements, holding no storage
 //!    lock, so a slow endpoint of one PoC never blocks another PoC's writes (SUB-12).
-//! 3. [`PreparedWrite::commit`] writes the change and the delivered events in one storage
-//!    transaction. A version conflict at this point cannot happen for writes that go through the
+//! 3. [`PreparedWrite::commit`] writes the change and marks the delivered events committed in
+//!    one storage transaction. A version conflict at this point cannot happen for writes that go through the
 //!    notifier, because step 1 ran under the same serialisation.
 //!
-//! If delivery fails the notifier never calls `commit`, so neither data nor event counters
-//! change, and the app gets [`NotifyError`]'s answer.
+//! If delivery fails the notifier never calls `commit`, so the data does not change and the app
+//! gets [`NotifyError`]'s answer; the PoC, which may have applied the change, is sent a
+//! compensating event carrying [`ResourceChange::before`] (D-16).
 //!
 //! [`CommitDirectly`] is the notifier for a server without subscriptions: it prepares and commits
 //! at once.
@@ -72,6 +73,9 @@ pub struct ResourceChange {
     /// The resource as it will be stored, `meta.versionId` and `meta.lastUpdated` set; `None`
     /// for a delete.
     pub resource: Option<RawResource>,
+    /// The committed resource before the write; `None` for a create. If the write does not
+    /// commit after its notification may have left, the PoC is sent this back (D-16).
+    pub before: Option<RawResource>,
 }
 
 impl ResourceChange {
@@ -113,8 +117,10 @@ pub trait PreparedWrite: Send {
     /// serialisation; may fail (not found, version conflict on `If-Match`...).
     fn prepare(&mut self) -> BoxFuture<'_, Result<ResourceChange, SofaError>>;
 
-    /// Writes the prepared change and `events` (the delivered notifications' event log entries,
-    /// whose numbers advance the subscriptions' counters) in one storage transaction.
+    /// Writes the prepared change in one storage transaction with the settling of `events`
+    /// (the delivered notifications, logged `pending`; see
+    /// [`commit_events`](crate::subscriptions::commit_events)), and only if the launch is
+    /// still there (REQ SYNC-05).
     fn commit(
         self: Box<Self>,
         events: Vec<EventRecord>,

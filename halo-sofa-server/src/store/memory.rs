@@ -9,10 +9,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::meta::{references_of, stamp_meta};
 use super::{
-    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, LaunchOps, LaunchRecord, NewResource,
-    RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store, StoreError,
-    StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord, SubscriptionStatus,
-    Transaction,
+    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
+    NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
+    StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord,
+    SubscriptionStatus, Transaction,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -415,6 +415,55 @@ impl SubscriptionOps for MemoryTransaction {
                 .range((subscription_id.to_string(), since)..=(subscription_id.to_string(), upper))
                 .map(|(_, e)| e.clone())
                 .collect())
+        })
+    }
+
+    fn transition_event<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+        from: EventState,
+        to: EventState,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let k = (subscription_id.to_string(), event_number);
+            if self.read().events.get(&k).is_none_or(|e| e.state != from) {
+                return Ok(false);
+            }
+            if let Some(event) = self.write().events.get_mut(&k) {
+                event.state = to;
+            }
+            Ok(true)
+        })
+    }
+
+    fn unsettled_events<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<EventRecord>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .events
+                .range((subscription_id.to_string(), 0)..=(subscription_id.to_string(), u64::MAX))
+                .map(|(_, e)| e)
+                .filter(|e| e.state.is_unsettled())
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn subscriptions_with_unsettled_events(&mut self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut ids: Vec<String> = self
+                .read()
+                .events
+                .values()
+                .filter(|e| e.state.is_unsettled())
+                .map(|e| e.subscription_id.clone())
+                .collect();
+            ids.dedup();
+            Ok(ids)
         })
     }
 }

@@ -25,8 +25,9 @@ use chrono::{DateTime, Utc};
 pub use memory::MemoryStore;
 pub use meta::{instant as meta_instant, references_of, stamp_meta};
 pub use records::{
-    AuthorizationCodeRecord, EventRecord, LaunchRecord, NewResource, RefreshTokenRecord,
-    ResourceQuery, SigningKeyRecord, StoredResource, SubscriptionRecord, SubscriptionStatus,
+    AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, NewResource,
+    RefreshTokenRecord, ResourceQuery, SigningKeyRecord, StoredResource, SubscriptionRecord,
+    SubscriptionStatus,
 };
 pub use sqlite::SqliteStore;
 
@@ -113,7 +114,10 @@ pub trait LaunchOps {
     /// Stores a new launch context. [`StoreError::AlreadyExists`] if the id is taken.
     fn insert_launch(&mut self, launch: LaunchRecord) -> BoxFuture<'_, StoreResult<()>>;
 
-    /// Reads a launch context, expired or not (the caller decides what expiry means).
+    /// Reads a launch context, expired or not (the caller decides what expiry means). In a
+    /// read-write transaction the launch stays as read until the transaction ends: a
+    /// `$clear-context` waits for it, or went first and the launch is gone (`SELECT ... FOR
+    /// UPDATE` on a server database). The write path relies on this fence (REQ SYNC-05).
     fn get_launch<'a>(
         &'a mut self,
         launch_id: &'a str,
@@ -169,8 +173,10 @@ pub trait SubscriptionOps {
         topic: &'a str,
     ) -> BoxFuture<'a, StoreResult<bool>>;
 
-    /// Allocates the subscription's next event number inside this transaction: a rollback gives
-    /// it back (D-09). [`StoreError::NotFound`] if the subscription does not exist.
+    /// Allocates the subscription's next event number inside this transaction.
+    /// [`StoreError::NotFound`] if the subscription does not exist. Like every write, a rollback
+    /// undoes it; the write path therefore allocates in a transaction of its own that commits
+    /// before any notification leaves, so a number is never given to two events (D-09).
     fn allocate_event_number<'a>(
         &'a mut self,
         subscription_id: &'a str,
@@ -186,6 +192,28 @@ pub trait SubscriptionOps {
         since: u64,
         until: Option<u64>,
     ) -> BoxFuture<'a, StoreResult<Vec<EventRecord>>>;
+
+    /// Moves event `event_number` of `subscription_id` from state `from` to `to`; whether it
+    /// was in `from` (nothing changes otherwise). In a read-write transaction the event stays
+    /// locked until the transaction ends, so a commit and a compensation racing for the same
+    /// pending event cannot both win.
+    fn transition_event<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+        from: EventState,
+        to: EventState,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// The subscription's unsettled events (pending or in the outbox, see
+    /// [`EventState::is_unsettled`]), in order.
+    fn unsettled_events<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<EventRecord>>>;
+
+    /// The ids of the subscriptions that have unsettled events, ordered.
+    fn subscriptions_with_unsettled_events(&mut self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }
 
 /// Authorization codes, refresh tokens and signing keys (the authorization server builds on

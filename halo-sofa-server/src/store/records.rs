@@ -179,14 +179,73 @@ pub struct SubscriptionRecord {
 pub struct EventRecord {
     /// The Subscription.
     pub subscription_id: String,
-    /// Its event number, gap-free per subscription.
+    /// Its event number, gap-free per subscription, never given to another event (D-09).
     pub event_number: u64,
     /// When it happened.
     pub timestamp: DateTime<Utc>,
     /// The focus, `Type/id`.
     pub focus: Option<String>,
-    /// Anything else the notification needs to be rebuilt (additional context, action...).
+    /// Where the event stands between its delivery and its write's commit (D-09, D-16).
+    #[serde(default)]
+    pub state: EventState,
+    /// Anything else the notification needs to be replayed as it was sent (action, the
+    /// resource as sent, D-17) or to be compensated (the launch, the committed state before
+    /// the write, D-16).
     pub details: Value,
+}
+
+/// Where an event stands. An event is logged `Pending` before its notification may leave the
+/// SoFA; the write's commit moves it to `Committed` in the same transaction, and a write that
+/// does not commit moves it to `Aborted` and logs a compensating event in `Outbox`, which turns
+/// `Delivered` once the PoC acknowledges it. The moves are conditional
+/// ([`SubscriptionOps::transition_event`](super::SubscriptionOps::transition_event)), so a commit
+/// and a compensation of the same event can never both happen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    /// Logged and maybe delivered; its write has neither committed nor been compensated.
+    Pending,
+    /// Its write committed. Events logged without a state read back as committed.
+    #[default]
+    Committed,
+    /// Its write did not commit; a compensating event follows it.
+    Aborted,
+    /// A compensating event not yet acknowledged: the durable outbox.
+    Outbox,
+    /// A compensating event the PoC acknowledged.
+    Delivered,
+}
+
+impl EventState {
+    /// The stored code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Committed => "committed",
+            EventState::Aborted => "aborted",
+            EventState::Outbox => "outbox",
+            EventState::Delivered => "delivered",
+        }
+    }
+
+    /// The state of a stored code.
+    pub fn from_code(code: &str) -> Option<EventState> {
+        [
+            EventState::Pending,
+            EventState::Committed,
+            EventState::Aborted,
+            EventState::Outbox,
+            EventState::Delivered,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == code)
+    }
+
+    /// Whether work is still owed on the event: a pending write to settle, or a compensation
+    /// to deliver.
+    pub fn is_unsettled(self) -> bool {
+        matches!(self, EventState::Pending | EventState::Outbox)
+    }
 }
 
 /// An authorization code, kept by its hash (REQ AS-05, SEC-02).

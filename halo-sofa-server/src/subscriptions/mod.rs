@@ -28,10 +28,14 @@
 //!     .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
 //!     .build();
 //! let _heartbeats = subscriptions.spawn_heartbeats();
+//! let _outbox = subscriptions.spawn_outbox();
 //! // ... serve sofa.router(); on shutdown:
 //! subscriptions.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Start [`spawn_outbox`](Subscriptions::spawn_outbox) too: it delivers the compensating events
+//! of writes that did not commit, and resolves what a crash left (D-16).
 //!
 //! Scaling note: subscriptions, statuses, counters and the event log live in the store, and
 //! heartbeats are found by a query over it, so they survive restarts and work with several
@@ -44,6 +48,7 @@ mod locks;
 mod manager;
 mod notifier;
 mod operations;
+mod outbox;
 mod routes;
 mod websocket;
 
@@ -53,7 +58,8 @@ use std::time::Duration;
 use axum::Router;
 use halo_model::subscription::{SOFA_CONTENT_UPDATE_TOPIC, SubscriptionPolicy};
 
-pub use notifier::{SubscriptionNotifier, record_events};
+pub(crate) use notifier::launch_cleared;
+pub use notifier::{SubscriptionNotifier, commit_events};
 
 use crate::auth::TokenValidator;
 use crate::clock::Clock;
@@ -80,6 +86,15 @@ pub struct SubscriptionSettings {
     pub require_https: bool,
     /// The websocket route, relative to the FHIR base.
     pub websocket_path: String,
+    /// How often the outbox worker looks for unsettled events when nothing wakes it.
+    pub outbox_tick: Duration,
+    /// The first wait before a PoC's outbox is retried; it doubles (with jitter) after each
+    /// failure.
+    pub outbox_retry: Duration,
+    /// The longest wait between two retries of a PoC's outbox.
+    pub outbox_retry_max: Duration,
+    /// How long a PoC's outbox may fail to drain before its subscriptions turn `error`.
+    pub outbox_error_after: Duration,
 }
 
 impl Default for SubscriptionSettings {
@@ -92,6 +107,10 @@ impl Default for SubscriptionSettings {
             heartbeat_tick: Duration::from_secs(1),
             require_https: true,
             websocket_path: "/subscriptions/websocket".to_string(),
+            outbox_tick: Duration::from_millis(250),
+            outbox_retry: Duration::from_millis(250),
+            outbox_retry_max: Duration::from_secs(30),
+            outbox_error_after: Duration::from_secs(600),
         }
     }
 }
@@ -109,6 +128,7 @@ pub(crate) struct Inner {
     pub(crate) tracker: Arc<locks::Tracker>,
     pub(crate) hub: websocket::Hub,
     pub(crate) heartbeats: heartbeat::Sending,
+    pub(crate) outbox: outbox::Outbox,
 }
 
 /// The subscription service (see the module documentation).
@@ -160,6 +180,7 @@ impl Subscriptions {
                 tracker: Arc::default(),
                 hub: websocket::Hub::default(),
                 heartbeats: heartbeat::Sending::default(),
+                outbox: outbox::Outbox::default(),
             }),
         }
     }
@@ -195,6 +216,29 @@ impl Subscriptions {
     /// Runs one heartbeat pass now; how many heartbeats were sent.
     pub async fn send_due_heartbeats(&self) -> usize {
         heartbeat::pass(&self.inner).await
+    }
+
+    /// Starts the outbox worker (D-16, REQ SYNC-02, SYNC-04): at once, then whenever a
+    /// compensation is queued and on every `outbox_tick`, it compensates the events a crash
+    /// left pending and delivers queued compensations, backing off per PoC while it fails.
+    /// A SoFA runs it beside the heartbeats; without it, a PoC's queue still drains before
+    /// its next write.
+    pub fn spawn_outbox(&self) -> tokio::task::JoinHandle<()> {
+        outbox::spawn(self.inner.clone())
+    }
+
+    /// Settles every PoC with unsettled events now, waiting for each to finish (as the
+    /// worker does in the background); for tests and for a host's start-up.
+    pub async fn settle_all(&self) {
+        let Ok(pocs) = self.inner.unsettled_pocs().await else {
+            return;
+        };
+        for poc in pocs {
+            let _serialised = self.inner.locks.lock(&poc).await;
+            if let Err(reason) = self.inner.settle(&poc).await {
+                tracing::info!(poc = %poc, %reason, "outbox not drained");
+            }
+        }
     }
 
     /// Graceful shutdown (REQ REL-05): refuses new deliveries and waits until every in-flight

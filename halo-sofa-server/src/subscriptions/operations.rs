@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::Inner;
 use super::delivery::{model_status, typed};
+use super::notifier::EventContent;
 use crate::auth::Caller;
 use crate::error::SofaError;
 use crate::fhir::ChangeAction;
@@ -57,8 +58,10 @@ impl Inner {
     }
 
     /// `$events`: the persisted events of one subscription as a `query-event` Bundle, at the
-    /// requested content level (default: the channel's). Full resources are read as they are
-    /// now; a resource purged or deleted since is given by id only.
+    /// requested content level (default: the channel's). Each entry is the event as it was
+    /// sent: the resource version of that moment, a delete, or a compensation (D-17, REQ
+    /// SYNC-03), whatever happened to the resource since. Events logged before their content
+    /// was kept give the resource as it is now, or its id when it is gone.
     pub(crate) async fn events(
         &self,
         caller: &Caller,
@@ -88,28 +91,22 @@ impl Inner {
                 meta_instant(event.timestamp),
                 focus,
             ));
-            let (Some(resource_type), Some(resource_id)) = (
-                event.details.get("resourceType").and_then(Value::as_str),
-                event.details.get("id").and_then(Value::as_str),
-            ) else {
+            let Some(content) = EventContent::of(event) else {
                 continue;
             };
-            let action = match event.details.get("action").and_then(Value::as_str) {
-                Some("PUT") => ChangeAction::Update,
-                Some("DELETE") => ChangeAction::Delete,
-                _ => ChangeAction::Create,
-            };
-            let resource = match action {
-                ChangeAction::Delete => None,
-                _ => tx
-                    .read_resource(resource_type, resource_id)
+            let action = content.change_action();
+            let resource = match (action, content.resource) {
+                (ChangeAction::Delete, _) => None,
+                (_, Some(sent)) => Some(sent),
+                (_, None) => tx
+                    .read_resource(&content.resource_type, &content.id)
                     .await?
                     .map(|stored| stored.resource.to_value()),
             };
             notification.entries.push(self.change_entry(
                 action,
-                resource_type,
-                resource_id,
+                &content.resource_type,
+                &content.id,
                 resource,
             ));
         }

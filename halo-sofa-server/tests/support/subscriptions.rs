@@ -27,7 +27,7 @@ use halo_sofa_server::http::Sofa;
 use halo_sofa_server::store::{
     BoxFuture, EventRecord, NewResource, SqliteStore, Store, meta_instant, stamp_meta,
 };
-use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions, record_events};
+use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions, commit_events};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -507,6 +507,7 @@ impl PreparedWrite for TestWrite {
                 id: self.patient_id.clone(),
                 version: 1,
                 resource: Some(resource),
+                before: None,
             };
             self.prepared = Some(change.clone());
             Ok(change)
@@ -527,7 +528,7 @@ impl PreparedWrite for TestWrite {
                     last_updated: Utc::now(),
                 })
                 .await?;
-            record_events(tx.as_mut(), events).await?;
+            commit_events(tx.as_mut(), &events).await?;
             tx.commit().await?;
             Ok(CommittedWrite {
                 stored,

@@ -130,6 +130,7 @@ impl AppWrite {
             id: self.id.clone(),
             version,
             resource,
+            before: current.as_ref().map(|stored| stored.resource.clone()),
         };
         self.prepared = Some(Prepared {
             change: change.clone(),
@@ -158,6 +159,11 @@ impl PreparedWrite for AppWrite {
                 .prepared
                 .ok_or_else(|| SofaError::internal("the write was committed before prepare"))?;
             let mut tx = self.store.begin().await?;
+            // The clear fence: the launch is read, and so held, in this transaction. A
+            // `$clear-context` that went first leaves nothing to write into (REQ SYNC-05).
+            if tx.get_launch(&self.launch_id).await?.is_none() {
+                return Err(crate::subscriptions::launch_cleared());
+            }
             let stored = match (self.action, prepared.change.resource.clone()) {
                 (ChangeAction::Create, Some(resource)) => {
                     tx.create_resource(NewResource {
@@ -193,9 +199,9 @@ impl PreparedWrite for AppWrite {
                 }
                 _ => return Err(SofaError::internal("a write without content")),
             };
-            // The delivered events advance their subscriptions' counters in this same
-            // transaction, so data, event log and counters commit or roll back together.
-            crate::subscriptions::record_events(tx.as_mut(), events).await?;
+            // The delivered events turn `committed` in this same transaction, so the data and
+            // the events' fate commit or roll back together (REQ SYNC-04).
+            crate::subscriptions::commit_events(tx.as_mut(), &events).await?;
             tx.commit().await?;
             Ok(CommittedWrite {
                 stored,

@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use super::{
-    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, LaunchOps, LaunchRecord, NewResource,
-    RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store, StoreError,
-    StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord, Transaction,
+    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
+    NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
+    StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord, Transaction,
 };
 
 /// Idle connections kept for reuse; more are opened when needed and closed when returned.
@@ -131,10 +131,23 @@ fn migrate(connection: &Connection) -> StoreResult<()> {
             schema::VERSION
         )));
     }
+    // Each step after the first brings a database of the version before it up to date; a new
+    // database gets the whole current schema from `CREATE` and skips them.
+    let steps = if version == 0 {
+        String::new()
+    } else {
+        schema::UPGRADES
+            .iter()
+            .filter(|(to, _)| *to > version)
+            .map(|(_, sql)| *sql)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     connection
         .execute_batch(&format!(
-            "BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;",
+            "BEGIN IMMEDIATE; {} {steps} {} PRAGMA user_version = {}; COMMIT;",
             schema::CREATE,
+            schema::INDEXES,
             schema::VERSION
         ))
         .map_err(ops::error)
@@ -375,6 +388,29 @@ impl SubscriptionOps for SqliteTransaction {
     ) -> BoxFuture<'a, StoreResult<Vec<EventRecord>>> {
         let id = subscription_id.to_owned();
         Box::pin(self.call(move |c| ops::events(c, &id, since, until)))
+    }
+
+    fn transition_event<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+        from: EventState,
+        to: EventState,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let id = subscription_id.to_owned();
+        Box::pin(self.call(move |c| ops::transition_event(c, &id, event_number, from, to)))
+    }
+
+    fn unsettled_events<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<EventRecord>>> {
+        let id = subscription_id.to_owned();
+        Box::pin(self.call(move |c| ops::unsettled_events(c, &id)))
+    }
+
+    fn subscriptions_with_unsettled_events(&mut self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(self.call(ops::subscriptions_with_unsettled_events))
     }
 }
 

@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 
 use super::super::meta::{references_of, stamp_meta};
 use super::super::{
-    AuthorizationCodeRecord, EventRecord, LaunchRecord, NewResource, RefreshTokenRecord,
-    ResourceQuery, SigningKeyRecord, StoreError, StoreResult, StoredResource, SubscriptionRecord,
-    SubscriptionStatus,
+    AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, NewResource,
+    RefreshTokenRecord, ResourceQuery, SigningKeyRecord, StoreError, StoreResult, StoredResource,
+    SubscriptionRecord, SubscriptionStatus,
 };
 
 /// Maps an SQLite error to the backend-neutral cases.
@@ -452,10 +452,11 @@ pub(super) fn allocate_event_number(c: &Connection, id: &str) -> StoreResult<u64
 
 pub(super) fn append_event(c: &Connection, event: &EventRecord) -> StoreResult<()> {
     c.execute(
-        "INSERT INTO events (subscription_id, event_number, record) VALUES (?1, ?2, ?3)",
+        "INSERT INTO events (subscription_id, event_number, state, record) VALUES (?1, ?2, ?3, ?4)",
         params![
             event.subscription_id,
             int(event.event_number)?,
+            event.state.as_str(),
             to_json(event)?
         ],
     )
@@ -480,15 +481,71 @@ pub(super) fn events(
     let until = until.map(int).transpose()?.unwrap_or(i64::MAX);
     let mut statement = c
         .prepare_cached(
-            "SELECT record FROM events WHERE subscription_id = ?1 AND event_number >= ?2
+            "SELECT state, record FROM events WHERE subscription_id = ?1 AND event_number >= ?2
              AND event_number <= ?3 ORDER BY event_number",
         )
         .map_err(error)?;
     let rows = statement
-        .query_map(params![id, int(since)?, until], |r| r.get::<_, String>(0))
+        .query_map(params![id, int(since)?, until], read_event)
         .map_err(error)?;
-    rows.map(|r| r.map_err(error).and_then(|t| from_json(&t)))
-        .collect()
+    rows.map(|r| r.map_err(error).and_then(event)).collect()
+}
+
+fn read_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+/// The state column is the truth; the JSON keeps the state the event was logged with.
+fn event(raw: (String, String)) -> StoreResult<EventRecord> {
+    let (state, record) = raw;
+    let mut event: EventRecord = from_json(&record)?;
+    event.state = EventState::from_code(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown event state `{state}`")))?;
+    Ok(event)
+}
+
+pub(super) fn transition_event(
+    c: &Connection,
+    id: &str,
+    number: u64,
+    from: EventState,
+    to: EventState,
+) -> StoreResult<bool> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE events SET state = ?4 WHERE subscription_id = ?1 AND event_number = ?2
+             AND state = ?3",
+        )
+        .map_err(error)?
+        .execute(params![id, int(number)?, from.as_str(), to.as_str()])
+        .map_err(error)?;
+    Ok(changed == 1)
+}
+
+pub(super) fn unsettled_events(c: &Connection, id: &str) -> StoreResult<Vec<EventRecord>> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT state, record FROM events WHERE subscription_id = ?1
+             AND state IN ('pending', 'outbox') ORDER BY event_number",
+        )
+        .map_err(error)?;
+    let rows = statement
+        .query_map(params![id], read_event)
+        .map_err(error)?;
+    rows.map(|r| r.map_err(error).and_then(event)).collect()
+}
+
+pub(super) fn subscriptions_with_unsettled_events(c: &Connection) -> StoreResult<Vec<String>> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT DISTINCT subscription_id FROM events WHERE state IN ('pending', 'outbox')
+             ORDER BY subscription_id",
+        )
+        .map_err(error)?;
+    let rows = statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(error)?;
+    rows.map(|r| r.map_err(error)).collect()
 }
 
 // ---- authorization codes, refresh tokens, keys ----

@@ -2,7 +2,7 @@
 //! one JSON document, so adding a field needs no migration.
 
 /// The schema version written to `PRAGMA user_version`.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 pub(super) const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS resources (
@@ -41,6 +41,7 @@ CREATE INDEX IF NOT EXISTS subscriptions_by_owner ON subscriptions (owner, topic
 CREATE TABLE IF NOT EXISTS events (
     subscription_id TEXT NOT NULL,
     event_number INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'committed',
     record TEXT NOT NULL,
     PRIMARY KEY (subscription_id, event_number)
 );
@@ -65,4 +66,18 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     created_at TEXT NOT NULL,
     record TEXT NOT NULL
 );
+";
+
+/// Upgrades of an existing database: `(version reached, SQL)`, applied in order to every
+/// version above the database's.
+pub(super) const UPGRADES: &[(i64, &str)] = &[(
+    2,
+    // Events carry their state between delivery and commit (D-09, D-16).
+    "ALTER TABLE events ADD COLUMN state TEXT NOT NULL DEFAULT 'committed';",
+)];
+
+/// Indexes on columns an upgrade may have added, created after the upgrades.
+pub(super) const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS events_unsettled ON events (subscription_id, event_number)
+    WHERE state IN ('pending', 'outbox');
 ";
