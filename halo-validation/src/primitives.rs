@@ -1,7 +1,11 @@
-//! The JSON shape and lexical format of FHIR primitive values (the regular expressions of the R4
-//! primitive type definitions, written out by hand).
+//! The JSON shape and lexical format of FHIR primitive values: the regular expressions of the R4
+//! primitive type definitions, compiled once with the `regex` crate, plus the calendar check the
+//! regexes cannot express.
+
+use std::sync::LazyLock;
 
 use halo_model::fhir::json_kind;
+use regex::Regex;
 use serde_json::Value;
 
 /// Checks a primitive value against its type. `Err` carries what is wrong, for the message.
@@ -79,15 +83,10 @@ fn check_text(code: &str, text: &str) -> Result<(), String> {
                 && !text.contains("  ")
                 && !text.contains(['\t', '\n', '\r'])
         }
-        "id" => {
-            text.len() <= 64
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        }
+        "id" => is_id(text),
         "uri" | "url" | "canonical" => !text.contains(char::is_whitespace),
-        "oid" => text.strip_prefix("urn:oid:").is_some_and(is_oid),
-        "uuid" => text.strip_prefix("urn:uuid:").is_some_and(is_uuid),
+        "oid" => is_oid(text),
+        "uuid" => is_uuid(text),
         "base64Binary" => {
             let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
             compact.len().is_multiple_of(4)
@@ -95,7 +94,7 @@ fn check_text(code: &str, text: &str) -> Result<(), String> {
                     .iter()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
         }
-        "date" => is_date(text, false),
+        "date" => is_date(text),
         "dateTime" => is_date_time(text, false),
         "instant" => is_date_time(text, true),
         "time" => is_time(text),
@@ -137,28 +136,96 @@ fn shorten(text: &str) -> String {
     }
 }
 
-fn digits(text: &str, count: usize) -> Option<u32> {
-    (text.len() == count && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
+/// The R4 `date` regex, with the parts captured so the calendar can be checked too.
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    anchored(&format!(
+        "(?<year>{YEAR})(-(?<month>{MONTH})(-(?<day>{DAY}))?)?"
+    ))
+});
+
+/// The R4 `dateTime` regex: a time needs a full date and a zone.
+static DATE_TIME: LazyLock<Regex> = LazyLock::new(|| {
+    anchored(&format!(
+        "(?<year>{YEAR})(-(?<month>{MONTH})(-(?<day>{DAY})(T{TIME_PATTERN}{ZONE})?)?)?"
+    ))
+});
+
+/// The R4 `instant` regex: always a full date, a time and a zone.
+static INSTANT: LazyLock<Regex> = LazyLock::new(|| {
+    anchored(&format!(
+        "(?<year>{YEAR})-(?<month>{MONTH})-(?<day>{DAY})T{TIME_PATTERN}{ZONE}"
+    ))
+});
+
+/// The R4 `time` regex.
+static TIME: LazyLock<Regex> = LazyLock::new(|| anchored(TIME_PATTERN));
+
+/// The R4 `oid` regex.
+static OID: LazyLock<Regex> = LazyLock::new(|| anchored(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+"));
+
+/// The R4 `uuid` regex (lower-case hexadecimal, as the specification writes it).
+static UUID: LazyLock<Regex> = LazyLock::new(|| {
+    anchored("urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+});
+
+/// The R4 `id` regex.
+static ID: LazyLock<Regex> = LazyLock::new(|| anchored(r"[A-Za-z0-9\-\.]{1,64}"));
+
+const YEAR: &str = "[0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000";
+const MONTH: &str = "0[1-9]|1[0-2]";
+const DAY: &str = "0[1-9]|[1-2][0-9]|3[0-1]";
+const TIME_PATTERN: &str = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?";
+const ZONE: &str = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
+
+/// Compiles one of the fixed patterns above, matched against the whole value.
+fn anchored(pattern: &str) -> Regex {
+    match Regex::new(&format!("^(?:{pattern})$")) {
+        Ok(regex) => regex,
+        // The patterns are constants checked by the tests below; a typo is a bug to see at once.
+        Err(e) => unreachable!("invalid primitive pattern {pattern}: {e}"),
+    }
 }
 
-/// `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (with `full`, only the last), with a real calendar day.
-fn is_date(text: &str, full: bool) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    let year = match parts.first().and_then(|y| digits(y, 4)) {
-        Some(year) if year >= 1 => year,
-        _ => return false,
+fn is_id(text: &str) -> bool {
+    ID.is_match(text)
+}
+
+/// `date`, `dateTime` or `instant` per `regex`, and a day that exists in that month (the regex
+/// alone accepts `2023-02-31`).
+fn is_calendar_match(regex: &Regex, text: &str) -> bool {
+    let Some(captures) = regex.captures(text) else {
+        return false;
     };
-    match parts.as_slice() {
-        [_] => !full,
-        [_, month] => !full && digits(month, 2).is_some_and(|m| (1..=12).contains(&m)),
-        [_, month, day] => match (digits(month, 2), digits(day, 2)) {
-            (Some(m), Some(d)) if (1..=12).contains(&m) => d >= 1 && d <= days_in(year, m),
-            _ => false,
-        },
+    let number = |name: &str| {
+        captures
+            .name(name)
+            .and_then(|m| m.as_str().parse::<u32>().ok())
+    };
+    match (number("year"), number("month"), number("day")) {
+        (Some(year), Some(month), Some(day)) => day <= days_in(year, month),
+        (Some(_), _, None) => true,
         _ => false,
     }
+}
+
+fn is_date(text: &str) -> bool {
+    is_calendar_match(&DATE, text)
+}
+
+fn is_date_time(text: &str, instant: bool) -> bool {
+    is_calendar_match(if instant { &INSTANT } else { &DATE_TIME }, text)
+}
+
+fn is_time(text: &str) -> bool {
+    TIME.is_match(text)
+}
+
+fn is_oid(text: &str) -> bool {
+    OID.is_match(text)
+}
+
+fn is_uuid(text: &str) -> bool {
+    UUID.is_match(text)
 }
 
 fn days_in(year: u32, month: u32) -> u32 {
@@ -170,72 +237,6 @@ fn days_in(year: u32, month: u32) -> u32 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-/// A date, optionally followed by `Thh:mm:ss[.f+]` and a zone (`Z` or `±hh:mm`), which a time
-/// requires. `instant` requires the time.
-fn is_date_time(text: &str, instant: bool) -> bool {
-    let Some((date, time)) = text.split_once('T') else {
-        return !instant && is_date(text, false);
-    };
-    if !is_date(date, true) {
-        return false;
-    }
-    let (clock, zone) = if let Some(clock) = time.strip_suffix('Z') {
-        (clock, "Z")
-    } else {
-        match time.rfind(['+', '-']) {
-            Some(at) => (&time[..at], &time[at..]),
-            None => return false,
-        }
-    };
-    let zone_ok = zone == "Z"
-        || (zone.len() == 6
-            && digits(&zone[1..3], 2).is_some_and(|h| h <= 14)
-            && &zone[3..4] == ":"
-            && digits(&zone[4..6], 2).is_some_and(|m| m < 60));
-    zone_ok && is_time(clock)
-}
-
-/// `hh:mm:ss` with optional fractional seconds.
-fn is_time(text: &str) -> bool {
-    let (clock, fraction) = match text.split_once('.') {
-        Some((clock, fraction)) => (clock, Some(fraction)),
-        None => (text, None),
-    };
-    if fraction.is_some_and(|f| f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit())) {
-        return false;
-    }
-    let parts: Vec<&str> = clock.split(':').collect();
-    match parts.as_slice() {
-        [h, m, s] => {
-            digits(h, 2).is_some_and(|h| h < 24)
-                && digits(m, 2).is_some_and(|m| m < 60)
-                && digits(s, 2).is_some_and(|s| s <= 60)
-        }
-        _ => false,
-    }
-}
-
-fn is_oid(text: &str) -> bool {
-    let mut arcs = text.split('.');
-    let first_ok = arcs.next().is_some_and(|a| matches!(a, "0" | "1" | "2"));
-    let rest: Vec<&str> = arcs.collect();
-    first_ok
-        && !rest.is_empty()
-        && rest.iter().all(|arc| {
-            !arc.is_empty()
-                && arc.bytes().all(|b| b.is_ascii_digit())
-                && (arc.len() == 1 || !arc.starts_with('0'))
-        })
-}
-
-fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, len)| {
-            g.len() == len && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        })
 }
 
 #[cfg(test)]
@@ -263,6 +264,38 @@ mod tests {
         assert!(check("instant", &json!("2024-01-15T10:30:00+01:00")).is_ok());
     }
 
+    // REQ: HARD-02
+    #[test]
+    fn a_multi_byte_character_in_a_zone_is_an_error_not_a_panic() {
+        // Seen in a `$set-context` Patient.deceasedDateTime: the old hand-written check sliced
+        // the zone by byte offsets and split the `é`.
+        for code in ["dateTime", "instant"] {
+            assert!(check(code, &json!("2024-01-01T10:00:00+1é00")).is_err());
+            assert!(check(code, &json!("2024-01-01T10:00:00+é")).is_err());
+            assert!(check(code, &json!("2024-01-01T10:00:00-00:0é")).is_err());
+        }
+        assert!(check("time", &json!("1é:00:00")).is_err());
+        assert!(check("date", &json!("2024-é1")).is_err());
+    }
+
+    #[test]
+    fn zones_follow_the_r4_pattern() {
+        assert!(check("dateTime", &json!("2024-01-15T10:30:00+14:00")).is_ok());
+        assert!(check("dateTime", &json!("2024-01-15T10:30:00+14:30")).is_err());
+        assert!(check("dateTime", &json!("2024-01-15T10:30:00+13:59")).is_ok());
+        assert!(check("dateTime", &json!("2024-01-15T10:30:00+1:00")).is_err());
+        assert!(check("dateTime", &json!("2024-01-15T24:00:00Z")).is_err());
+        assert!(check("dateTime", &json!("2024-01-15T23:59:60Z")).is_ok());
+        assert!(check("dateTime", &json!("2024-01T10:30:00Z")).is_err());
+        assert!(check("dateTime", &json!("0000")).is_err());
+        assert!(check("dateTime", &json!("2024-02-30")).is_err());
+        assert!(check("instant", &json!("2024-02-29T10:30:00.5Z")).is_ok());
+        assert!(check("instant", &json!("2023-02-29T10:30:00Z")).is_err());
+        assert!(check("time", &json!("10:30:00.")).is_err());
+        assert!(check("time", &json!("10:30")).is_err());
+        assert!(check("date", &json!("2024-01-15\n")).is_err());
+    }
+
     #[test]
     fn numbers_and_booleans_are_json_types() {
         assert!(check("boolean", &json!("true")).is_err());
@@ -280,6 +313,11 @@ mod tests {
         assert!(check("uri", &json!("http://x y")).is_err());
         assert!(check("string", &json!("")).is_err());
         assert!(check("oid", &json!("urn:oid:2.16.840.1")).is_ok());
+        assert!(check("oid", &json!("urn:oid:2.016")).is_err());
+        assert!(check("oid", &json!("urn:oid:3.1")).is_err());
+        assert!(check("id", &json!("a".repeat(64))).is_ok());
+        assert!(check("id", &json!("a".repeat(65))).is_err());
+        assert!(check("id", &json!("é")).is_err());
         assert!(
             check(
                 "uuid",

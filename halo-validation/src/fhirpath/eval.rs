@@ -469,6 +469,9 @@ fn compare(a: &Item<'_>, b: &Item<'_>) -> Eval<Option<Ordering>> {
     if let (Some(x), Some(y)) = (string(a), string(b)) {
         if looks_temporal(x) && looks_temporal(y) {
             let (x, y) = (strip_zone(x), strip_zone(y));
+            // Compared as bytes: a byte offset into text that came over the network may fall
+            // inside a multi-byte character, and UTF-8 bytes order as their characters do.
+            let (x, y) = (x.as_bytes(), y.as_bytes());
             let common = x.len().min(y.len());
             let ordering = x[..common].cmp(&y[..common]);
             return Ok(if ordering == Ordering::Equal && x.len() != y.len() {
@@ -944,6 +947,16 @@ mod tests {
         assert_eq!(check("start <= end", &p), Ok(Some(false)));
         let q = json!({"start": "2024-01", "end": "2024-01-14"});
         assert_eq!(check("start <= end", &q), Ok(None));
+    }
+
+    // REQ: HARD-02
+    #[test]
+    fn temporal_comparison_with_a_multi_byte_character_is_no_panic() {
+        // The common prefix of `2024é` and `20245` ends inside the `é`.
+        let p = json!({"start": "2024é", "end": "20245"});
+        assert_eq!(check("start <= end", &p), Ok(Some(false)));
+        let q = json!({"start": "2024-01-15T10:00:00+0é:00", "end": "2024-01-15T10:00:00Z"});
+        assert!(check("start <= end", &q).is_ok());
     }
 
     #[test]
