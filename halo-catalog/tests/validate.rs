@@ -211,6 +211,36 @@ fn entry_id_must_be_rfc4122_publisher_id_only_short() {
 
 // REQ: CAT-05
 #[test]
+fn a_launch_url_with_an_empty_host_is_an_error() {
+    // Accepted before: the URL parser repairs it into https://launch/.
+    let mut e = clean_entry();
+    e["launchUrl"] = json!("https:///launch");
+    assert_eq!(check(&e), vec![p(Code::InvalidUrl, "$.launchUrl")]);
+    let fields = [
+        "helpUrl",
+        "iconUrl",
+        "privacyPolicyUrl",
+        "termsOfServiceUrl",
+    ];
+    for key in fields {
+        let mut e = clean_entry();
+        e[key] = json!("https:///x");
+        assert_eq!(check(&e), vec![p(Code::InvalidUrl, &format!("$.{key}"))]);
+    }
+    let mut e = clean_entry();
+    e["screenshots"] = json!(["https:///1.png"]);
+    e["publisher"]["url"] = json!("http:///");
+    assert_eq!(
+        check(&e),
+        vec![
+            p(Code::InvalidUrl, "$.screenshots[0]"),
+            p(Code::InvalidUrl, "$.publisher.url"),
+        ]
+    );
+}
+
+// REQ: CAT-05
+#[test]
 fn urls_are_absolute_http_and_launch_is_https() {
     let mut e = clean_entry();
     e["helpUrl"] = json!("/help");

@@ -61,6 +61,9 @@ pub(crate) fn check_url(text: &str) -> UrlCheck {
         return UrlCheck::Invalid("has leading or trailing whitespace".to_owned());
     }
     match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && !has_written_host(text) => {
+            UrlCheck::Invalid("has no host (write it as scheme://host/path)".to_owned())
+        }
         Ok(url) => match url.scheme() {
             "https" => UrlCheck::Https,
             "http" => UrlCheck::Http {
@@ -73,6 +76,26 @@ pub(crate) fn check_url(text: &str) -> UrlCheck {
         }
         Err(e) => UrlCheck::Invalid(format!("is not a valid URL ({e})")),
     }
+}
+
+/// Whether an http(s) URL is written with `//` and a non-empty host after its scheme. The WHATWG
+/// parser repairs `https:///launch` into `https://launch/` (and `https:example.com` into
+/// `https://example.com/`), so a URL that parses can still name a host its author never wrote.
+fn has_written_host(text: &str) -> bool {
+    let Some((_, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix("//") else {
+        return false;
+    };
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
+    let host_and_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if host_and_port.starts_with('[') {
+        host_and_port
+    } else {
+        host_and_port.split(':').next().unwrap_or("")
+    };
+    !host.is_empty()
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -183,6 +206,32 @@ mod tests {
             UrlCheck::Http { loopback: false }
         ));
         assert!(matches!(check_url("ftp://example.com/"), UrlCheck::OtherScheme(s) if s == "ftp"));
+        assert!(matches!(
+            check_url("https://user@example.com:8443/x"),
+            UrlCheck::Https
+        ));
+    }
+
+    // REQ: CAT-05
+    #[test]
+    fn a_url_without_a_host_is_invalid_even_when_the_parser_repairs_it() {
+        // Seen in a real catalog: the parser would read this as https://launch/.
+        for text in [
+            "https:///launch",
+            "https:/launch",
+            "https:launch.example.com/x",
+            "http:///",
+            "https://@/x",
+            "https://:443/x",
+            "https://?x",
+            "https://#x",
+            "https:\\\\example.com/x",
+        ] {
+            assert!(
+                matches!(check_url(text), UrlCheck::Invalid(_)),
+                "{text} has no written host"
+            );
+        }
         assert!(matches!(check_url("/relative/path"), UrlCheck::Invalid(_)));
         assert!(matches!(
             check_url(" https://example.com"),
