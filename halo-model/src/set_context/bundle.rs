@@ -214,6 +214,7 @@ fn read_resource(
         );
         return None;
     };
+    read_contained(resource, at, options, findings);
     let at = format!("{at}.resource.resourceType");
     let Some(resource_type) = resource.get("resourceType").and_then(Value::as_str) else {
         findings.error(IssueType::Required, at, "the resource has no resourceType");
@@ -235,6 +236,48 @@ fn read_resource(
         );
     }
     Some(resource_type.to_owned())
+}
+
+/// Contained resources are stored with their container, so they obey the same type list as the
+/// entries (D-14): a `contained` Binary or Bundle would otherwise slip past it.
+fn read_contained(
+    resource: &Map<String, Value>,
+    at: &str,
+    options: &ValidationOptions,
+    findings: &mut Findings,
+) {
+    let Some(contained) = resource.get("contained") else {
+        return;
+    };
+    let Some(items) = contained.as_array() else {
+        findings.error(
+            IssueType::Structure,
+            format!("{at}.resource.contained"),
+            "contained must be an array of resources",
+        );
+        return;
+    };
+    for (index, item) in items.iter().enumerate() {
+        let at = format!("{at}.resource.contained[{index}].resourceType");
+        match item.get("resourceType").and_then(Value::as_str) {
+            None => findings.error(
+                IssueType::Required,
+                at,
+                "the contained resource has no resourceType",
+            ),
+            Some(kind) if !is_r4_resource_type(kind) => findings.error(
+                IssueType::Value,
+                at,
+                format!("{kind} is not a FHIR R4 resource type"),
+            ),
+            Some(kind) if !options.supported_types.contains(kind) => findings.error(
+                IssueType::NotSupported,
+                at,
+                format!("contained resource type {kind} is not supported by $set-context"),
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 fn read_request(

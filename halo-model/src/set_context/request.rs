@@ -423,15 +423,30 @@ fn read_string(value: &Value, at: &str, findings: &mut Findings) -> Option<Strin
     }
 }
 
+/// `smart_style_url`: the app fetches it, so only an absolute http(s) URL with a host is
+/// accepted (never `javascript:`, `data:` or `file:`, and not `https:///x`, which a WHATWG parser
+/// would repair into a host nobody wrote).
 fn read_url(value: &Value, at: &str, findings: &mut Findings) -> Option<String> {
     let text = read_string(value, at, findings)?;
-    if url::Url::parse(&text).is_ok() {
+    let after_scheme = ["https://", "http://"].iter().find_map(|prefix| {
+        let head = text.get(..prefix.len())?;
+        head.eq_ignore_ascii_case(prefix)
+            .then(|| text.get(prefix.len()..))
+            .flatten()
+    });
+    let written_host = after_scheme
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| !matches!(c, '/' | '\\' | '?' | '#' | '@' | ':'));
+    let parsed = url::Url::parse(&text).ok().filter(|url| {
+        matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if written_host && parsed.is_some() {
         Some(text)
     } else {
         findings.error(
             IssueType::Value,
             at,
-            format!("{text} is not an absolute URL"),
+            format!("{text} is not an absolute http(s) URL"),
         );
         None
     }
@@ -528,4 +543,108 @@ fn read_reference(
         reference: reference.clone(),
         resource_type: target_type,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn errors(body: &Value) -> Vec<(String, IssueType)> {
+        match SetContextRequest::parse(body, &ValidationOptions::default()) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.locations(),
+        }
+    }
+
+    fn with_style(url: &str) -> Value {
+        json!({
+            "resourceType": "Parameters",
+            "parameter": [{"name": "smart_style_url", "valueUrl": url}]
+        })
+    }
+
+    // REQ: SC-01
+    #[test]
+    fn smart_style_url_must_be_an_absolute_http_url() {
+        let at = "Parameters.parameter[0].valueUrl".to_owned();
+        for url in [
+            "javascript:...",
+            "javascript:alert(document.cookie)",
+            "JavaScript://example.org/%0Aalert(1)",
+            "data:text/css,body{}",
+            "file:///etc/passwd",
+            "https:///style.json",
+            "https:style.example.org/x",
+            "https://@/x",
+            "/styles/smart_v1.json",
+        ] {
+            assert_eq!(
+                errors(&with_style(url)),
+                vec![(at.clone(), IssueType::Value)],
+                "{url}"
+            );
+        }
+        for url in [
+            "https://ehr.example.org/styles/smart_v1.json",
+            "HTTPS://EHR.example.org/s.json",
+            "http://localhost:8080/style.json",
+        ] {
+            assert_eq!(errors(&with_style(url)), vec![], "{url}");
+        }
+    }
+
+    fn with_contained(contained: Value) -> Value {
+        json!({
+            "resourceType": "Parameters",
+            "parameter": [{
+                "name": "resources",
+                "resource": {
+                    "resourceType": "Bundle",
+                    "type": "transaction",
+                    "entry": [{
+                        "fullUrl": "urn:uuid:d12004a7-5ed5-41ab-a8f2-0de5f0c98847",
+                        "resource": {"resourceType": "Patient", "contained": contained},
+                        "request": {"method": "POST", "url": "Patient"}
+                    }]
+                }
+            }]
+        })
+    }
+
+    // REQ: SC-02
+    #[test]
+    fn contained_resources_obey_the_supported_types() {
+        let at = |i: usize| {
+            format!(
+                "Parameters.parameter[0].resource.entry[0].resource.contained[{i}].resourceType"
+            )
+        };
+        let body = with_contained(json!([
+            {"resourceType": "Organization", "id": "o1"},
+            {"resourceType": "Binary", "id": "b1", "data": "aGk="},
+            {"resourceType": "Bundle", "id": "b2", "type": "collection"},
+            {"resourceType": "NotAType", "id": "x"},
+            {"id": "untyped"}
+        ]));
+        assert_eq!(
+            errors(&body),
+            vec![
+                (at(1), IssueType::NotSupported),
+                (at(2), IssueType::NotSupported),
+                (at(3), IssueType::Value),
+                (at(4), IssueType::Required),
+            ]
+        );
+        assert_eq!(
+            errors(&with_contained(json!({"resourceType": "Binary"}))),
+            vec![(
+                "Parameters.parameter[0].resource.entry[0].resource.contained".to_owned(),
+                IssueType::Structure
+            )]
+        );
+        let fine = with_contained(json!([{"resourceType": "Practitioner", "id": "pr1"}]));
+        assert_eq!(errors(&fine), vec![]);
+    }
 }
