@@ -17,9 +17,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use halo_smart_client::binding::LAUNCH_COOKIE_MAX_AGE;
 use halo_smart_client::store::MemoryLaunchStore;
 use halo_smart_client::{
-    ClientAuth, ClientConfig, IssuerPolicy, SessionHandle, SmartClient, SmartError,
+    BrowserBinding, ClientAuth, ClientConfig, IssuerPolicy, SessionHandle, SmartClient, SmartError,
 };
 
 /// What the handlers share: the SMART client and the signed-in sessions by cookie.
@@ -62,24 +63,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// `GET /launch?iss=...&launch=...`: the EHR opens this. Send the browser to authorize.
 async fn launch(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
-    match app
+    let start = match app
         .smart
         .begin_launch_from_query(query.as_deref().unwrap_or(""))
         .await
     {
-        Ok(halo_smart_client::Redirect::Get(url)) => Redirect::to(url.as_str()).into_response(),
-        Ok(halo_smart_client::Redirect::Post(form)) => Html(form.to_html()).into_response(),
-        Err(e) => error_page(&e),
-    }
+        Ok(start) => start,
+        Err(e) => return error_page(&e),
+    };
+    // Only the browser holding this cookie can complete the launch (no login CSRF).
+    let cookie = start.binding.set_cookie(LAUNCH_COOKIE_MAX_AGE);
+    let next = match start.redirect {
+        halo_smart_client::Redirect::Get(url) => Redirect::to(url.as_str()).into_response(),
+        halo_smart_client::Redirect::Post(form) => Html(form.to_html()).into_response(),
+    };
+    ([(header::SET_COOKIE, cookie)], next).into_response()
 }
 
 /// `GET /callback?code=...&state=...`: the authorization server sends the browser back here.
-async fn callback(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
-    let session = match app
-        .smart
-        .complete_launch(query.as_deref().unwrap_or(""))
-        .await
-    {
+async fn callback(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let cookies = headers.get(header::COOKIE).and_then(|c| c.to_str().ok());
+    let binding = BrowserBinding::from_callback(&query, cookies);
+    let session = match app.smart.complete_launch(&query, binding.as_deref()).await {
         Ok(session) => session,
         Err(e) => return error_page(&e),
     };
@@ -90,8 +100,8 @@ async fn callback(State(app): State<App>, RawQuery(query): RawQuery) -> Response
     if let Ok(mut sessions) = app.sessions.lock() {
         sessions.insert(sid.clone(), session);
     }
-    // Embedded in an EHR frame, the cookie must be allowed cross-site.
-    let cookie = format!("sid={sid}; Path=/; HttpOnly; Secure; SameSite=None");
+    // In an EHR frame on another site, browsers keep only partitioned cookies.
+    let cookie = format!("__Host-sid={sid}; Path=/; HttpOnly; Secure; SameSite=None; Partitioned");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
@@ -100,7 +110,7 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Response {
     let session = headers
         .get(header::COOKIE)
         .and_then(|c| c.to_str().ok())
-        .and_then(|c| c.split("; ").find_map(|kv| kv.strip_prefix("sid=")))
+        .and_then(|c| c.split("; ").find_map(|kv| kv.strip_prefix("__Host-sid=")))
         .and_then(|sid| app.sessions.lock().ok()?.get(sid).cloned());
     let Some(session) = session else {
         return (
@@ -118,13 +128,16 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Response {
     }
 }
 
-/// Clinicians see the plain message; the code goes to the log for support.
+/// Clinicians see the plain message; the code and the developer detail go to the log for
+/// support (neither ever holds a token).
 fn error_page(e: &SmartError) -> Response {
     eprintln!("launch failed: {} ({e})", e.code());
     let status = match e {
         SmartError::InvalidLaunch { .. }
         | SmartError::InvalidState { .. }
+        | SmartError::BrowserMismatch { .. }
         | SmartError::InvalidCallback { .. } => StatusCode::BAD_REQUEST,
+        SmartError::SessionExpired { .. } => StatusCode::UNAUTHORIZED,
         SmartError::IssuerNotAllowed { .. } | SmartError::AuthorizationDenied(_) => {
             StatusCode::FORBIDDEN
         }

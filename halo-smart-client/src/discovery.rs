@@ -106,10 +106,7 @@ mod tests {
     use crate::token::ClientAuth;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../fixtures/smart/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../fixtures/smart/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(path).unwrap()
     }
 

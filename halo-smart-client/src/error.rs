@@ -78,6 +78,15 @@ pub enum SmartError {
         /// Why it was rejected (never the state value itself).
         reason: String,
     },
+    /// The redirect back to the app did not come from the browser that started the launch: the
+    /// browser binding of the pending launch (see [`crate::binding`]) is missing or different.
+    /// Either someone tried to make this browser complete their sign-in (login CSRF), or the
+    /// browser did not keep the app's cookie (blocked storage in an embedding frame).
+    #[error("authorization callback rejected: {reason}")]
+    BrowserMismatch {
+        /// Why it was rejected (never the binding value itself).
+        reason: String,
+    },
     /// The redirect back to the app is malformed (no `code`, bad query string).
     #[error("authorization callback malformed: {reason}")]
     InvalidCallback {
@@ -131,6 +140,11 @@ pub enum SmartError {
         /// Why.
         reason: String,
     },
+    /// `openid` was granted but the token response carries no id_token, so the user's identity is
+    /// unknown. [`crate::ClientConfig::allow_missing_id_token`] accepts this for servers known to
+    /// omit it.
+    #[error("openid was granted but the token response has no id_token")]
+    IdTokenMissing,
     /// Context the app needs (patient, encounter, …) is not in the launch.
     #[error("launch context is missing {what}")]
     MissingContext {
@@ -199,6 +213,7 @@ impl SmartError {
             Self::Config { .. } => "config_invalid",
             Self::Discovery { .. } => "discovery_invalid",
             Self::InvalidState { .. } => "state_invalid",
+            Self::BrowserMismatch { .. } => "browser_mismatch",
             Self::InvalidCallback { .. } => "callback_invalid",
             Self::AuthorizationDenied(_) => "authorization_denied",
             Self::TokenRefused { .. } => "token_refused",
@@ -207,6 +222,7 @@ impl SmartError {
             Self::Transport { .. } => "transport",
             Self::Timeout { .. } => "timeout",
             Self::IdToken { .. } => "id_token_invalid",
+            Self::IdTokenMissing => "id_token_missing",
             Self::MissingContext { .. } => "context_missing",
             Self::WrongContextType { .. } => "context_wrong_type",
             Self::SessionExpired { .. } => "session_expired",
@@ -260,7 +276,14 @@ impl SmartError {
                       support team."
                     .into(),
             },
-            Self::TokenRefused { .. } | Self::IdToken { .. } => {
+            Self::BrowserMismatch { .. } => {
+                "The sign-in could not be completed in this browser window. If the app is shown \
+                 inside your clinical system, your browser may be blocking its cookies. Please \
+                 open the app again from your clinical system; if this keeps happening, contact \
+                 your support team."
+                    .into()
+            }
+            Self::TokenRefused { .. } | Self::IdToken { .. } | Self::IdTokenMissing => {
                 "Sign-in could not be completed. Please open the app again from your clinical \
                  system."
                     .into()
@@ -274,12 +297,14 @@ impl SmartError {
                 "The clinical system could not be reached in time. Please try again.".into()
             }
             Self::MissingContext { what } => format!(
-                "The app needs a {what} to be selected. Please select one in your clinical system \
-                 and open the app again."
+                "The app needs {} to be selected. Please select one in your clinical system and \
+                 open the app again.",
+                with_article(what)
             ),
             Self::WrongContextType { expected, .. } => format!(
-                "The record opened with the app is not a {expected}. Please open the app again \
-                 from the right record."
+                "The record opened with the app is not {}. Please open the app again from the \
+                 right record.",
+                with_article(expected)
             ),
             Self::SessionExpired { .. } => {
                 "Your session has ended. Please open the app again from your clinical system."
@@ -288,15 +313,9 @@ impl SmartError {
             Self::ForeignUrl { .. } => {
                 "The app tried to reach a server it is not allowed to use with your session.".into()
             }
-            Self::Fhir {
-                status, summary, ..
-            } => match status {
-                401 | 403 => {
-                    "You do not have permission for this action in the clinical system.".into()
-                }
-                404 => "The requested record was not found.".into(),
-                _ => format!("The clinical system could not complete the request: {summary}"),
-            },
+            // The status and the server's own text stay in `Display` for developers; a clinician
+            // gets what it means for them and what to do.
+            Self::Fhir { status, .. } => fhir_user_message(*status).into(),
         }
     }
 
@@ -310,6 +329,41 @@ impl SmartError {
     pub(crate) fn config(reason: impl Into<String>) -> Self {
         Self::Config {
             reason: reason.into(),
+        }
+    }
+}
+
+/// `a patient`, `an encounter`, `an Observation`: the article English wants before `word`.
+fn with_article(word: &str) -> String {
+    let vowel = word
+        .chars()
+        .next()
+        .is_some_and(|c| matches!(c.to_ascii_lowercase(), 'a' | 'e' | 'i' | 'o' | 'u'));
+    format!("{} {word}", if vowel { "an" } else { "a" })
+}
+
+/// What a FHIR error status means to a clinician. A 401 is an expired or revoked token (RFC 6750
+/// §3.1), which is a session that ended, not a missing permission.
+fn fhir_user_message(status: u16) -> &'static str {
+    match status {
+        401 => "Your session has ended. Please open the app again from your clinical system.",
+        403 => "You do not have permission for this action in the clinical system.",
+        404 | 410 => "The requested record was not found.",
+        409 | 412 => {
+            "The record was changed by someone else in the meantime. Please reload it and try \
+             again."
+        }
+        400 | 422 => {
+            "The clinical system did not accept the information sent. Please check it and try \
+             again; if it keeps happening, contact your support team."
+        }
+        429 | 502..=504 => {
+            "The clinical system is busy or temporarily unavailable. Please try again in a few \
+             minutes."
+        }
+        _ => {
+            "The clinical system could not complete the request. Please try again; if it keeps \
+             happening, contact your support team."
         }
     }
 }
@@ -351,5 +405,53 @@ mod tests {
             );
         }
         assert!(errors[2].user_message().contains("patient"));
+    }
+
+    /// A gateway in front of a SMART server answered 502 with its own HTML page: the clinician
+    /// saw "could not complete the request: HTTP 502". No status, no server text, whatever the
+    /// status; the developer detail keeps both.
+    // REQ: APP-17
+    #[test]
+    fn fhir_errors_speak_to_clinicians_without_status_codes_or_server_text() {
+        let gateway = crate::fhir::fhir_error(
+            502,
+            b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center>\
+              <h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n\
+              </body>\r\n</html>\r\n",
+        );
+        assert_eq!(
+            gateway.user_message(),
+            "The clinical system is busy or temporarily unavailable. Please try again in a few \
+             minutes."
+        );
+        assert!(gateway.to_string().contains("HTTP 502"), "{gateway}");
+        let outcome = br#"{"resourceType":"OperationOutcome","issue":[{"severity":"error",
+            "code":"processing","diagnostics":"HAPI-0389: Failed to call access method"}]}"#;
+        for status in 400..600 {
+            let e = crate::fhir::fhir_error(status, outcome);
+            let m = e.user_message();
+            assert!(
+                !m.contains("HTTP") && !m.contains(&status.to_string()) && !m.contains("HAPI"),
+                "{status}: {m}"
+            );
+            assert!(m.ends_with('.'), "{status}: {m}");
+            assert!(e.to_string().contains("HAPI-0389"), "{e}");
+        }
+    }
+
+    /// "The app needs a encounter".
+    // REQ: APP-14
+    #[test]
+    fn context_messages_use_the_right_article() {
+        let missing = |what: &str| SmartError::MissingContext { what: what.into() }.user_message();
+        assert!(missing("encounter").starts_with("The app needs an encounter to be selected"));
+        assert!(missing("patient").starts_with("The app needs a patient to be selected"));
+        assert!(missing("Observation").starts_with("The app needs an Observation "));
+        assert!(missing("List").starts_with("The app needs a List "));
+        let wrong = SmartError::WrongContextType {
+            expected: "Encounter".into(),
+            found: "Group".into(),
+        };
+        assert!(wrong.user_message().contains("is not an Encounter."));
     }
 }

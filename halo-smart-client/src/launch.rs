@@ -113,6 +113,10 @@ pub struct ClientConfig {
     /// from the scopes: `launch/patient` or any `patient/` scope requires a patient, and
     /// `launch/encounter` an encounter.
     pub required_context: Option<Vec<String>>,
+    /// Accept a token response without an id_token although `openid` was granted. Off by
+    /// default: the launch would complete with no user identity. Turn it on only for a server
+    /// known to omit the id_token.
+    pub allow_missing_id_token: bool,
 }
 
 impl ClientConfig {
@@ -129,6 +133,7 @@ impl ClientConfig {
             scope: scope.into(),
             auth,
             required_context: None,
+            allow_missing_id_token: false,
         }
     }
 

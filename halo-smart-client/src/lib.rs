@@ -10,12 +10,13 @@
 //! default so that an app builds fast.
 //!
 //! Module map: [`launch`] (launch request, issuer policy), [`discovery`], [`authorize`] (state,
-//! PKCE, URL and POST form), [`callback`], [`store`] (pending launches), [`token`] (requests and
+//! PKCE, URL and POST form), [`callback`], [`binding`] (the launch bound to its browser), [`store`] (pending launches), [`token`] (requests and
 //! client authentication), [`keys`] (signing keys), [`id_token`], [`session`], [`fhir`],
 //! [`backend`] (client credentials), [`introspection`], [`error`].
 
 pub mod authorize;
 pub mod backend;
+pub mod binding;
 pub mod callback;
 pub mod discovery;
 pub mod error;
@@ -33,7 +34,9 @@ pub mod token;
 mod client;
 
 #[cfg(feature = "reqwest")]
-pub use client::{ClientOptions, FhirClient, Redirect, SessionHandle, SmartClient};
+pub use binding::BrowserBinding;
+#[cfg(feature = "reqwest")]
+pub use client::{ClientOptions, FhirClient, LaunchStart, Redirect, SessionHandle, SmartClient};
 pub use error::{Result, SmartError};
 pub use launch::{ClientConfig, IssuerPolicy, LaunchRequest};
 pub use secret::Secret;

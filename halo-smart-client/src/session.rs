@@ -27,6 +27,10 @@ pub struct LaunchSession {
     id_token: Option<Secret>,
     /// When the access token expires (Unix seconds), when the server said.
     pub expires_at: Option<i64>,
+    /// The access token's lifetime as the server gave it (`expires_in`), which caps the refresh
+    /// margin: a 15-second token is not refreshed before every request.
+    #[serde(default)]
+    pub lifetime_secs: Option<i64>,
     /// The granted scopes as sent (space-separated).
     pub granted_scope: String,
     /// The scopes the app asked for.
@@ -75,6 +79,7 @@ impl LaunchSession {
             client_id: client_id.into(),
             token_endpoint: token_endpoint.into(),
             expires_at: expires_at(&token, now),
+            lifetime_secs: lifetime(&token),
             granted_scope: token.scope.clone().unwrap_or_default(),
             requested_scope: requested_scope.into(),
             context,
@@ -169,22 +174,101 @@ impl LaunchSession {
         self.expires_at.is_some_and(|at| at - margin_secs <= now)
     }
 
+    /// True when the access token should be refreshed before use at `now`: it expires within
+    /// `margin_secs`, the margin capped at a quarter of the token's lifetime. Without the cap, a
+    /// token shorter than the margin would be refreshed before every request.
+    pub fn refresh_due(&self, now: i64, margin_secs: i64) -> bool {
+        let margin = match self.lifetime_secs {
+            Some(lifetime) => margin_secs.min(lifetime / REFRESH_MARGIN_DIVISOR),
+            None => margin_secs,
+        };
+        self.expires_within(now, margin.max(0))
+    }
+
+    /// Whether `openid` was granted: named in the granted scopes or, when the server sent no
+    /// `scope`, in the request (RFC 6749 §5.1: an absent scope means the one asked for).
+    pub fn openid_granted(&self) -> bool {
+        let scopes = if self.granted_scope.trim().is_empty() {
+            &self.requested_scope
+        } else {
+            &self.granted_scope
+        };
+        scopes.split_whitespace().any(|s| s == "openid")
+    }
+
     /// Takes in a refresh response: the new access token, the new refresh token if one came (else
     /// the old one is kept), the new scope if sent. The launch context stays that of the launch.
-    pub fn apply_refresh(&mut self, token: TokenResponse, now: i64) {
+    ///
+    /// An id_token in the response must come with its verified claims (`verified_id`, from
+    /// [`crate::id_token::verify_id_token`]), and they must name the same user: OpenID Connect
+    /// Core §12.2 wants the same `iss`, `sub` and `aud` as the id_token of the launch. Otherwise
+    /// nothing changes and the error says why, so a forged or swapped identity is never stored.
+    pub fn apply_refresh(
+        &mut self,
+        token: TokenResponse,
+        verified_id: Option<IdTokenClaims>,
+        now: i64,
+    ) -> Result<()> {
+        match (&token.id_token, &verified_id) {
+            (Some(_), None) => {
+                return Err(SmartError::IdToken {
+                    reason: "the refreshed id_token was not verified".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(SmartError::IdToken {
+                    reason: "claims were given for a refresh response without an id_token".into(),
+                });
+            }
+            (Some(_), Some(claims)) => self.check_same_user(claims)?,
+            (None, None) => {}
+        }
         self.expires_at = expires_at(&token, now);
+        self.lifetime_secs = lifetime(&token);
         if let Some(scope) = &token.scope {
             self.granted_scope = scope.clone();
         }
         if let Some(refresh) = token.refresh_token {
             self.refresh_token = Some(Secret::new(refresh));
         }
-        if let Some(id) = token.id_token {
+        if let (Some(id), Some(claims)) = (token.id_token, verified_id) {
             self.id_token = Some(Secret::new(id));
+            self.id_claims = Some(claims);
         }
         self.access_token = Secret::new(token.access_token);
         self.generation += 1;
+        Ok(())
     }
+
+    /// OpenID Connect Core §12.2: a refreshed id_token names the same issuer, subject and
+    /// audience as the launch's.
+    fn check_same_user(&self, refreshed: &IdTokenClaims) -> Result<()> {
+        let Some(original) = &self.id_claims else {
+            return Ok(());
+        };
+        let differs = |what: &str| SmartError::IdToken {
+            reason: format!("the refreshed id_token names another {what} than the launch's"),
+        };
+        if refreshed.iss != original.iss {
+            return Err(differs("issuer"));
+        }
+        if refreshed.sub != original.sub {
+            return Err(differs("subject"));
+        }
+        if refreshed.extra.get("aud") != original.extra.get("aud") {
+            return Err(differs("audience"));
+        }
+        Ok(())
+    }
+}
+
+/// The refresh margin is at most the token's lifetime divided by this.
+pub const REFRESH_MARGIN_DIVISOR: i64 = 4;
+
+fn lifetime(token: &TokenResponse) -> Option<i64> {
+    token
+        .expires_in
+        .map(|s| i64::try_from(s).unwrap_or(i64::MAX))
 }
 
 fn expires_at(token: &TokenResponse, now: i64) -> Option<i64> {
@@ -198,10 +282,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> TokenResponse {
-        let path = format!(
-            "{}/../fixtures/smart/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../fixtures/smart/{name}", env!("CARGO_MANIFEST_DIR"));
         TokenResponse::from_json(&std::fs::read(path).unwrap()).unwrap()
     }
 
@@ -269,13 +350,13 @@ mod tests {
         let mut r = fixture("token-response.asymmetric.refresh.json");
         r.refresh_token = None;
         r.access_token = "new-access".into();
-        s.apply_refresh(r, 5000);
+        s.apply_refresh(r, None, 5000).unwrap();
         assert_eq!(s.access_token().expose(), "new-access");
         assert_eq!(s.refresh_token(), Some(&old_refresh));
         assert!(s.granted_scope.contains("offline_access"));
         let mut r = fixture("token-response.public.refresh.json");
         r.refresh_token = Some("rotated".into());
-        s.apply_refresh(r, 5000);
+        s.apply_refresh(r, None, 5000).unwrap();
         assert_eq!(s.refresh_token().unwrap().expose(), "rotated");
         assert_eq!(s.generation, 2);
         assert!(s.expires_within(8500, 120));
@@ -308,5 +389,75 @@ mod tests {
             &serde_json::json!({"resourceType": "Patient"}),
         )
         .unwrap();
+    }
+
+    fn claims(sub: &str, fhir_user: &str) -> IdTokenClaims {
+        IdTokenClaims {
+            iss: "https://ehr/fhir".into(),
+            sub: sub.into(),
+            exp: 9999,
+            iat: 1000,
+            fhir_user: Some(FhirUser::parse(fhir_user).unwrap()),
+            extra: serde_json::from_value(serde_json::json!({"aud": "app"})).unwrap(),
+        }
+    }
+
+    // REQ: APP-09
+    #[test]
+    fn a_refreshed_id_token_is_stored_only_verified_and_for_the_same_user() {
+        let mut s = session(
+            "token-response.public.json",
+            "launch/patient openid fhirUser",
+        );
+        s.id_claims = Some(claims("alice", "Practitioner/123"));
+        let before = format!("{:?}", (s.access_token(), s.id_token(), s.generation));
+        let mut r = fixture("token-response.public.refresh.json");
+        r.id_token = Some("eyJhbGciOiJSUzI1NiJ9.forged.sig".into());
+        let unverified = s.apply_refresh(r.clone(), None, 5000).unwrap_err();
+        assert_eq!(unverified.code(), "id_token_invalid");
+        let swapped = s
+            .apply_refresh(
+                r.clone(),
+                Some(claims("mallory", "Practitioner/evil")),
+                5000,
+            )
+            .unwrap_err();
+        assert!(swapped.to_string().contains("subject"), "{swapped}");
+        let mut other_iss = claims("alice", "Practitioner/123");
+        other_iss.iss = "https://evil/fhir".into();
+        assert!(s.apply_refresh(r.clone(), Some(other_iss), 5000).is_err());
+        let mut other_aud = claims("alice", "Practitioner/123");
+        other_aud.extra.insert("aud".into(), "other-app".into());
+        assert!(s.apply_refresh(r.clone(), Some(other_aud), 5000).is_err());
+        // Nothing of a refused response was kept.
+        assert_eq!(
+            before,
+            format!("{:?}", (s.access_token(), s.id_token(), s.generation))
+        );
+        assert_eq!(s.fhir_user().unwrap().id, "123");
+        s.apply_refresh(r, Some(claims("alice", "PractitionerRole/123-r")), 5000)
+            .unwrap();
+        assert_eq!(s.fhir_user().unwrap().resource_type, "PractitionerRole");
+        assert_eq!(s.generation, 1);
+    }
+
+    /// 15-second tokens with the default 60-second margin: every request refreshed.
+    // REQ: APP-10
+    #[test]
+    fn the_refresh_margin_is_capped_by_the_token_lifetime() {
+        let mut r = fixture("token-response.public.json");
+        r.expires_in = Some(15);
+        let s = LaunchSession::from_token_response("b", "c", "t", "launch", r, 1000);
+        assert_eq!(s.lifetime_secs, Some(15));
+        assert!(!s.refresh_due(1000, 60));
+        assert!(!s.refresh_due(1011, 60));
+        assert!(s.refresh_due(1012, 60));
+        let hour = session("token-response.public.json", "launch");
+        assert!(!hour.refresh_due(1000 + 3600 - 61, 60));
+        assert!(hour.refresh_due(1000 + 3600 - 60, 60));
+        // A session saved before the lifetime was kept refreshes as before.
+        let mut old = hour.clone();
+        old.lifetime_secs = None;
+        assert!(old.refresh_due(1000 + 3600 - 60, 60));
     }
 }

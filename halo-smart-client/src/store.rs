@@ -35,6 +35,11 @@ pub struct PendingLaunch {
     pub required_context: Vec<String>,
     /// When the pending launch stops being usable (Unix seconds).
     pub expires_at: i64,
+    /// The digest of the browser binding ([`crate::binding::BrowserBinding::digest`]); the
+    /// callback must present the value. Empty in launches stored before bindings existed, which
+    /// then cannot complete.
+    #[serde(default)]
+    pub browser_binding: String,
 }
 
 /// A boxed future, so that `LaunchStore` can be used as `dyn LaunchStore`.
@@ -123,6 +128,7 @@ mod tests {
             scope: "launch".into(),
             required_context: vec![],
             expires_at,
+            browser_binding: String::new(),
         }
     }
 

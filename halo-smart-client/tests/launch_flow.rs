@@ -7,10 +7,11 @@ mod support;
 
 use std::time::Duration;
 
+use halo_smart_client::BrowserBinding;
 use halo_smart_client::keys::SigningKey;
 use halo_smart_client::{ClientAuth, ClientOptions, LaunchRequest, Redirect, Secret};
 use serde_json::json;
-use support::{Behaviour, IdTokenMode, Mock, Registered, browse};
+use support::{Behaviour, IdTokenMode, Mock, RefreshIdToken, Registered, browse};
 
 const SCOPE: &str = "openid fhirUser patient/Patient.rs patient/Observation.rs offline_access";
 
@@ -19,10 +20,12 @@ async fn launch(
     client: &halo_smart_client::SmartClient,
     patient: &str,
 ) -> halo_smart_client::Result<halo_smart_client::SessionHandle> {
-    let redirect = client
+    let start = client
         .begin_launch_from_query(&mock.launch_query(patient))
         .await?;
-    client.complete_launch(&browse(&redirect).await).await
+    client
+        .complete_launch(&browse(&start.redirect).await, Some(start.binding.value()))
+        .await
 }
 
 // REQ: APP-01
@@ -39,7 +42,8 @@ async fn public_ehr_launch_end_to_end() {
     let query = mock.launch_query("p1");
     let request = LaunchRequest::from_query(&query).unwrap();
     assert_eq!(request.iss, mock.base);
-    let Redirect::Get(url) = client.begin_launch(&request).await.unwrap() else {
+    let start = client.begin_launch(&request).await.unwrap();
+    let Redirect::Get(url) = start.redirect else {
         panic!("GET expected by default");
     };
     let aud = url
@@ -50,7 +54,10 @@ async fn public_ehr_launch_end_to_end() {
         .into_owned();
     assert_eq!(aud, mock.base, "aud is iss byte for byte");
     let session = client
-        .complete_launch(&browse(&Redirect::Get(url)).await)
+        .complete_launch(
+            &browse(&Redirect::Get(url)).await,
+            Some(start.binding.value()),
+        )
         .await
         .unwrap();
     let snap = session.snapshot().unwrap();
@@ -154,13 +161,13 @@ async fn authorize_by_post_form() {
         ..ClientOptions::default()
     };
     let client = mock.client_with(ClientAuth::Public, SCOPE, options);
-    let redirect = client
+    let start = client
         .begin_launch_from_query(&mock.launch_query("p9"))
         .await
         .unwrap();
-    assert!(matches!(redirect, Redirect::Post(_)));
+    assert!(matches!(start.redirect, Redirect::Post(_)));
     let session = client
-        .complete_launch(&browse(&redirect).await)
+        .complete_launch(&browse(&start.redirect).await, Some(start.binding.value()))
         .await
         .unwrap();
     assert_eq!(session.snapshot().unwrap().patient_id(), Some("p9"));
@@ -173,11 +180,12 @@ async fn authorize_by_post_form() {
 async fn wrong_reused_and_missing_state_are_refused() {
     let mock = Mock::start(Registered::Public, Behaviour::default()).await;
     let client = mock.client(ClientAuth::Public, SCOPE);
-    let redirect = client
+    let start = client
         .begin_launch_from_query(&mock.launch_query("p1"))
         .await
         .unwrap();
-    let callback = browse(&redirect).await;
+    let bound = Some(start.binding.value());
+    let callback = browse(&start.redirect).await;
     let code = url::form_urlencoded::parse(callback.as_bytes())
         .find(|(k, _)| k == "code")
         .unwrap()
@@ -185,19 +193,23 @@ async fn wrong_reused_and_missing_state_are_refused() {
         .into_owned();
     let forged = format!("code={code}&state=forged-state-value-that-was-never-issued");
     assert_eq!(
-        client.complete_launch(&forged).await.unwrap_err().code(),
-        "state_invalid"
-    );
-    assert_eq!(
         client
-            .complete_launch(&format!("code={code}"))
+            .complete_launch(&forged, bound)
             .await
             .unwrap_err()
             .code(),
         "state_invalid"
     );
-    client.complete_launch(&callback).await.unwrap();
-    let replay = client.complete_launch(&callback).await.unwrap_err();
+    assert_eq!(
+        client
+            .complete_launch(&format!("code={code}"), bound)
+            .await
+            .unwrap_err()
+            .code(),
+        "state_invalid"
+    );
+    client.complete_launch(&callback, bound).await.unwrap();
+    let replay = client.complete_launch(&callback, bound).await.unwrap_err();
     assert_eq!(replay.code(), "state_invalid");
     assert!(replay.user_message().contains("open the app again"));
     // None of the refused callbacks reached the token endpoint.
@@ -213,12 +225,12 @@ async fn expired_pending_launch_is_refused() {
         ..ClientOptions::default()
     };
     let client = mock.client_with(ClientAuth::Public, SCOPE, options);
-    let redirect = client
+    let start = client
         .begin_launch_from_query(&mock.launch_query("p1"))
         .await
         .unwrap();
     let err = client
-        .complete_launch(&browse(&redirect).await)
+        .complete_launch(&browse(&start.redirect).await, Some(start.binding.value()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "state_invalid");
@@ -232,19 +244,20 @@ async fn many_launches_in_flight_stay_isolated() {
     let client = mock.client(ClientAuth::Public, SCOPE);
     let mut pending = Vec::new();
     for i in 0..8 {
-        let redirect = client
+        let start = client
             .begin_launch_from_query(&mock.launch_query(&format!("p{i}")))
             .await
             .unwrap();
-        pending.push((i, browse(&redirect).await));
+        let binding = start.binding.value().to_owned();
+        pending.push((i, browse(&start.redirect).await, binding));
     }
     // Complete them concurrently and in reverse order.
     let tasks: Vec<_> = pending
         .into_iter()
         .rev()
-        .map(|(i, cb)| {
+        .map(|(i, cb, binding)| {
             let client = client.clone();
-            tokio::spawn(async move { (i, client.complete_launch(&cb).await) })
+            tokio::spawn(async move { (i, client.complete_launch(&cb, Some(&binding)).await) })
         })
         .collect();
     let mut tokens = std::collections::HashSet::new();
@@ -363,7 +376,8 @@ async fn concurrent_refreshes_before_expiry_make_one_request() {
     let mock = Mock::start(
         Registered::Public,
         Behaviour {
-            access_lifetime: 30,
+            // Expired on arrival, so every request finds it due.
+            access_lifetime: 0,
             refresh_delay: Duration::from_millis(200),
             ..Behaviour::default()
         },
@@ -583,4 +597,224 @@ async fn sessions_persist_and_resume_without_leaking_in_debug() {
     let stored = serde_json::to_string(&snap).unwrap();
     let resumed = client.resume(serde_json::from_str(&stored).unwrap());
     resumed.fhir().read("Patient", "p1").await.unwrap();
+}
+
+/// The launcher's answer that exposed a stored forgery: a refresh response whose id_token says
+/// `fhirUser = Practitioner/evil` under the launch's signature. Then a validly signed id_token
+/// for another subject. Neither may replace the launch's identity (OpenID Connect Core §12.2).
+// REQ: APP-09
+// REQ: APP-10
+// REQ: SEC-05
+#[tokio::test]
+async fn a_refreshed_id_token_is_verified_and_must_name_the_same_user() {
+    let mock = Mock::start(
+        Registered::Public,
+        Behaviour {
+            rotate_refresh: false,
+            refresh_id_token: RefreshIdToken::Forged,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let client = mock.client(ClientAuth::Public, SCOPE);
+    let session = launch(&mock, &client, "p1").await.unwrap();
+    let before = session.snapshot().unwrap();
+    let original = before.id_token().unwrap().clone();
+
+    let forged = session.refresh().await.unwrap_err();
+    assert_eq!(forged.code(), "id_token_invalid");
+    assert!(forged.to_string().contains("signature"), "{forged}");
+    mock.set_behaviour(|b| b.refresh_id_token = RefreshIdToken::OtherUser);
+    let swapped = session.refresh().await.unwrap_err();
+    assert_eq!(swapped.code(), "id_token_invalid");
+    assert!(swapped.to_string().contains("subject"), "{swapped}");
+
+    let after = session.snapshot().unwrap();
+    assert_eq!(after.id_token(), Some(&original));
+    assert_eq!(after.fhir_user().unwrap().id, "123");
+    assert_eq!(after.access_token(), before.access_token());
+    assert_eq!(after.generation, before.generation);
+
+    mock.set_behaviour(|b| b.refresh_id_token = RefreshIdToken::Good);
+    session.refresh().await.unwrap();
+    let refreshed = session.snapshot().unwrap();
+    assert_eq!(refreshed.generation, before.generation + 1);
+    assert_eq!(refreshed.fhir_user().unwrap().id, "123");
+    assert_eq!(mock.record(|r| r.refresh_requests), 3);
+}
+
+/// The launcher's answer to an expired token, with no refresh token granted: `401` and
+/// `Invalid token: jwt expired` as plain text. The clinician was told they lacked permission.
+// REQ: APP-10
+// REQ: APP-17
+#[tokio::test]
+async fn a_401_without_a_refresh_token_is_a_session_that_ended() {
+    let mock = Mock::start(
+        Registered::Public,
+        Behaviour {
+            grant_refresh: false,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let client = mock.client(ClientAuth::Public, SCOPE);
+    let session = launch(&mock, &client, "p1").await.unwrap();
+    assert!(session.snapshot().unwrap().refresh_token().is_none());
+    mock.revoke_access_tokens();
+    let err = session.fhir().read("Patient", "p1").await.unwrap_err();
+    assert_eq!(err.code(), "session_expired");
+    assert_eq!(
+        err.user_message(),
+        "Your session has ended. Please open the app again from your clinical system."
+    );
+    assert!(err.to_string().contains("401"), "{err}");
+    assert_eq!(
+        mock.record(|r| (r.unauthorized, r.refresh_requests)),
+        (1, 0)
+    );
+}
+
+/// A gateway in front of the launcher answering 502 with its own HTML page.
+// REQ: APP-17
+#[tokio::test]
+async fn a_gateway_502_tells_the_clinician_to_try_again_without_jargon() {
+    let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+                 <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                 </body>\r\n</html>\r\n";
+    let mock = Mock::start(
+        Registered::Public,
+        Behaviour {
+            fhir_answer: Some((502, "text/html", nginx.to_owned())),
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let client = mock.client(ClientAuth::Public, SCOPE);
+    let session = launch(&mock, &client, "p1").await.unwrap();
+    let err = session.fhir().read("Patient", "p1").await.unwrap_err();
+    assert_eq!(err.code(), "fhir_error");
+    let message = err.user_message();
+    assert!(
+        !message.contains("HTTP") && !message.contains("502") && !message.contains("Gateway"),
+        "{message}"
+    );
+    assert!(message.contains("try again"), "{message}");
+    assert!(err.to_string().contains("HTTP 502"), "{err}");
+}
+
+/// 15-second tokens against the 60-second margin: 3 reads made 3 refresh grants.
+// REQ: APP-10
+#[tokio::test]
+async fn short_lived_tokens_are_not_refreshed_before_every_request() {
+    let mock = Mock::start(
+        Registered::Public,
+        Behaviour {
+            access_lifetime: 15,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let client = mock.client(ClientAuth::Public, SCOPE);
+    let session = launch(&mock, &client, "p1").await.unwrap();
+    for _ in 0..3 {
+        session.fhir().read("Patient", "p1").await.unwrap();
+    }
+    assert_eq!(mock.record(|r| (r.bearer_uses, r.refresh_requests)), (3, 0));
+}
+
+/// "The app needs a encounter".
+// REQ: APP-14
+#[tokio::test]
+async fn a_launch_without_its_encounter_asks_for_an_encounter() {
+    let mock = Mock::start(Registered::Public, Behaviour::default()).await;
+    let client = mock.client(ClientAuth::Public, &format!("launch/encounter {SCOPE}"));
+    let err = launch(&mock, &client, "p1").await.unwrap_err();
+    assert_eq!(err.code(), "context_missing");
+    assert!(
+        err.user_message()
+            .starts_with("The app needs an encounter to be selected."),
+        "{}",
+        err.user_message()
+    );
+}
+
+/// `openid` granted, no id_token: the launch completed with no user identity.
+// REQ: APP-09
+#[tokio::test]
+async fn openid_granted_without_an_id_token_is_a_typed_error_unless_allowed() {
+    let mock = Mock::start(
+        Registered::Public,
+        Behaviour {
+            id_token: IdTokenMode::None,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let client = mock.client(ClientAuth::Public, SCOPE);
+    let err = launch(&mock, &client, "p1").await.unwrap_err();
+    assert_eq!(err.code(), "id_token_missing");
+    assert!(err.user_message().contains("open the app again"));
+    // Without openid there is no identity to expect.
+    let no_openid = mock.client(ClientAuth::Public, "launch/patient patient/Patient.rs");
+    let session = launch(&mock, &no_openid, "p1").await.unwrap();
+    assert!(session.snapshot().unwrap().fhir_user().is_none());
+    // A server known to omit it: configured, accepted.
+    let tolerant = mock.client_configured(
+        |config| config.allow_missing_id_token = true,
+        ClientAuth::Public,
+        SCOPE,
+    );
+    let session = launch(&mock, &tolerant, "p1").await.unwrap();
+    assert!(session.snapshot().unwrap().id_claims.is_none());
+}
+
+/// Login CSRF: a callback with a valid state, from a browser that did not start the launch.
+// REQ: APP-06
+#[tokio::test]
+async fn a_callback_from_another_browser_never_reaches_the_token_endpoint() {
+    let mock = Mock::start(Registered::Public, Behaviour::default()).await;
+    let client = mock.client(ClientAuth::Public, SCOPE);
+    let attacker = client
+        .begin_launch_from_query(&mock.launch_query("p1"))
+        .await
+        .unwrap();
+    let victim = client
+        .begin_launch_from_query(&mock.launch_query("p2"))
+        .await
+        .unwrap();
+    let attacker_callback = browse(&attacker.redirect).await;
+    // The victim's browser holds its own binding only.
+    let victim_cookie = victim.binding.set_cookie(Duration::from_secs(600));
+    let victim_cookie = victim_cookie.split(';').next().unwrap();
+    let presented = BrowserBinding::from_callback(&attacker_callback, Some(victim_cookie));
+    assert_eq!(presented, None);
+    let err = client
+        .complete_launch(&attacker_callback, presented.as_deref())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "browser_mismatch");
+    assert!(err.user_message().contains("open the app again"));
+    // Another launch's value is no better than none.
+    let victim_callback = browse(&victim.redirect).await;
+    let err = client
+        .complete_launch(&victim_callback, Some(attacker.binding.value()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "browser_mismatch");
+    assert_eq!(mock.record(|r| r.token_requests), 0);
+
+    // The browser that started a launch gets it back from its cookie.
+    let start = client
+        .begin_launch_from_query(&mock.launch_query("p3"))
+        .await
+        .unwrap();
+    let callback = browse(&start.redirect).await;
+    let cookie = start.binding.set_cookie(Duration::from_secs(600));
+    let header = format!("other=1; {}", cookie.split(';').next().unwrap());
+    let presented = BrowserBinding::from_callback(&callback, Some(&header));
+    let session = client
+        .complete_launch(&callback, presented.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(session.snapshot().unwrap().patient_id(), Some("p3"));
 }

@@ -272,16 +272,18 @@ async fn a_plain_smart_launch_hands_the_emr_context_to_the_app() {
         };
         browser.get(authorize_url.as_str()).send().await.unwrap()
     };
-    let response = authorize(
-        app.begin_launch_from_query(url.query().unwrap())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let start = app
+        .begin_launch_from_query(url.query().unwrap())
+        .await
+        .unwrap();
+    let response = authorize(start.redirect).await;
     assert!(response.status().is_redirection(), "{}", response.status());
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let callback = location.strip_prefix(&format!("{redirect_uri}?")).unwrap();
-    let session = app.complete_launch(callback).await.unwrap();
+    let session = app
+        .complete_launch(callback, Some(start.binding.value()))
+        .await
+        .unwrap();
     let snapshot = session.snapshot().unwrap();
     assert_eq!(snapshot.patient_id(), Some("p7"));
     assert_eq!(snapshot.context.need_patient_banner, Some(true));
@@ -291,7 +293,7 @@ async fn a_plain_smart_launch_hands_the_emr_context_to_the_app() {
         "iss={}&launch=not-registered",
         url::form_urlencoded::byte_serialize(sofa.fhir_base.as_bytes()).collect::<String>()
     );
-    let response = authorize(app.begin_launch_from_query(&forged).await.unwrap()).await;
+    let response = authorize(app.begin_launch_from_query(&forged).await.unwrap().redirect).await;
     match response.headers().get("location") {
         Some(location) => {
             let location = location.to_str().unwrap();

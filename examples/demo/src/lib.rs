@@ -429,7 +429,7 @@ impl Demo {
         r.report.launch_url = Some(launch.url.to_string());
 
         // 6. The browser opens the launch URL; the app does discovery and redirects to authorize.
-        let authorize_url = r
+        let (authorize_url, binding_cookie) = r
             .check("app: discovery and authorize redirect", async {
                 let response = http
                     .get(launch.url.clone())
@@ -437,6 +437,14 @@ impl Demo {
                     .await
                     .map_err(|e| e.to_string())?;
                 let location = redirect_target(&response)?;
+                // The browser keeps the launch's binding cookie for the callback.
+                let cookie = response
+                    .headers()
+                    .get(header::SET_COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .map(str::to_string)
+                    .ok_or("the app set no browser binding cookie")?;
                 let discovery = self
                     .app
                     .smart
@@ -448,7 +456,7 @@ impl Demo {
                     return Err(format!("redirected to {location}, not to {endpoint}"));
                 }
                 let detail = format!("{} → {endpoint}", response.status().as_u16());
-                Ok((location, detail))
+                Ok(((location, cookie), detail))
             })
             .await?;
 
@@ -484,6 +492,7 @@ impl Demo {
             .check("token (authorization_code + PKCE)", async {
                 let response = http
                     .get(&callback_url)
+                    .header(header::COOKIE, &binding_cookie)
                     .send()
                     .await
                     .map_err(|e| e.to_string())?;
@@ -875,28 +884,38 @@ struct AppState {
 
 /// `GET /launch?iss=...&launch=...`: discovery, then off to the authorization server.
 async fn app_launch(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    match app
+    let start = match app
         .smart
         .begin_launch_from_query(query.as_deref().unwrap_or(""))
         .await
     {
-        Ok(halo_smart_client::Redirect::Get(url)) => {
+        Ok(start) => start,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.user_message()).into_response(),
+    };
+    let cookie = start
+        .binding
+        .set_cookie(halo_smart_client::binding::LAUNCH_COOKIE_MAX_AGE);
+    let next = match start.redirect {
+        halo_smart_client::Redirect::Get(url) => {
             (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
         }
-        Ok(halo_smart_client::Redirect::Post(form)) => {
+        halo_smart_client::Redirect::Post(form) => {
             axum::response::Html(form.to_html()).into_response()
         }
-        Err(e) => (StatusCode::BAD_REQUEST, e.user_message()).into_response(),
-    }
+    };
+    ([(header::SET_COOKIE, cookie)], next).into_response()
 }
 
 /// `GET /callback?code=...&state=...`: the code exchange; the session is kept for the demo.
-async fn app_callback(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    match app
-        .smart
-        .complete_launch(query.as_deref().unwrap_or(""))
-        .await
-    {
+async fn app_callback(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    let binding = halo_smart_client::BrowserBinding::from_callback(&query, cookies);
+    match app.smart.complete_launch(&query, binding.as_deref()).await {
         Ok(session) => {
             if let Ok(mut slot) = app.session.lock() {
                 *slot = Some(session);

@@ -22,6 +22,10 @@ struct Args {
     /// The scopes the app asks for.
     #[arg(long, default_value = DEFAULT_SCOPES)]
     scopes: String,
+    /// The origin of an EMR page that may show the app in a frame (`https://emr.example.ca`);
+    /// repeat for several. Without one, the app refuses to be framed.
+    #[arg(long = "frame-ancestor")]
+    frame_ancestors: Vec<String>,
 }
 
 #[tokio::main]
@@ -41,7 +45,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match AppConfig::public(&base, &args.client_id, &args.scopes, &args.issuers) {
+    let config = match AppConfig::public(&base, &args.client_id, &args.scopes, &args.issuers)
+        .and_then(|config| config.framed_by(args.frame_ancestors))
+    {
         Ok(config) => config,
         Err(e) => {
             eprintln!("invalid configuration: {e}");

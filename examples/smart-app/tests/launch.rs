@@ -62,7 +62,42 @@ impl LocalResources for Chart {
     }
 }
 
+/// The cookies a browser keeps: `Set-Cookie` pairs in, a `Cookie` header out.
+#[derive(Default)]
+struct Jar(Mutex<BTreeMap<String, String>>);
+
+impl Jar {
+    fn keep(&self, response: &reqwest::Response) {
+        let mut cookies = self.0.lock().unwrap();
+        for value in response.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap();
+            let (name, rest) = value.split_once('=').unwrap();
+            let (value, _) = rest.split_once(';').unwrap_or((rest, ""));
+            if value.is_empty() {
+                cookies.remove(name);
+            } else {
+                cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let header = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        request.header("cookie", header).send().await.unwrap()
+    }
+}
+
 // REQ: EX-02
+// REQ: APP-06
+// REQ: APP-17
+// REQ: SEC-01
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -84,13 +119,20 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
     })
     .await
     .unwrap();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
     let config = AppConfig::public(
         &base,
         APP_CLIENT,
         DEFAULT_SCOPES,
         std::slice::from_ref(&sofa.fhir_base),
     )
-    .unwrap();
+    .unwrap()
+    .framed_by(["http://emr.example.ca:8443"])
+    .unwrap()
+    .log_to(Arc::new(move |line: &str| {
+        sink.lock().unwrap().push(line.to_string())
+    }));
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router(config)).await;
     });
@@ -179,7 +221,8 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
     clinical.need_patient_banner = Some(true);
     let launch = launcher.launch(&entry, &clinical).await.unwrap();
 
-    // The browser: launch → authorize → callback → the session's page, redirects by hand.
+    // The browser: launch → authorize → callback → the session's page, redirects and cookies by
+    // hand.
     let location = |response: &reqwest::Response| -> String {
         assert!(
             response.status().is_redirection(),
@@ -188,19 +231,46 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
         );
         response.headers()["location"].to_str().unwrap().to_string()
     };
-    let authorize = location(&browser.get(launch.url.as_str()).send().await.unwrap());
+    let jar = Jar::default();
+    let response = browser.get(launch.url.as_str()).send().await.unwrap();
+    // Only the EMR named may frame the app; nobody else, not even the SoFA.
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "frame-ancestors http://emr.example.ca:8443"
+    );
+    jar.keep(&response);
+    let authorize = location(&response);
     let callback = location(&browser.get(&authorize).send().await.unwrap());
     assert!(
         callback.starts_with(&format!("{base}/callback?")),
         "{callback}"
     );
+    // Another browser, without the launch's cookie, cannot complete it (login CSRF) and is told
+    // what to do; the launch stays usable for its own browser, whose cookie the callback needs.
     let response = browser.get(&callback).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("<h1>Your browser blocked this app</h1>"),
+        "{html}"
+    );
+    let launch = launcher.launch(&entry, &clinical).await.unwrap();
+    let response = browser.get(launch.url.as_str()).send().await.unwrap();
+    jar.keep(&response);
+    let authorize = location(&response);
+    let callback = location(&browser.get(&authorize).send().await.unwrap());
+    let response = jar.send(browser.get(&callback)).await;
     assert_eq!(response.status(), 303);
+    jar.keep(&response);
     let page_path = location(&response);
     assert!(page_path.starts_with("/s/"), "{page_path}");
     let page_url = format!("{base}{page_path}");
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
 
+    // The session's page needs the session's cookie, not only its URL.
     let response = browser.get(&page_url).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let response = jar.send(browser.get(&page_url)).await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(
@@ -214,21 +284,15 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
     assert!(html.contains("72 /min"), "{html}");
 
     // The form writes a body weight; the page lists it afterwards.
-    let response = browser
-        .post(format!("{page_url}/observations"))
-        .form(&[("weight_kg", "61.5")])
-        .send()
-        .await
-        .unwrap();
+    let response = jar
+        .send(
+            browser
+                .post(format!("{page_url}/observations"))
+                .form(&[("weight_kg", "61.5")]),
+        )
+        .await;
     assert_eq!(response.status(), 303, "{:?}", response.text().await);
-    let html = browser
-        .get(&page_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = jar.send(browser.get(&page_url)).await.text().await.unwrap();
     assert!(html.contains("Observations (2)"), "{html}");
     assert!(html.contains("Body weight</td><td>61.5 kg"), "{html}");
     // The write reached the EMR, about its own patient.
@@ -242,12 +306,13 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
     assert_eq!(weight.1["subject"]["reference"], "Patient/p7");
 
     // A bad weight is refused without writing.
-    let response = browser
-        .post(format!("{page_url}/observations"))
-        .form(&[("weight_kg", "-3")])
-        .send()
-        .await
-        .unwrap();
+    let response = jar
+        .send(
+            browser
+                .post(format!("{page_url}/observations"))
+                .form(&[("weight_kg", "-3")]),
+        )
+        .await;
     assert_eq!(response.status(), 400);
 
     // A launch from a FHIR server the app does not trust gets the error page.
@@ -275,12 +340,45 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
         .unwrap();
     assert_eq!(response.status(), 404);
 
-    // After `$clear-context` the app's token is dead: the page says access was refused.
+    // After `$clear-context` the app's token is dead (401): the session ended, which is not a
+    // missing permission.
     launcher.end(&launch).await.result.unwrap();
-    let response = browser.get(&page_url).send().await.unwrap();
-    assert_eq!(response.status(), 403);
+    let response = jar.send(browser.get(&page_url)).await;
+    assert_eq!(response.status(), 401);
     let html = response.text().await.unwrap();
-    assert!(html.contains("<h1>Access refused</h1>"), "{html}");
+    assert!(html.contains("<h1>Session ended</h1>"), "{html}");
+    assert!(
+        html.contains("Please open the app again from your clinical system."),
+        "{html}"
+    );
+
+    // Every refused launch left a line with its code and the developer detail, and no line
+    // holds the authorization code (nor any token).
+    let log = log.lock().unwrap().clone();
+    let code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    for expected in [
+        "sign-in failed: code=browser_mismatch detail=authorization callback rejected",
+        "launch failed: code=issuer_not_allowed detail=issuer http://127.0.0.1:1/fhir is not on \
+         the allow-list",
+        "session page refused: code=browser_mismatch",
+        "FHIR request failed: code=session_expired",
+    ] {
+        assert!(
+            log.iter().any(|line| line.starts_with(expected)),
+            "no {expected:?} in {log:#?}"
+        );
+    }
+    assert!(
+        log.iter()
+            .all(|line| !line.contains(&code) && !line.contains("Bearer")),
+        "{log:#?}"
+    );
 
     server.abort();
     emr.abort();

@@ -161,7 +161,9 @@ impl FhirClient {
         final_json(answer.status, &answer.body)
     }
 
-    /// One request with the bearer token; on a 401, one refresh and one retry.
+    /// One request with the bearer token; on a 401, one refresh and one retry. A 401 that no
+    /// refresh can cure is a session that ended (RFC 6750 §3.1: the token is invalid or
+    /// expired), not a missing permission.
     async fn authorized(
         &self,
         method: Method,
@@ -173,13 +175,27 @@ impl FhirClient {
         let answer = self
             .send_once(method.clone(), url, body, prefer_async, token.expose())
             .await?;
-        if answer.status != 401 || self.session.snapshot()?.refresh_token().is_none() {
+        if answer.status != 401 {
             return Ok(answer);
+        }
+        if self.session.snapshot()?.refresh_token().is_none() {
+            return Err(SmartError::SessionExpired {
+                reason: "the FHIR server refused the access token (HTTP 401) and no refresh \
+                         token was granted"
+                    .into(),
+            });
         }
         self.session.refresh_from(generation).await?;
         let (token, _) = self.session.bearer().await?;
-        self.send_once(method, url, body, prefer_async, token.expose())
-            .await
+        let retried = self
+            .send_once(method, url, body, prefer_async, token.expose())
+            .await?;
+        if retried.status == 401 {
+            return Err(SmartError::SessionExpired {
+                reason: "the FHIR server refused the refreshed access token (HTTP 401)".into(),
+            });
+        }
+        Ok(retried)
     }
 
     async fn send_once(

@@ -18,6 +18,7 @@ pub use session::SessionHandle;
 
 use crate::authorize::{AuthorizeForm, AuthorizeRequest, Pkce, new_state, scope_with_launch};
 use crate::backend::BackendToken;
+use crate::binding::BrowserBinding;
 use crate::callback::Callback;
 use crate::discovery::{check_discovery, discovery_url, launch_endpoints, supports_authorize_post};
 use crate::error::{Result, SmartError};
@@ -80,6 +81,17 @@ pub enum Redirect {
     Get(Url),
     /// Answer with a page that posts this form (`authorize-post`); see [`AuthorizeForm::to_html`].
     Post(AuthorizeForm),
+}
+
+/// What [`SmartClient::begin_launch`] hands back: where to send the browser, and the binding to
+/// store in that browser (a cookie: [`BrowserBinding::set_cookie`]) for
+/// [`SmartClient::complete_launch`] to check.
+#[derive(Debug, Clone)]
+pub struct LaunchStart {
+    /// Where to send the browser.
+    pub redirect: Redirect,
+    /// The value that ties the launch to this browser.
+    pub binding: BrowserBinding,
 }
 
 /// A SMART app's client: launch, callback, refresh, FHIR access, backend services, introspection.
@@ -196,13 +208,15 @@ impl SmartClient {
     }
 
     /// Handles a launch: checks `iss` against the policy, discovers, stores a pending launch under a
-    /// fresh `state` and returns where to send the browser.
-    pub async fn begin_launch(&self, launch: &LaunchRequest) -> Result<Redirect> {
+    /// fresh `state` and returns where to send the browser, with the browser binding the app must
+    /// store in that browser (see [`crate::binding`]).
+    pub async fn begin_launch(&self, launch: &LaunchRequest) -> Result<LaunchStart> {
         let client = self.inner.policy.check(&launch.iss)?.clone();
         let config = self.discover(&launch.iss).await?;
         let endpoints = launch_endpoints(&config, &launch.iss)?;
         let pkce = Pkce::generate()?;
         let state = new_state()?;
+        let binding = BrowserBinding::generate(&state)?;
         let scope = scope_with_launch(&client.scope);
         let pending = PendingLaunch {
             state: state.clone(),
@@ -216,6 +230,7 @@ impl SmartClient {
             scope: scope.clone(),
             required_context: client.required_context(),
             expires_at: now() + secs(self.inner.options.pending_launch_ttl),
+            browser_binding: binding.digest(),
         };
         self.inner.store.put(pending).await?;
         let request = AuthorizeRequest {
@@ -228,27 +243,35 @@ impl SmartClient {
             state,
             code_challenge: pkce.challenge().to_owned(),
         };
-        if self.inner.options.prefer_authorize_post && supports_authorize_post(&config) {
-            Ok(Redirect::Post(request.to_form()))
-        } else {
-            Ok(Redirect::Get(request.to_url()))
-        }
+        let redirect =
+            if self.inner.options.prefer_authorize_post && supports_authorize_post(&config) {
+                Redirect::Post(request.to_form())
+            } else {
+                Redirect::Get(request.to_url())
+            };
+        Ok(LaunchStart { redirect, binding })
     }
 
     /// [`begin_launch`](Self::begin_launch) from the launch URL's query string.
-    pub async fn begin_launch_from_query(&self, query: &str) -> Result<Redirect> {
+    pub async fn begin_launch_from_query(&self, query: &str) -> Result<LaunchStart> {
         self.begin_launch(&LaunchRequest::from_query(query)?).await
     }
 
-    /// Handles the redirect back: checks `state` (single use), exchanges the code, verifies the
-    /// id_token if one came back, checks the required context, and returns the session.
-    pub async fn complete_launch(&self, callback_query: &str) -> Result<SessionHandle> {
+    /// Handles the redirect back: checks `state` (single use) and that the browser presents the
+    /// launch's `binding` (the value [`begin_launch`](Self::begin_launch) gave, read back with
+    /// [`BrowserBinding::from_callback`]), exchanges the code, verifies the id_token (required
+    /// when `openid` was granted), checks the required context, and returns the session.
+    pub async fn complete_launch(
+        &self,
+        callback_query: &str,
+        binding: Option<&str>,
+    ) -> Result<SessionHandle> {
         let callback = Callback::from_query(callback_query)?;
         let pending = match &callback.state {
             Some(state) => self.inner.store.take(state, now()).await?,
             None => None,
         };
-        let (pending, code) = callback.accept(pending)?;
+        let (pending, code) = callback.accept(pending, binding)?;
         let client = self.inner.policy.check(&pending.iss)?.clone();
         let token_url = Url::parse(&pending.token_endpoint)
             .map_err(|_| SmartError::config("stored token endpoint is not a URL"))?;
@@ -270,11 +293,17 @@ impl SmartClient {
             token,
             now(),
         );
-        if let Some(id_token) = session.id_token().cloned() {
-            let claims = self
-                .verify_id_token(&pending.iss, &pending.client_id, &id_token)
-                .await?;
-            session.id_claims = Some(claims);
+        match session.id_token().cloned() {
+            Some(id_token) => {
+                let claims = self
+                    .verify_id_token(&pending.iss, &pending.client_id, &id_token)
+                    .await?;
+                session.id_claims = Some(claims);
+            }
+            None if session.openid_granted() && !client.allow_missing_id_token => {
+                return Err(SmartError::IdTokenMissing);
+            }
+            None => {}
         }
         session.check_required_context(&pending.required_context)?;
         Ok(SessionHandle::new(self.clone(), session))
@@ -299,7 +328,9 @@ impl SmartClient {
         read_token_response(answer.status, answer.content_type(), &answer.body)
     }
 
-    async fn verify_id_token(
+    /// Verifies an id_token of the server `iss` for `client_id` (signature against the server's
+    /// published keys, issuer, audience, expiry).
+    pub(crate) async fn verify_id_token(
         &self,
         iss: &str,
         client_id: &str,

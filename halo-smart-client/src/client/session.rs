@@ -74,7 +74,7 @@ impl SessionHandle {
             (
                 s.access_token().clone(),
                 s.generation,
-                s.expires_within(now(), margin),
+                s.refresh_due(now(), margin),
                 s.refresh_token().is_some(),
             )
         };
@@ -139,7 +139,16 @@ impl SessionHandle {
                 }
                 other => other,
             })?;
-        self.lock()?.apply_refresh(token, now());
-        Ok(())
+        // OpenID Connect Core §12.2: an id_token in a refresh response is verified like the
+        // launch's, and must name the same user; otherwise the whole response is dropped.
+        let verified = match &token.id_token {
+            Some(id_token) => Some(
+                self.client
+                    .verify_id_token(&fhir_base, &client_id, &Secret::new(id_token.clone()))
+                    .await?,
+            ),
+            None => None,
+        };
+        self.lock()?.apply_refresh(token, verified, now())
     }
 }

@@ -37,10 +37,7 @@ pub const CLIENT_ID: &str = "halo-test-app";
 pub const REDIRECT_URI: &str = "https://app.example.ca/callback";
 
 pub fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../fixtures/smart/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../fixtures/smart/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -91,9 +88,27 @@ pub enum IdTokenMode {
     UnknownKey,
 }
 
+/// What a refresh response carries as id_token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RefreshIdToken {
+    None,
+    /// Signed, same user as the launch.
+    Good,
+    /// The launch's id_token with its payload swapped for `fhirUser = Practitioner/evil`: the
+    /// signature no longer verifies.
+    Forged,
+    /// Validly signed, but for another subject.
+    OtherUser,
+}
+
 /// Switches for hostile or special behaviour.
 #[derive(Clone)]
 pub struct Behaviour {
+    /// Whether the code exchange grants a refresh token.
+    pub grant_refresh: bool,
+    pub refresh_id_token: RefreshIdToken,
+    /// Every FHIR read answers this (status, content type, body) once the bearer checked out.
+    pub fhir_answer: Option<(u16, &'static str, String)>,
     pub plain_only: bool,
     pub token_override: Option<(u16, &'static str, String)>,
     pub id_token: IdTokenMode,
@@ -108,6 +123,9 @@ pub struct Behaviour {
 impl Default for Behaviour {
     fn default() -> Self {
         Self {
+            grant_refresh: true,
+            refresh_id_token: RefreshIdToken::None,
+            fhir_answer: None,
             plain_only: false,
             token_override: None,
             id_token: IdTokenMode::Good,
@@ -254,11 +272,27 @@ impl Mock {
         scope: &str,
         options: ClientOptions,
     ) -> SmartClient {
+        self.client_from(
+            ClientConfig::new(CLIENT_ID, REDIRECT_URI, scope, auth),
+            options,
+        )
+    }
+
+    /// A client whose registration `change` adjusts.
+    pub fn client_configured(
+        &self,
+        change: impl FnOnce(&mut ClientConfig),
+        auth: ClientAuth,
+        scope: &str,
+    ) -> SmartClient {
+        let mut config = ClientConfig::new(CLIENT_ID, REDIRECT_URI, scope, auth);
+        change(&mut config);
+        self.client_from(config, ClientOptions::default())
+    }
+
+    fn client_from(&self, config: ClientConfig, options: ClientOptions) -> SmartClient {
         let policy = IssuerPolicy::new()
-            .allow(
-                &self.base,
-                ClientConfig::new(CLIENT_ID, REDIRECT_URI, scope, auth),
-            )
+            .allow(&self.base, config)
             .unwrap()
             .allow_http_loopback(true);
         SmartClient::with_options(policy, Arc::new(MemoryLaunchStore::new()), options).unwrap()
@@ -512,10 +546,14 @@ fn authenticate(s: &mut Inner, headers: &HeaderMap, p: &[(String, String)]) -> R
 }
 
 fn signed_id_token(s: &Inner, unknown_key: bool) -> String {
+    signed_id_token_for(s, unknown_key, "alice", "Practitioner/123")
+}
+
+fn signed_id_token_for(s: &Inner, unknown_key: bool, sub: &str, fhir_user: &str) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
-        "iss": format!("{}/fhir", s.origin), "sub": "alice", "aud": CLIENT_ID,
-        "exp": now + 300, "iat": now, "fhirUser": format!("{}/fhir/Practitioner/123", s.origin)
+        "iss": format!("{}/fhir", s.origin), "sub": sub, "aud": CLIENT_ID,
+        "exp": now + 300, "iat": now, "fhirUser": format!("{}/fhir/{fhir_user}", s.origin)
     });
     let key = if unknown_key {
         app_es384_key()
@@ -605,7 +643,8 @@ async fn token(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Respon
             } else {
                 patient
             };
-            let mut body = issue_tokens(&mut s, &grant.scope, patient.as_deref(), true);
+            let with_refresh = s.behaviour.grant_refresh;
+            let mut body = issue_tokens(&mut s, &grant.scope, patient.as_deref(), with_refresh);
             match s.behaviour.id_token {
                 IdTokenMode::None => {}
                 IdTokenMode::Good => body["id_token"] = signed_id_token(&s, false).into(),
@@ -635,12 +674,35 @@ async fn token(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Respon
                 s.refresh.remove(&rt);
             }
             let patient = (!patient.is_empty()).then_some(patient);
-            no_store(issue_tokens(
+            let mut body = issue_tokens(
                 &mut s,
-                "launch patient/*.rs offline_access",
+                "launch openid fhirUser patient/*.rs offline_access",
                 patient.as_deref(),
                 rotate,
-            ))
+            );
+            match s.behaviour.refresh_id_token {
+                RefreshIdToken::None => {}
+                RefreshIdToken::Good => body["id_token"] = signed_id_token(&s, false).into(),
+                RefreshIdToken::OtherUser => {
+                    body["id_token"] =
+                        signed_id_token_for(&s, false, "mallory", "Practitioner/evil").into();
+                }
+                RefreshIdToken::Forged => {
+                    let good = signed_id_token(&s, false);
+                    let mut parts = good.split('.');
+                    let (header, payload, signature) = (
+                        parts.next().unwrap(),
+                        parts.next().unwrap(),
+                        parts.next().unwrap(),
+                    );
+                    let mut claims: Value =
+                        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+                    claims["fhirUser"] = format!("{}/fhir/Practitioner/evil", s.origin).into();
+                    let forged = URL_SAFE_NO_PAD.encode(claims.to_string());
+                    body["id_token"] = format!("{header}.{forged}.{signature}").into();
+                }
+            }
+            no_store(body)
         }
         "client_credentials" => {
             if !matches!(s.registered, Registered::Jwt(_)) || one(&p, "scope").is_none() {
@@ -704,9 +766,15 @@ fn bearer(m: &Mock, headers: &HeaderMap) -> Result<String, Response> {
             }
             Ok(patient)
         }
+        // What smart-launcher-v2 answers for a token it no longer accepts.
         None => {
             s.record.unauthorized += 1;
-            Err((StatusCode::UNAUTHORIZED, "").into_response())
+            Err((
+                StatusCode::UNAUTHORIZED,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "Invalid token: jwt expired",
+            )
+                .into_response())
         }
     }
 }
@@ -727,6 +795,15 @@ async fn read_patient(
 ) -> Response {
     if let Err(r) = bearer(&m, &headers) {
         return r;
+    }
+    let answer = m.inner.lock().unwrap().behaviour.fhir_answer.clone();
+    if let Some((status, content_type, body)) = answer {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            [(header::CONTENT_TYPE, content_type)],
+            body,
+        )
+            .into_response();
     }
     if id == "not-a-patient" {
         return fhir_json(StatusCode::OK, json!({"resourceType": "Group", "id": id}));
