@@ -35,6 +35,8 @@
 
 mod definitions;
 mod fhirpath;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod model;
 mod options;
 mod primitives;

@@ -1,0 +1,10 @@
+#![no_main]
+//! Fuzz target `fhirpath`; its body is shared with the stable corpus replay (`fuzz/targets`).
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(body) = halo_fuzz_targets::target("fhirpath") {
+        body(data);
+    }
+});
