@@ -161,7 +161,9 @@ impl Demo {
         let poc_listener = TcpListener::bind("127.0.0.1:0").await?;
         let poc_base = format!("http://{}", poc_listener.local_addr()?);
         let web_app_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let web_app_base = format!("http://{}", web_app_listener.local_addr()?);
+        // `localhost`, not `127.0.0.1`: another site than the EMR page, as an app in an EMR's
+        // frame is, so the browser treats the app's cookies as a third party's.
+        let web_app_base = format!("http://localhost:{}", web_app_listener.local_addr()?.port());
         let web_emr_listener = TcpListener::bind("127.0.0.1:0").await?;
         let web_emr_base = format!("http://{}", web_emr_listener.local_addr()?);
 
@@ -793,12 +795,15 @@ fn web_examples(
     web_app_base: &str,
     web_emr_base: &str,
 ) -> Result<(axum::Router, axum::Router), StartError> {
-    let app = halo_smart_app_example::router(halo_smart_app_example::AppConfig::public(
-        web_app_base,
-        WEB_APP_CLIENT_ID,
-        halo_smart_app_example::DEFAULT_SCOPES,
-        std::slice::from_ref(&sofa.fhir_base),
-    )?);
+    let app = halo_smart_app_example::router(
+        halo_smart_app_example::AppConfig::public(
+            web_app_base,
+            WEB_APP_CLIENT_ID,
+            halo_smart_app_example::DEFAULT_SCOPES,
+            std::slice::from_ref(&sofa.fhir_base),
+        )?
+        .framed_by([web_emr_base])?,
+    );
     let emr = halo_poc_example::router(halo_poc_example::EmrConfig {
         fhir_base: sofa.fhir_base.clone(),
         catalog_url: sofa.catalog_url.clone(),

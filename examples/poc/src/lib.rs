@@ -1,7 +1,8 @@
 //! A small EMR (point of care) simulator web page built on `halo-poc` (REQ EX-03).
 //!
 //! - `GET /`: the jurisdiction's App Catalog, the chart's patients, a form to open an app for a
-//!   patient, and the open launches with a **Clear** button each;
+//!   patient (in the window, or in a frame of this page as EMRs show apps), and the open
+//!   launches with a **Clear** button each;
 //! - `POST /launch`: subscribes first if the EMR has no subscription yet (rest-hook to
 //!   `/sofa/notify`), calls `$set-context` and redirects the browser to the app's launch URL;
 //! - `GET /notifications`: each notification as it arrived, the SoFA's id mapped to the EMR's
@@ -228,7 +229,8 @@ pub fn escape(value: &str) -> String {
 /// Just enough style to read comfortably; no scripts, no external assets.
 const STYLE: &str = "<style>body{font-family:sans-serif;margin:1.5rem;max-width:60rem}\
 label{margin-right:1rem}table{border-collapse:collapse}\
-td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}.error{color:#a61b1b}</style>";
+td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}.error{color:#a61b1b}\
+.app-frame{width:100%;height:34rem;border:1px solid #ccc;margin-top:1rem}</style>";
 
 fn page(title: &str, head: &str, body: &str) -> String {
     format!(
@@ -385,7 +387,13 @@ async fn index(State(emr): State<Emr>) -> Response {
             escape(&app.name)
         ));
     }
-    body.push_str("</select></label>\n<button type=\"submit\">Open</button></form>\n");
+    // EMRs show apps inside their own page: the second button opens the app in the frame below,
+    // where the app runs on another site than this page.
+    body.push_str(
+        "</select></label>\n<button type=\"submit\">Open</button> \
+         <button type=\"submit\" formtarget=\"app-frame\">Open in frame</button></form>\n\
+         <iframe name=\"app-frame\" title=\"App\" class=\"app-frame\"></iframe>\n",
+    );
     let launches = emr.launches.lock().map(|l| l.clone()).unwrap_or_default();
     body.push_str("<h2>Open launches</h2>\n");
     if launches.is_empty() {

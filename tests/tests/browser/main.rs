@@ -1,7 +1,9 @@
 //! A real browser through the web examples: headless Chromium, driven over WebDriver, clicks from
 //! the example EMR page to the example SMART app's patient banner, records a weight there, sees
-//! the EMR file it, clears the launch, and sees the app lose access. The banner page is saved as
-//! a screenshot under `target/tmp/browser/`.
+//! the EMR file it, clears the launch, and sees the app's session end. Then the same inside the
+//! EMR page's frame, where the app runs on another site (`localhost` in a `127.0.0.1` page) and
+//! the browser blocks its third-party cookies. The banner pages are saved as screenshots under
+//! `target/tmp/browser/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (see the README; `CHROMIUM` and `CHROMEDRIVER`
 //! point elsewhere). Without them the test fails and says how to install them, unless
@@ -37,14 +39,12 @@ fn png_size(png: &[u8]) -> Option<(u32, u32)> {
     Some((width, height))
 }
 
-// REQ: EX-02
-// REQ: EX-03
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
+/// The browser and the demo, or `None` when the test is skipped on purpose.
+async fn start() -> Option<(Demo, Browser, PathBuf)> {
     let Some(installation) = Installation::find() else {
         if std::env::var_os("HALO_SKIP_BROWSER_TEST").is_some() {
             eprintln!("browser test skipped: HALO_SKIP_BROWSER_TEST is set");
-            return;
+            return None;
         }
         panic!(
             "the browser test needs Chromium and ChromeDriver: `apt-get install chromium \
@@ -56,6 +56,68 @@ async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
     std::fs::create_dir_all(&out).unwrap();
     let demo = Demo::start(DemoOptions::default()).await.unwrap();
     let browser = Browser::start(&installation, &out).await.unwrap();
+    Some((demo, browser, out))
+}
+
+/// On the EMR page: picks `patient` and the example web app in the open-an-app form.
+async fn pick(browser: &Browser, patient: &str) {
+    let patient = browser
+        .wait_for(
+            &format!("select[name=patient] option[value='{patient}']"),
+            PATIENCE,
+        )
+        .await
+        .unwrap();
+    browser.click(&patient).await.unwrap();
+    let app = browser
+        .wait_for(
+            &format!("select[name=app_id] option[value='{WEB_APP_ID}']"),
+            PATIENCE,
+        )
+        .await
+        .unwrap();
+    browser.click(&app).await.unwrap();
+}
+
+/// Saves a screenshot of the viewport as `name`, after checking it is a real PNG.
+async fn keep_screenshot(browser: &Browser, out: &std::path::Path, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    let (width, height) = png_size(&png).expect("the screenshot is a PNG");
+    assert!(width >= 800 && height >= 600, "{width}×{height}");
+    let path = out.join(name);
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+/// In the app's page: types a body weight, saves it, and waits for the list to show it.
+async fn record_weight(browser: &Browser, kg: &str) {
+    let weight = browser
+        .wait_for("input[name=weight_kg]", PATIENCE)
+        .await
+        .unwrap();
+    browser.type_into(&weight, kg).await.unwrap();
+    let save = browser
+        .wait_for(
+            "form[action$='/observations'] button[type=submit]",
+            PATIENCE,
+        )
+        .await
+        .unwrap();
+    browser.click(&save).await.unwrap();
+    let observations = browser
+        .wait_for_text("table.observations", &format!("{kg} kg"), PATIENCE)
+        .await
+        .unwrap();
+    assert!(observations.contains("Body weight"), "{observations}");
+}
+
+// REQ: EX-02
+// REQ: EX-03
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
+    let Some((demo, browser, out)) = start().await else {
+        return;
+    };
 
     // The EMR page: the catalog from the SoFA, the chart's patients.
     browser.goto(demo.emr_page()).await.unwrap();
@@ -68,19 +130,7 @@ async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
     );
 
     // Pick Jean Roy and the example app, and open it.
-    let patient = browser
-        .wait_for("select[name=patient] option[value='Patient/p8']", PATIENCE)
-        .await
-        .unwrap();
-    browser.click(&patient).await.unwrap();
-    let app = browser
-        .wait_for(
-            &format!("select[name=app_id] option[value='{WEB_APP_ID}']"),
-            PATIENCE,
-        )
-        .await
-        .unwrap();
-    browser.click(&app).await.unwrap();
+    pick(&browser, "Patient/p8").await;
     let open = browser
         .wait_for("form[action='/launch'] button[type=submit]", PATIENCE)
         .await
@@ -98,32 +148,10 @@ async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
     assert!(app_page.contains("/s/"), "{app_page}");
     assert_eq!(browser.title().await.unwrap(), "Patient");
 
-    let png = browser.screenshot().await.unwrap();
-    let (width, height) = png_size(&png).expect("the screenshot is a PNG");
-    assert!(width >= 800 && height >= 600, "{width}×{height}");
-    let path = out.join("patient-banner.png");
-    std::fs::write(&path, &png).unwrap();
-    eprintln!("screenshot: {}", path.display());
+    keep_screenshot(&browser, &out, "patient-banner.png").await;
 
     // Record a weight: the app writes it, the EMR files it under its own id.
-    let weight = browser
-        .wait_for("input[name=weight_kg]", PATIENCE)
-        .await
-        .unwrap();
-    browser.type_into(&weight, "80.2").await.unwrap();
-    let save = browser
-        .wait_for(
-            "form[action$='/observations'] button[type=submit]",
-            PATIENCE,
-        )
-        .await
-        .unwrap();
-    browser.click(&save).await.unwrap();
-    let observations = browser
-        .wait_for_text("table.observations", "80.2 kg", PATIENCE)
-        .await
-        .unwrap();
-    assert!(observations.contains("Body weight"), "{observations}");
+    record_weight(&browser, "80.2").await;
 
     browser
         .goto(&format!("{}notifications", demo.emr_page()))
@@ -135,7 +163,7 @@ async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
         .unwrap();
     assert!(filed.contains("Observation/"), "{filed}");
 
-    // Clear the launch from the EMR page; the app's page then reports the refusal.
+    // Clear the launch from the EMR page; the app's page then says the session ended.
     browser.goto(demo.emr_page()).await.unwrap();
     let clear = browser
         .wait_for("form[action='/clear'] button[type=submit]", PATIENCE)
@@ -148,10 +176,64 @@ async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
         .unwrap();
     browser.goto(&app_page).await.unwrap();
     let heading = browser
-        .wait_for_text("h1", "Access refused", PATIENCE)
+        .wait_for_text("h1", "Session ended", PATIENCE)
         .await
         .unwrap();
-    assert_eq!(heading, "Access refused");
+    assert_eq!(heading, "Session ended");
+
+    browser.quit().await.unwrap();
+    demo.shutdown().await;
+}
+
+/// The EMR page opens the app in its own frame. The app is on another site than the page, so
+/// Chromium blocks its ordinary cookies there; the launch's binding and the session's cookie are
+/// partitioned and come back, and the page lets that one EMR frame it.
+// REQ: EX-02
+// REQ: EX-03
+// REQ: APP-06
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emr_page_shows_the_app_in_its_frame_from_another_site() {
+    let Some((demo, browser, out)) = start().await else {
+        return;
+    };
+    browser.goto(demo.emr_page()).await.unwrap();
+    pick(&browser, "Patient/p7").await;
+    let open = browser
+        .wait_for("button[formtarget=app-frame]", PATIENCE)
+        .await
+        .unwrap();
+    browser.click(&open).await.unwrap();
+
+    // The EMR page stays; the app fills its frame: launch, authorize and callback in there.
+    let frame = browser
+        .wait_for("iframe[name=app-frame]", PATIENCE)
+        .await
+        .unwrap();
+    browser.enter_frame(&frame).await.unwrap();
+    let banner = browser.wait_for(".banner", PATIENCE).await.unwrap();
+    let banner = browser.text(&banner).await.unwrap();
+    assert!(banner.starts_with("Marie Gagnon · "), "{banner}");
+    assert!(banner.contains(" · born 1984-03-02 · "), "{banner}");
+    let inside = browser
+        .execute("return [window.top !== window.self, location.origin, location.pathname];")
+        .await
+        .unwrap();
+    assert_eq!(inside[0], serde_json::json!(true), "{inside}");
+    let app_origin = inside[1].as_str().unwrap().to_string();
+    assert!(app_origin.starts_with("http://localhost:"), "{inside}");
+    assert!(!demo.emr_page().starts_with(&app_origin), "{inside}");
+    assert!(inside[2].as_str().unwrap().starts_with("/s/"), "{inside}");
+
+    // A write from inside the frame: the session's partitioned cookie goes along.
+    record_weight(&browser, "64.3").await;
+
+    browser.leave_frame().await.unwrap();
+    assert_eq!(browser.title().await.unwrap(), "HALO example EMR");
+    assert!(
+        browser.url().await.unwrap().starts_with(demo.emr_page()),
+        "the EMR page stayed in the window"
+    );
+    keep_screenshot(&browser, &out, "patient-banner-in-frame.png").await;
 
     browser.quit().await.unwrap();
     demo.shutdown().await;

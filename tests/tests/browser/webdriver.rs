@@ -1,5 +1,5 @@
 //! Just enough of the W3C WebDriver protocol to drive headless Chromium through ChromeDriver:
-//! start a session, navigate, find, click, type, read, screenshot.
+//! start a session, navigate, find, click, type, read, enter a frame, run a script, screenshot.
 //!
 //! ChromeDriver runs in its own process group so that dropping a [`Browser`], even while a test
 //! unwinds from a failed assertion, stops it and every Chromium process it started.
@@ -290,6 +290,25 @@ impl Browser {
     pub(crate) async fn text(&self, element: &Element) -> Result<String, Error> {
         let text = self.query(&format!("/element/{}/text", element.0)).await?;
         Ok(text.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Makes `frame` (an `iframe` element of the current page) the context of the commands that
+    /// follow, as a user's eyes move into the embedded app.
+    pub(crate) async fn enter_frame(&self, frame: &Element) -> Result<(), Error> {
+        self.command("/frame", json!({"id": {ELEMENT_KEY: frame.0}}))
+            .await
+            .map(drop)
+    }
+
+    /// Back to the page that holds the current frame.
+    pub(crate) async fn leave_frame(&self) -> Result<(), Error> {
+        self.command("/frame/parent", json!({})).await.map(drop)
+    }
+
+    /// Runs `script` (a function body) in the current page or frame; what it returns.
+    pub(crate) async fn execute(&self, script: &str) -> Result<Value, Error> {
+        self.command("/execute/sync", json!({"script": script, "args": []}))
+            .await
     }
 
     /// A PNG of the viewport.
