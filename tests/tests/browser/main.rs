@@ -41,6 +41,11 @@ fn png_size(png: &[u8]) -> Option<(u32, u32)> {
 
 /// The browser and the demo, or `None` when the test is skipped on purpose.
 async fn start() -> Option<(Demo, Browser, PathBuf)> {
+    start_with(serde_json::json!({})).await
+}
+
+/// [`start`] with Chromium preferences.
+async fn start_with(prefs: serde_json::Value) -> Option<(Demo, Browser, PathBuf)> {
     let Some(installation) = Installation::find() else {
         if std::env::var_os("HALO_SKIP_BROWSER_TEST").is_some() {
             eprintln!("browser test skipped: HALO_SKIP_BROWSER_TEST is set");
@@ -55,7 +60,7 @@ async fn start() -> Option<(Demo, Browser, PathBuf)> {
     let out = screenshots();
     std::fs::create_dir_all(&out).unwrap();
     let demo = Demo::start(DemoOptions::default()).await.unwrap();
-    let browser = Browser::start(&installation, &out).await.unwrap();
+    let browser = Browser::start(&installation, &out, prefs).await.unwrap();
     Some((demo, browser, out))
 }
 
@@ -87,6 +92,23 @@ async fn keep_screenshot(browser: &Browser, out: &std::path::Path, name: &str) {
     let path = out.join(name);
     std::fs::write(&path, &png).unwrap();
     eprintln!("screenshot: {}", path.display());
+}
+
+/// From the EMR page: opens the example web app for `patient` in the page's frame, and moves
+/// into that frame.
+async fn open_in_frame(browser: &Browser, demo: &Demo, patient: &str) {
+    browser.goto(demo.emr_page()).await.unwrap();
+    pick(browser, patient).await;
+    let open = browser
+        .wait_for("button[formtarget=app-frame]", PATIENCE)
+        .await
+        .unwrap();
+    browser.click(&open).await.unwrap();
+    let frame = browser
+        .wait_for("iframe[name=app-frame]", PATIENCE)
+        .await
+        .unwrap();
+    browser.enter_frame(&frame).await.unwrap();
 }
 
 /// In the app's page: types a body weight, saves it, and waits for the list to show it.
@@ -196,20 +218,8 @@ async fn the_emr_page_shows_the_app_in_its_frame_from_another_site() {
     let Some((demo, browser, out)) = start().await else {
         return;
     };
-    browser.goto(demo.emr_page()).await.unwrap();
-    pick(&browser, "Patient/p7").await;
-    let open = browser
-        .wait_for("button[formtarget=app-frame]", PATIENCE)
-        .await
-        .unwrap();
-    browser.click(&open).await.unwrap();
-
     // The EMR page stays; the app fills its frame: launch, authorize and callback in there.
-    let frame = browser
-        .wait_for("iframe[name=app-frame]", PATIENCE)
-        .await
-        .unwrap();
-    browser.enter_frame(&frame).await.unwrap();
+    open_in_frame(&browser, &demo, "Patient/p7").await;
     let banner = browser.wait_for(".banner", PATIENCE).await.unwrap();
     let banner = browser.text(&banner).await.unwrap();
     assert!(banner.starts_with("Marie Gagnon · "), "{banner}");
@@ -234,6 +244,37 @@ async fn the_emr_page_shows_the_app_in_its_frame_from_another_site() {
         "the EMR page stayed in the window"
     );
     keep_screenshot(&browser, &out, "patient-banner-in-frame.png").await;
+
+    browser.quit().await.unwrap();
+    demo.shutdown().await;
+}
+
+/// A browser that keeps no cookies at all (a user's setting or a hospital's policy): the app in
+/// the EMR's frame cannot know the callback comes from the browser that started the launch, and
+/// says so in words a clinician can act on instead of failing obscurely.
+// REQ: APP-06
+// REQ: EX-02
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_refuses_cookies_gets_a_page_saying_so() {
+    let Some((demo, browser, _)) = start_with(serde_json::json!({
+        "profile": {"default_content_setting_values": {"cookies": 2}}
+    }))
+    .await
+    else {
+        return;
+    };
+    open_in_frame(&browser, &demo, "Patient/p8").await;
+    let heading = browser
+        .wait_for_text("h1", "Your browser blocked this app", PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(heading, "Your browser blocked this app");
+    let text = browser
+        .text(&browser.wait_for("p", PATIENCE).await.unwrap())
+        .await
+        .unwrap();
+    assert!(text.contains("Please open the app again"), "{text}");
+    assert!(browser.find(".banner").await.unwrap().is_none());
 
     browser.quit().await.unwrap();
     demo.shutdown().await;

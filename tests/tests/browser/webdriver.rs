@@ -72,10 +72,12 @@ pub(crate) struct Element(String);
 
 impl Browser {
     /// Starts ChromeDriver on a free loopback port and opens a session with a fresh profile in
-    /// `scratch`.
+    /// `scratch`, with Chromium preferences `prefs` set in it as a user or an administrator's
+    /// policy would set them (`{}` for none).
     pub(crate) async fn start(
         installation: &Installation,
         scratch: &Path,
+        prefs: Value,
     ) -> Result<Browser, Error> {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -115,6 +117,7 @@ impl Browser {
                     "goog:chromeOptions": {
                         "binary": installation.chromium,
                         "args": args,
+                        "prefs": prefs,
                     },
                 }}})),
             )
