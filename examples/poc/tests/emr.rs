@@ -13,6 +13,17 @@ const APP_CLIENT: &str = "halo-example-app";
 const EMR_CLIENT: &str = "halo-example-emr";
 const EMR_SECRET: &str = "halo-example-emr-secret";
 
+/// The `name=value` pairs a response sets, as a browser keeps them for the next request.
+fn cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .filter(|pair| !pair.ends_with('='))
+        .collect()
+}
+
 fn location(response: &reqwest::Response) -> String {
     assert!(
         response.status().is_redirection(),
@@ -144,15 +155,23 @@ async fn the_emr_launches_an_app_files_its_write_and_clears() {
     assert_eq!(query.get("iss"), Some(&sofa.fhir_base));
     let launch_id = query["launch"].clone();
 
-    // The app: launch → authorize → callback → its page, showing the EMR's patient.
-    let authorize = location(&browser.get(launch_url.as_str()).send().await.unwrap());
+    // The app: launch → authorize → callback → its page, showing the EMR's patient. The app
+    // ties the launch and then the session to this browser with cookies.
+    let response = browser.get(launch_url.as_str()).send().await.unwrap();
+    let binding = cookies(&response).join("; ");
+    let authorize = location(&response);
     let callback = location(&browser.get(&authorize).send().await.unwrap());
-    let page_url = format!(
-        "{app_base}{}",
-        location(&browser.get(&callback).send().await.unwrap())
-    );
+    let response = browser
+        .get(&callback)
+        .header("cookie", &binding)
+        .send()
+        .await
+        .unwrap();
+    let session = cookies(&response).join("; ");
+    let page_url = format!("{app_base}{}", location(&response));
     let html = browser
         .get(&page_url)
+        .header("cookie", &session)
         .send()
         .await
         .unwrap()
@@ -164,6 +183,7 @@ async fn the_emr_launches_an_app_files_its_write_and_clears() {
     // The app writes an Observation; the EMR filed it under a local id.
     let response = browser
         .post(format!("{page_url}/observations"))
+        .header("cookie", &session)
         .form(&[("weight_kg", "80.2")])
         .send()
         .await
@@ -217,8 +237,13 @@ async fn the_emr_launches_an_app_files_its_write_and_clears() {
         html.contains("<h2>Open launches</h2>\n<p>None.</p>"),
         "{html}"
     );
-    let response = browser.get(&page_url).send().await.unwrap();
-    assert_eq!(response.status(), 403);
+    let response = browser
+        .get(&page_url)
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
     // A second clear of the same launch is refused.
     let response = browser
         .post(format!("{emr_base}/clear"))
