@@ -500,7 +500,7 @@ async fn watchdog_checks_status_after_silence_and_recreates_a_dead_subscription(
 // REQ: LI-06
 #[tokio::test]
 async fn hostile_notifications_are_errors_not_panics() {
-    // A SoFA that cannot be reached: recovery fails fast and is reported.
+    // A SoFA that cannot be reached: recovery fails fast, as an error.
     let client = SofaClient::new(
         "http://127.0.0.1:9/fhir",
         Arc::new(StaticToken::new("t")),
@@ -551,11 +551,84 @@ async fn hostile_notifications_are_errors_not_panics() {
         let body = body.replace("admission", &format!("case-{case}"));
         let _ = receiver.handle_frame(&body).await;
     }
-    // A count far ahead is reported as missed, bounded, and the receiver carries on.
-    assert!(!host.missed.lock().unwrap().is_empty());
+    // REQ: SYNC-06
+    // A gap the unreachable SoFA cannot fill is an error, not a skip: nothing is passed as
+    // missed, so the events are applied in order once the SoFA answers; the receiver carries
+    // on with other subscriptions.
+    assert!(host.missed.lock().unwrap().is_empty());
     let receipt = receiver
         .handle_frame(&text.replace("admission", "fresh"))
         .await
         .unwrap();
     assert!(matches!(receipt, Receipt::Events { .. }));
+}
+
+// REQ: SYNC-03, SYNC-06
+#[tokio::test]
+async fn events_about_one_resource_apply_each_its_own_entry_in_order() {
+    use halo_model::subscription::{
+        Notification, NotificationEntry, NotificationEvent, NotificationType,
+        SubscriptionStatusParameters,
+    };
+    let poc = poc(None).await;
+    let base = poc.client.fhir_base().to_string();
+    let url = format!("{base}/Observation/o1");
+    let mut status = SubscriptionStatusParameters::new(
+        format!("{base}/Subscription/s1"),
+        SubscriptionStatus::Active,
+        NotificationType::QueryEvent,
+    );
+    status.events_since_subscription_start = Some(3);
+    let mut created = observation("o1", "Patient/p1");
+    created["meta"] = json!({"versionId": "1"});
+    let mut amended = created.clone();
+    amended["meta"] = json!({"versionId": "2"});
+    amended["status"] = json!("amended");
+    let entries = vec![
+        NotificationEntry::created(url.clone(), "Observation", Some(created)),
+        NotificationEntry::updated(url.clone(), "Observation", "o1", Some(amended)),
+        NotificationEntry {
+            full_url: url.clone(),
+            resource: None,
+            method: "DELETE".into(),
+            url: "Observation/o1".into(),
+            status: "204".into(),
+        },
+    ];
+    for number in 1..=3 {
+        status.events.push(NotificationEvent::new(
+            number,
+            "2026-12-07T00:00:00Z",
+            Some(url.clone()),
+        ));
+    }
+    let mut notification = Notification::new(status, format!("{base}/Subscription/s1/$status"));
+    notification.entries = entries;
+    poc.receiver.track("s1", 0).await;
+    poc.receiver
+        .handle_frame(&notification.to_json().to_string())
+        .await
+        .unwrap();
+    // A create, the update, then the delete (a compensation): each event with its own entry.
+    let changes = poc.host.changes.lock().unwrap().clone();
+    let seen: Vec<(u64, Option<String>, Option<String>)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c.event_number,
+                c.method.clone(),
+                c.resource
+                    .as_ref()
+                    .and_then(|r| r["meta"]["versionId"].as_str().map(str::to_string)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, Some("POST".into()), Some("1".into())),
+            (2, Some("PUT".into()), Some("2".into())),
+            (3, Some("DELETE".into()), None),
+        ]
+    );
 }

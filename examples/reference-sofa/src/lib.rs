@@ -114,6 +114,10 @@ pub struct Config {
     /// Browser origins allowed to call `$set-context` (web-based PoCs).
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+    /// How long a store transaction waits for SQLite's write lock before the request is
+    /// answered 503 (5 000 ms when absent).
+    #[serde(default)]
+    pub database_busy_timeout_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -130,6 +134,7 @@ impl Default for Config {
             supported_types: None,
             development_mode: false,
             cors_allowed_origins: Vec::new(),
+            database_busy_timeout_ms: None,
         }
     }
 }
@@ -274,6 +279,8 @@ pub struct Lifetimes {
     pub purge_interval_secs: u64,
     /// How long a notification may take when the Subscription sets no `backport-timeout`.
     pub delivery_timeout_secs: u64,
+    /// The same in milliseconds, for finer timeouts (loopback tests); wins when set.
+    pub delivery_timeout_ms: Option<u64>,
 }
 
 impl Default for Lifetimes {
@@ -284,6 +291,7 @@ impl Default for Lifetimes {
             refresh_token_secs: 12 * 60 * 60,
             purge_interval_secs: 60,
             delivery_timeout_secs: 10,
+            delivery_timeout_ms: None,
         }
     }
 }
@@ -321,8 +329,11 @@ impl ReferenceSofa {
         let store: Arc<dyn Store> = if config.database == Path::new(IN_MEMORY) {
             Arc::new(MemoryStore::new())
         } else {
+            let busy_timeout = config
+                .database_busy_timeout_ms
+                .map_or(Duration::from_secs(5), Duration::from_millis);
             Arc::new(
-                SqliteStore::open(&config.database)
+                SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
                     .await
                     .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?,
             )
@@ -355,7 +366,10 @@ impl ReferenceSofa {
             Arc::new(SystemClock),
             shared_config,
             SubscriptionSettings {
-                default_timeout: Duration::from_secs(config.lifetimes.delivery_timeout_secs),
+                default_timeout: config.lifetimes.delivery_timeout_ms.map_or(
+                    Duration::from_secs(config.lifetimes.delivery_timeout_secs),
+                    Duration::from_millis,
+                ),
                 // Rest-hook endpoints on loopback over http are for development only.
                 require_https: !config.development_mode,
                 ..SubscriptionSettings::default()

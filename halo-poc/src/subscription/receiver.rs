@@ -368,8 +368,15 @@ impl NotificationReceiver {
             .await
     }
 
-    /// Fetches `from..=to` with `$events` and applies what comes back, in order; what does not
-    /// come back is reported to the host as missed.
+    /// Fetches `from..=to` with `$events` and applies what comes back, in order; what the
+    /// SoFA's answer does not hold (or all of it, when the SoFA answers that the subscription
+    /// is unknown) is reported to the host as missed and passed.
+    ///
+    /// When `$events` cannot be had (the SoFA unreachable, a bad answer), nothing is passed:
+    /// the error goes back to the caller and the sequence stays where it was, so the events
+    /// are fetched again by the next notification, heartbeat or watchdog check, and every
+    /// event is applied in number order. Applying a later event first and an earlier one when
+    /// it turns up would leave the chart with the older state (REQ SYNC-06).
     async fn recover(
         &self,
         tracker: &mut Tracker,
@@ -384,7 +391,8 @@ impl NotificationReceiver {
             content: None,
         };
         let mut recovered = BTreeSet::new();
-        let error = match self.inner.sofa.events(subscription_id, &query).await {
+        let mut gone = None;
+        match self.inner.sofa.events(subscription_id, &query).await {
             Ok(answer) if answer.status.subscription_id() == subscription_id => {
                 let mut events: Vec<&NotificationEvent> = answer
                     .status
@@ -398,20 +406,27 @@ impl NotificationReceiver {
                     self.apply(tracker, &answer, event, true, receipt).await?;
                     recovered.insert(event.event_number);
                 }
-                None
             }
-            Ok(_) => Some(PocError::InvalidResponse {
-                operation: "$events".into(),
-                detail: "the answer is about another subscription".into(),
-            }),
-            Err(error) => Some(error),
-        };
+            Ok(_) => {
+                return Err(PocError::InvalidResponse {
+                    operation: "$events".into(),
+                    detail: "the answer is about another subscription".into(),
+                });
+            }
+            // The SoFA says the subscription is not there: its events cannot come back.
+            Err(
+                error @ PocError::Rejected {
+                    status: 404 | 410, ..
+                },
+            ) => gone = Some(error),
+            Err(error) => return Err(error),
+        }
         let complete = u64::try_from(recovered.len()).ok() == to.checked_sub(from).map(|n| n + 1);
         if !complete {
             tracker.missed(subscription_id, from, to, &recovered);
             self.inner
                 .sink
-                .missed(subscription_id, from, to, error.as_ref())
+                .missed(subscription_id, from, to, gone.as_ref())
                 .await;
         }
         Ok(())
@@ -428,10 +443,20 @@ impl NotificationReceiver {
     ) -> Result<()> {
         let subscription_id = notification.status.subscription_id().to_owned();
         let focus = event.focus.as_deref().and_then(|f| self.relative(f));
-        let entry = event
-            .focus
-            .as_deref()
-            .and_then(|f| notification.entries.iter().find(|e| e.matches(f)));
+        // Several events of one notification (a `$events` answer) may be about the same
+        // resource, each with its own entry in event order: the k-th event about a focus takes
+        // the k-th entry about it, not the first.
+        let occurrence = notification
+            .status
+            .events
+            .iter()
+            .take_while(|e| e.event_number != event.event_number)
+            .filter(|e| e.focus == event.focus)
+            .count();
+        let entry = event.focus.as_deref().and_then(|f| {
+            let mut about = notification.entries.iter().filter(|e| e.matches(f));
+            about.clone().nth(occurrence).or_else(|| about.next())
+        });
         let id_map = &self.inner.id_map;
         let local = match &focus {
             Some(focus) => id_map.local_for(focus).await?,

@@ -7,6 +7,7 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -20,8 +21,8 @@ use super::{
 /// Idle connections kept for reuse; more are opened when needed and closed when returned.
 const POOL_SIZE: usize = 8;
 /// How long a transaction waits for SQLite's single write lock before reporting the store
-/// unavailable (503).
-const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// unavailable (503), unless the host sets another ([`SqliteStore::open_with_busy_timeout`]).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The embedded SQLite [`Store`] (rusqlite, bundled SQLite, WAL).
 ///
@@ -36,16 +37,26 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
+    busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
+        SqliteStore::open_with_busy_timeout(path, BUSY_TIMEOUT).await
+    }
+
+    /// [`open`](Self::open), with how long a transaction waits for the write lock before the
+    /// store reports itself unavailable (5 s by default).
+    pub async fn open_with_busy_timeout(
+        path: impl AsRef<Path>,
+        busy_timeout: Duration,
+    ) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let opened = path.clone();
         let connection = blocking(move || {
-            let connection = connect(&opened)?;
+            let connection = connect(&opened, busy_timeout)?;
             migrate(&connection)?;
             Ok(connection)
         })
@@ -53,6 +64,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
+                busy_timeout,
                 idle: Mutex::new(vec![connection]),
             }),
         })
@@ -66,10 +78,11 @@ impl SqliteStore {
     async fn transaction(&self, begin: &'static str) -> StoreResult<Box<dyn Transaction>> {
         let idle = self.inner.take_idle();
         let path = self.inner.path.clone();
+        let busy_timeout = self.inner.busy_timeout;
         let connection = blocking(move || {
             let connection = match idle {
                 Some(connection) => connection,
-                None => connect(&path)?,
+                None => connect(&path, busy_timeout)?,
             };
             connection.execute_batch(begin).map_err(ops::error)?;
             Ok(connection)
@@ -108,11 +121,9 @@ impl Store for SqliteStore {
     }
 }
 
-fn connect(path: &Path) -> StoreResult<Connection> {
+fn connect(path: &Path, busy_timeout: Duration) -> StoreResult<Connection> {
     let connection = Connection::open(path).map_err(ops::error)?;
-    connection
-        .busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
-        .map_err(ops::error)?;
+    connection.busy_timeout(busy_timeout).map_err(ops::error)?;
     connection
         .execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
