@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use halo_sofa_server::fhir::{NotifyError, WriteError};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use subs::{Harness, Mode, Receiver, event_numbers, status_parameter, write};
 use support::TempDir;
 
@@ -461,4 +461,68 @@ async fn shutdown_waits_for_deliveries_in_flight() {
     assert!(h.patient_exists("in-flight").await);
     let reason = delivery_failed(write(&notifier, &h.store, "poc-0", "late").await);
     assert!(reason.contains("shutting down"));
+}
+
+#[tokio::test]
+async fn events_a_crash_left_pending_are_compensated_at_the_next_start() {
+    let dir = TempDir::new("notify-crash");
+    let poc = Receiver::start(Mode::Ok).await;
+    let id = {
+        let h = Harness::start(&dir.db()).await;
+        let id = h.active_subscription("poc-0", &poc, "full-resource").await;
+        write(&h.notifier(), &h.store, "poc-0", "kept")
+            .await
+            .unwrap();
+        // The process logged event 2 for a create and died before its commit: nothing of the
+        // write is stored, the event stays pending.
+        let mut tx = h.store.begin().await.unwrap();
+        let number = tx.allocate_event_number(&id).await.unwrap();
+        tx.append_event(halo_sofa_server::store::EventRecord {
+            subscription_id: id.clone(),
+            event_number: number,
+            timestamp: chrono::Utc::now(),
+            focus: Some("Patient/lost".into()),
+            state: halo_sofa_server::store::EventState::Pending,
+            details: json!({"action": "POST", "resourceType": "Patient", "id": "lost",
+                "version": 1, "resource": {"resourceType": "Patient", "id": "lost"}}),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
+    // REQ: SYNC-04, SYNC-02
+    // The next process resolves it at start: the write can never commit, so the PoC is told
+    // that Patient/lost does not exist, under the next number.
+    let h = Harness::start(&dir.db()).await;
+    let outbox = h.subscriptions.spawn_outbox();
+    let compensation = poc.wait_for("event-notification").await;
+    for _ in 0..100 {
+        if poc.of_kind("event-notification").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = poc.of_kind("event-notification");
+    let last = events.last().unwrap_or(&compensation);
+    assert_eq!(last.event_numbers(), [3]);
+    assert_eq!(last.body["entry"][1]["request"]["method"], "DELETE");
+    assert!(
+        last.body["entry"][1]["fullUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with("/Patient/lost")
+    );
+    let mut tx = h.store.begin_read().await.unwrap();
+    let states: Vec<_> = tx
+        .events(&id, 1, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.state)
+        .collect();
+    use halo_sofa_server::store::EventState::{Aborted, Committed, Delivered};
+    assert_eq!(states, [Committed, Aborted, Delivered]);
+    assert!(tx.unsettled_events(&id).await.unwrap().is_empty());
+    outbox.abort();
 }

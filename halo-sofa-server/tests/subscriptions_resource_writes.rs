@@ -16,6 +16,12 @@ use support::{TempDir, fixture};
 
 /// `$set-context` by `poc`, then an app token bound to the launch; (token, patient reference).
 async fn launch(h: &Harness, poc: &str, app_token: &str) -> (String, String) {
+    let (token, patient, _) = launch_with_id(h, poc, app_token).await;
+    (token, patient)
+}
+
+/// [`launch`], with the launch id.
+async fn launch_with_id(h: &Harness, poc: &str, app_token: &str) -> (String, String, String) {
     let (status, output) = h
         .send(
             Method::POST,
@@ -46,9 +52,10 @@ async fn launch(h: &Harness, poc: &str, app_token: &str) -> (String, String) {
         .unwrap();
     h.tokens.add(
         app_token,
-        Caller::new("app", Some("Practitioner/dr"), "launch patient/*.cruds").in_launch(launch),
+        Caller::new("app", Some("Practitioner/dr"), "launch patient/*.cruds")
+            .in_launch(launch.clone()),
     );
-    (app_token.to_string(), patient)
+    (app_token.to_string(), patient, launch)
 }
 
 fn observation(patient: &str) -> Value {
@@ -151,4 +158,152 @@ async fn an_app_write_without_an_active_subscription_is_refused() {
     assert_eq!(status, StatusCode::CONFLICT, "{outcome}");
     assert_eq!(outcome["issue"][0]["code"], "business-rule");
     assert!(poc.of_kind("event-notification").is_empty());
+}
+
+/// The methods and resource versions of the event notifications `poc` received, in order.
+fn received(poc: &Receiver) -> Vec<(u64, String, Option<String>)> {
+    poc.of_kind("event-notification")
+        .iter()
+        .map(|r| {
+            let entry = &r.body["entry"][1];
+            (
+                r.event_numbers()[0],
+                entry["request"]["method"].as_str().unwrap().to_string(),
+                entry["resource"]["meta"]["versionId"]
+                    .as_str()
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+async fn wait_for_events(poc: &Receiver, n: usize) {
+    for _ in 0..300 {
+        if poc.of_kind("event-notification").len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{n} events never arrived: {:?}", received(poc));
+}
+
+async fn observations_of(h: &Harness) -> u64 {
+    let mut tx = h.store.begin_read().await.unwrap();
+    let query = halo_sofa_server::store::ResourceQuery {
+        resource_type: Some("Observation".into()),
+        ..Default::default()
+    };
+    tx.search_resources(&query).await.unwrap().len() as u64
+}
+
+#[tokio::test]
+async fn a_clear_that_races_a_write_leaves_nothing_orphaned_and_the_poc_repaired() {
+    let dir = TempDir::new("rs-clear-race");
+    let h = Harness::start(&dir.db()).await;
+    let _outbox = h.subscriptions.spawn_outbox();
+    let poc = Receiver::start(Mode::Ok).await;
+    h.active_subscription("poc-0", &poc, "full-resource").await;
+    let (app, patient, launch) = launch_with_id(&h, "poc-0", "app-0").await;
+    let (status, created) = h
+        .send(Method::POST, &app, "/Observation", &observation(&patient))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // REQ: SYNC-05
+    // The PoC is slow to acknowledge; the launch is cleared while an update and a create wait
+    // for their notifications.
+    poc.set_mode(Mode::Slow);
+    let mut amended = created.clone();
+    amended["status"] = json!("amended");
+    let path = format!("/Observation/{}", created["id"].as_str().unwrap());
+    let writes = {
+        let h_url = h.url("");
+        let (http, app) = (h.http.clone(), app.clone());
+        let new = observation(&patient);
+        tokio::spawn(async move {
+            let put = http
+                .put(format!("{h_url}{path}"))
+                .bearer_auth(&app)
+                .header("content-type", "application/fhir+json")
+                .body(amended.to_string())
+                .send();
+            let post = http
+                .post(format!("{h_url}/Observation"))
+                .bearer_auth(&app)
+                .header("content-type", "application/fhir+json")
+                .body(new.to_string())
+                .send();
+            let put = put.await.unwrap();
+            let put = (put.status(), put.json::<Value>().await.unwrap());
+            let post = post.await.unwrap();
+            (put, post.status())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let (status, _) = h
+        .send(
+            Method::POST,
+            "poc-0",
+            "/$clear-context",
+            &halo_model::set_context::clear_context_input(&launch),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ((put_status, outcome), post_status) = writes.await.unwrap();
+    // The write found its launch gone at commit: a clean 410, never a 5xx, nothing stored.
+    assert_eq!(put_status, StatusCode::GONE, "{outcome}");
+    assert_eq!(outcome["issue"][0]["code"], "deleted");
+    assert!(
+        post_status == StatusCode::GONE || post_status == StatusCode::UNAUTHORIZED,
+        "{post_status}"
+    );
+    assert_eq!(observations_of(&h).await, 0);
+
+    // REQ: SYNC-02
+    // The PoC, which may have applied the update, is sent back version 1.
+    poc.set_mode(Mode::Ok);
+    wait_for_events(&poc, 3).await;
+    let events = received(&poc);
+    assert_eq!(events[0], (1, "POST".into(), Some("1".into())));
+    assert_eq!(events[1], (2, "PUT".into(), Some("2".into())));
+    assert!(
+        events.contains(&(3, "PUT".into(), Some("1".into()))),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_whose_app_hung_up_after_delivery_still_commits() {
+    let dir = TempDir::new("rs-cancelled");
+    let h = Harness::start(&dir.db()).await;
+    let poc = Receiver::start(Mode::Slow).await;
+    let id = h.active_subscription("poc-0", &poc, "id-only").await;
+    let (app, patient) = launch(&h, "poc-0", "app-0").await;
+    // REQ: SYNC-04
+    // The app gives up while the PoC is still acknowledging; the write goes on to its commit.
+    let gave_up = h
+        .http
+        .post(h.url("/Observation"))
+        .bearer_auth(&app)
+        .header("content-type", "application/fhir+json")
+        .body(observation(&patient).to_string())
+        .timeout(std::time::Duration::from_millis(50))
+        .send()
+        .await;
+    assert!(gave_up.unwrap_err().is_timeout());
+    for _ in 0..100 {
+        if observations_of(&h).await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(observations_of(&h).await, 1);
+    let (_, events) = h.get("poc-0", &format!("/Subscription/{id}/$events")).await;
+    assert_eq!(event_numbers(&events), [1]);
+    let mut tx = h.store.begin_read().await.unwrap();
+    let logged = tx.events(&id, 1, None).await.unwrap();
+    assert_eq!(
+        logged[0].state,
+        halo_sofa_server::store::EventState::Committed
+    );
 }
