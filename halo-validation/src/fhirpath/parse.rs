@@ -185,10 +185,19 @@ fn quoted(chars: &[char], start: usize) -> Result<(String, usize), String> {
     Err("unterminated string".into())
 }
 
+/// How deeply an expression may nest (parentheses, arguments, signs, and each `.member`, index
+/// and operator wrapped around what came before). The parser, the evaluator and dropping the tree
+/// all recurse that deep; the invariants of R4 and CA Baseline stay far below it.
+const MAX_DEPTH: usize = 128;
+
 /// Parses a FHIRPath expression.
 pub(crate) fn parse(text: &str) -> Result<Expr, String> {
     let tokens = lex(text)?;
-    let mut parser = Parser { tokens, pos: 0 };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let expr = parser.expression(0)?;
     if parser.pos != parser.tokens.len() {
         return Err(format!(
@@ -202,9 +211,22 @@ pub(crate) fn parse(text: &str) -> Result<Expr, String> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// The nesting of the tree being built, bounded by [`MAX_DEPTH`].
+    depth: usize,
 }
 
 impl Parser {
+    /// One level deeper; an error past [`MAX_DEPTH`], before a deeper tree can exist.
+    fn deeper(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "the expression nests more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
@@ -213,6 +235,10 @@ impl Parser {
         let token = self.tokens.get(self.pos).cloned();
         self.pos += 1;
         token
+    }
+
+    fn peek_is(&self, symbol: &str) -> bool {
+        matches!(self.peek(), Some(Token::Sym(s)) if *s == symbol)
     }
 
     fn eat(&mut self, symbol: &str) -> bool {
@@ -269,6 +295,14 @@ impl Parser {
     }
 
     fn expression(&mut self, min_power: u8) -> Result<Expr, String> {
+        let depth = self.depth;
+        let expr = self.expression_at(min_power);
+        self.depth = depth;
+        expr
+    }
+
+    fn expression_at(&mut self, min_power: u8) -> Result<Expr, String> {
+        self.deeper()?;
         let mut left = self.unary()?;
         loop {
             // `is` / `as` bind at power 8 and take a type name, not an expression.
@@ -278,6 +312,7 @@ impl Parser {
             {
                 let is = word == "is";
                 self.pos += 1;
+                self.deeper()?;
                 let name = self.type_name()?;
                 left = Expr::TypeOp(is, Box::new(left), name);
                 continue;
@@ -289,6 +324,7 @@ impl Parser {
                 break;
             }
             self.pos += 1;
+            self.deeper()?;
             let right = self.expression(power)?;
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }
@@ -313,6 +349,14 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
+        let depth = self.depth;
+        let expr = self.unary_at();
+        self.depth = depth;
+        expr
+    }
+
+    fn unary_at(&mut self) -> Result<Expr, String> {
+        self.deeper()?;
         if self.eat("-") {
             return Ok(Expr::Negate(Box::new(self.unary()?)));
         }
@@ -321,6 +365,9 @@ impl Parser {
         }
         let mut expr = self.primary()?;
         loop {
+            if self.peek_is(".") || self.peek_is("[") {
+                self.deeper()?;
+            }
             if self.eat(".") {
                 let name = match self.next() {
                     Some(Token::Ident(name) | Token::Quoted(name)) => name,
@@ -423,6 +470,28 @@ mod tests {
         ] {
             assert!(parse(text).is_ok(), "{text}");
         }
+    }
+
+    // REQ: HARD-02
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // Each of these overflowed the stack (found by the `fhirpath` fuzz target).
+        for text in [
+            format!("{}1{}", "(".repeat(50_000), ")".repeat(50_000)),
+            format!("a{}", ".a".repeat(100_000)),
+            format!("{}1", "-".repeat(100_000)),
+            format!("a{}", "[0]".repeat(100_000)),
+            format!("1{}", " + 1".repeat(100_000)),
+            format!("f({}1{})", "f(".repeat(50_000), ")".repeat(50_000)),
+            format!("a{}", " is X".repeat(100_000)),
+        ] {
+            let Err(why) = parse(&text) else {
+                panic!("{} parsed", text.chars().take(20).collect::<String>());
+            };
+            assert!(why.contains("nests more than"), "{why}");
+        }
+        let fine = format!("a{}", ".a".repeat(40));
+        assert!(parse(&fine).is_ok());
     }
 
     #[test]
