@@ -119,7 +119,7 @@ fn eval<'a>(expr: &Expr, input: &[Item<'a>], env: &Env<'a, '_>) -> Eval<Vec<Item
         Expr::Negate(inner) => match eval(inner, input, env)?.as_slice() {
             [] => Vec::new(),
             [item] => match number(item) {
-                Some(Num::Int(i)) => vec![Item::Int(-i)],
+                Some(Num::Int(i)) => vec![Item::Int(i.saturating_neg())],
                 Some(Num::Dec(d)) => vec![Item::Dec(-d)],
                 None => return unsupported("negation of a non-number"),
             },
@@ -370,8 +370,10 @@ fn arithmetic<'a>(op: BinOp, a: &Item<'a>, b: &Item<'a>) -> Eval<Vec<Item<'a>>> 
             BinOp::Add => vec![Item::Int(x.saturating_add(y))],
             BinOp::Sub => vec![Item::Int(x.saturating_sub(y))],
             BinOp::Mul => vec![Item::Int(x.saturating_mul(y))],
-            BinOp::IntDiv if y != 0 => vec![Item::Int(x.div_euclid(y))],
-            BinOp::Mod if y != 0 => vec![Item::Int(x.rem_euclid(y))],
+            // Saturating like the other operators: only i64::MIN by -1 overflows, and its
+            // remainder is 0.
+            BinOp::IntDiv if y != 0 => vec![Item::Int(x.checked_div_euclid(y).unwrap_or(i64::MAX))],
+            BinOp::Mod if y != 0 => vec![Item::Int(x.checked_rem_euclid(y).unwrap_or(0))],
             BinOp::Div if y != 0 => vec![Item::Dec(x as f64 / y as f64)],
             _ => Vec::new(),
         },
@@ -947,6 +949,25 @@ mod tests {
         assert_eq!(check("start <= end", &p), Ok(Some(false)));
         let q = json!({"start": "2024-01", "end": "2024-01-14"});
         assert_eq!(check("start <= end", &q), Ok(None));
+    }
+
+    // REQ: HARD-02
+    #[test]
+    fn integer_overflow_saturates_instead_of_panicking() {
+        // Found with the `fhirpath` fuzz target: i64::MIN div -1, mod -1 and negated panicked.
+        let v = json!({});
+        let min = "(-9223372036854775807 - 1)";
+        assert_eq!(
+            check(&format!("{min} div -1 = 9223372036854775807"), &v),
+            Ok(Some(true))
+        );
+        assert_eq!(check(&format!("{min} mod -1 = 0"), &v), Ok(Some(true)));
+        assert_eq!(
+            check(&format!("-{min} = 9223372036854775807"), &v),
+            Ok(Some(true))
+        );
+        assert_eq!(check("7 div 0", &v), Ok(None));
+        assert_eq!(check("-7 mod 3 = 2", &v), Ok(Some(true)));
     }
 
     // REQ: HARD-02
