@@ -56,6 +56,7 @@ async fn server(dir: &std::path::Path) -> (axum::Router, String) {
         launch_id: "bench-launch".into(),
         client_id: "poc".into(),
         user: Some("dr-a".into()),
+        owner_fhir_user: None,
         app_id: None,
         patient: Some("Patient/p1".into()),
         encounter: Some("Encounter/e1".into()),

@@ -49,6 +49,12 @@ pub struct SofaConfig {
     pub require_active_subscription: bool,
     /// The topic the active subscription must be to (D-01).
     pub content_update_topic: String,
+    /// Userless mode (D-18): `$set-context` accepts a token that names no user
+    /// (`client_credentials`), and such a launch may be redeemed by any user who signs in at the
+    /// app's authorization. Off by default: a launch belongs to the clinician the PoC signed in,
+    /// and a userless token is refused (403, `security`). Only for an installation where the
+    /// PoC cannot sign its clinicians in at the jurisdictional IdP.
+    pub userless_launches: bool,
     /// Origins allowed to call the FHIR API from a browser (SEC-06); discovery and `metadata`
     /// allow any origin.
     pub cors_allowed_origins: Vec<String>,
@@ -79,6 +85,7 @@ impl SofaConfig {
             context_scope: HALO_CONTEXT_WRITE.to_string(),
             require_active_subscription: true,
             content_update_topic: halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC.to_string(),
+            userless_launches: false,
             cors_allowed_origins: Vec::new(),
             oauth: None,
             software_name: "HALO SDK SoFA".to_string(),

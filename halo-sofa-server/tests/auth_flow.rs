@@ -213,15 +213,21 @@ async fn hostile_authorization_requests_are_refused() {
         .await
         .unwrap();
     assert_eq!(error_of(&pairs).0, "invalid_scope");
-    // Launch id of another user, an unknown one, an expired one.
+    // Launch id of another user: an error page, nothing for the app (REQ IDP-04).
     let other = server.launch(Some("dr-b"), "p2").await;
-    for launch in [other.as_str(), "no-such-launch"] {
-        let pairs = server
-            .authorize(&with("launch", Some(launch)))
+    assert_eq!(
+        server
+            .authorize(&with("launch", Some(other.as_str())))
             .await
-            .unwrap();
-        assert_eq!(error_of(&pairs).0, "access_denied", "{launch}");
-    }
+            .unwrap_err(),
+        StatusCode::FORBIDDEN
+    );
+    // An unknown one, an expired one: the app is told.
+    let pairs = server
+        .authorize(&with("launch", Some("no-such-launch")))
+        .await
+        .unwrap();
+    assert_eq!(error_of(&pairs).0, "access_denied");
     server.clock.advance(Duration::hours(13));
     let pairs = server.authorize(&good).await.unwrap();
     assert_eq!(error_of(&pairs).0, "access_denied");
@@ -521,7 +527,7 @@ async fn clearing_or_expiring_the_launch_revokes_its_tokens() {
 
 // REQ: AS-06, SC-09, SC-10
 #[tokio::test]
-async fn poc_sets_a_context_with_client_credentials_and_the_app_gets_it() {
+async fn poc_sets_a_context_with_its_clinicians_token_and_the_app_gets_it() {
     let server = start().await;
     let poc = server.poc_token().await;
     let launch = server.set_context(&poc).await;

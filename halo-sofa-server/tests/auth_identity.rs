@@ -50,15 +50,10 @@ async fn the_development_login_page_signs_users_in() {
     let wrong = post("dr-a", "pw-dr-b").await.unwrap();
     assert_eq!(wrong.status(), StatusCode::OK);
     assert!(wrong.text().await.unwrap().contains("wrong password"));
-    // dr-b signs in correctly but the launch is dr-a's.
+    // dr-b signs in correctly but the launch is dr-a's: an error page, no redirect.
     let other = post("dr-b", "pw-dr-b").await.unwrap();
-    assert_eq!(other.status(), StatusCode::FOUND);
-    assert!(
-        other.headers()["location"]
-            .to_str()
-            .unwrap()
-            .contains("error=access_denied")
-    );
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert!(other.headers().get("location").is_none());
     // dr-a gets a code, which exchanges.
     let ok = post("dr-a", "pw-dr-a").await.unwrap();
     assert_eq!(ok.status(), StatusCode::FOUND);

@@ -36,6 +36,7 @@ fn launch(id: &str, client: &str, expires_in: Duration) -> LaunchRecord {
         launch_id: id.into(),
         client_id: client.into(),
         user: Some("dr-a".into()),
+        owner_fhir_user: None,
         app_id: None,
         patient: Some("Patient/p1".into()),
         encounter: None,
@@ -552,4 +553,137 @@ async fn a_version_one_database_is_upgraded_and_its_events_read_as_committed() {
     let store = SqliteStore::open(dir.db()).await.unwrap();
     let mut tx = store.begin_read().await.unwrap();
     assert_eq!(tx.events("s1", 1, None).await.unwrap().len(), 2);
+}
+
+// REQ: IDP-05
+#[tokio::test]
+async fn revoked_families_and_jti_records_hold_until_they_expire_then_are_purged() {
+    let (_dir, stores) = backends("revocations").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            !tx.access_family_revoked("f1", now).await.unwrap(),
+            "{name}"
+        );
+        tx.revoke_access_family("f1", now + Duration::minutes(60))
+            .await
+            .unwrap();
+        // Recorded again with an earlier expiry: the later one stays.
+        tx.revoke_access_family("f1", now + Duration::minutes(5))
+            .await
+            .unwrap();
+        tx.revoke_access_family("f2", now + Duration::minutes(1))
+            .await
+            .unwrap();
+        assert!(
+            tx.record_jti("app", "j1", now + Duration::minutes(5), now)
+                .await
+                .unwrap()
+        );
+        // The same id of another issuer is another record.
+        assert!(
+            tx.record_jti("other", "j1", now + Duration::minutes(5), now)
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.access_family_revoked("f1", now).await.unwrap(), "{name}");
+        assert!(
+            !tx.access_family_revoked("f3", now).await.unwrap(),
+            "{name}"
+        );
+        // A replay inside the lifetime is refused and changes nothing.
+        assert!(
+            !tx.record_jti("app", "j1", now + Duration::hours(9), now)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+
+        // A rolled-back record leaves nothing.
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.record_jti("app", "j2", now + Duration::minutes(5), now)
+                .await
+                .unwrap()
+        );
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.record_jti("app", "j2", now + Duration::minutes(5), now)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+
+        // Ten minutes on: f2 and the jtis have expired (j1's replay did not extend it), f1 has
+        // not. Expired records no longer count, and the purge removes exactly them.
+        let later = now + Duration::minutes(10);
+        assert!(
+            !tx.access_family_revoked("f2", later).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            tx.access_family_revoked("f1", later).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            tx.record_jti("app", "j1", later + Duration::minutes(5), later)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        // f2, other/j1, app/j2 (app/j1 was just renewed).
+        assert_eq!(
+            tx.purge_expired_auth_records(later).await.unwrap(),
+            3,
+            "{name}"
+        );
+        assert_eq!(
+            tx.purge_expired_auth_records(later).await.unwrap(),
+            0,
+            "{name}"
+        );
+        assert!(
+            tx.access_family_revoked("f1", later).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !tx.record_jti("app", "j1", later, later).await.unwrap(),
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+    }
+}
+
+// REQ: IDP-05
+#[tokio::test]
+async fn sqlite_keeps_revocations_and_jti_records_across_a_restart() {
+    let dir = TempDir::new("revocations-restart");
+    let now = Utc::now();
+    {
+        let store = SqliteStore::open(dir.db()).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.revoke_access_family("f1", now + Duration::hours(1))
+            .await
+            .unwrap();
+        assert!(
+            tx.record_jti("app", "j1", now + Duration::minutes(5), now)
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+    }
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.access_family_revoked("f1", now).await.unwrap());
+    assert!(
+        !tx.record_jti("app", "j1", now + Duration::minutes(5), now)
+            .await
+            .unwrap()
+    );
 }

@@ -157,6 +157,7 @@ impl LaunchContextSink for RegisterWithSofa {
                 launch_id: launch_id.as_str().to_string(),
                 client_id: self.emr_client.clone(),
                 user: None,
+                owner_fhir_user: None,
                 app_id: Some(context.app_id.clone()),
                 patient: context
                     .context
@@ -198,6 +199,9 @@ async fn a_plain_smart_launch_hands_the_emr_context_to_the_app() {
             user: "dr-gagnon".into(),
             fhir_user: None,
         },
+        // The EMR here sets contexts with its backend-services token, which names no
+        // clinician: the SoFA's userless mode (D-18).
+        userless_launches: true,
         clients: vec![Client {
             id: "plain-app".into(),
             secret: None,

@@ -508,6 +508,8 @@ database = "sofa.db"
 catalog = "catalog.json"
 development_mode = true
 database_busy_timeout_ms = {BUSY_TIMEOUT_MS}
+# The EMR sets contexts with its backend-services token (D-18's userless mode).
+userless_launches = true
 
 [login]
 mode = "auto-approve"

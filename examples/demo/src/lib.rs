@@ -742,6 +742,9 @@ fn sofa_config(
             user: CLINICIAN.to_string(),
             fhir_user: Some("Practitioner/dr-1".to_string()),
         },
+        // The EMR here sets contexts with its backend-services token, which names no
+        // clinician: the SoFA's userless mode (D-18).
+        userless_launches: true,
         clients: vec![
             Client::point_of_care(POC_CLIENT_ID, POC_SECRET, POC_SCOPES),
             Client::public_app(APP_CLIENT_ID, APP_ID, app_base, APP_SCOPES),

@@ -63,6 +63,9 @@ async fn the_emr_launches_an_app_files_its_write_and_clears() {
             user: "dr-gagnon".into(),
             fhir_user: Some("Practitioner/dr-1".into()),
         },
+        // The EMR here sets contexts with its backend-services token, which names no
+        // clinician: the SoFA's userless mode (D-18).
+        userless_launches: true,
         clients: vec![
             Client::point_of_care(EMR_CLIENT, EMR_SECRET, EMR_SCOPES),
             Client::public_app(APP_CLIENT, APP_ID, &app_base, DEFAULT_SCOPES),

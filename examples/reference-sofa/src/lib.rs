@@ -98,6 +98,12 @@ pub struct Config {
     /// The users of the development login page (`login.mode = "dev-login"`).
     #[serde(default)]
     pub users: Vec<User>,
+    /// Userless mode (D-18): `$set-context` accepts a PoC token that names no user
+    /// (`client_credentials`), and any user who signs in at the app's authorization may
+    /// redeem such a launch. Off by default: a launch belongs to the clinician the PoC signed
+    /// in. Only for an installation whose PoC cannot sign its clinicians in.
+    #[serde(default)]
+    pub userless_launches: bool,
     /// The registered OAuth clients: SMART apps and PoCs.
     #[serde(default)]
     pub clients: Vec<Client>,
@@ -129,6 +135,7 @@ impl Default for Config {
             catalog: None,
             login: Login::default(),
             users: Vec::new(),
+            userless_launches: false,
             clients: Vec::new(),
             lifetimes: Lifetimes::default(),
             supported_types: None,
@@ -322,6 +329,7 @@ impl ReferenceSofa {
         sofa_config.purge_interval = Duration::from_secs(config.lifetimes.purge_interval_secs);
         sofa_config.cors_allowed_origins = config.cors_allowed_origins.clone();
         sofa_config.software_name = "HALO reference SoFA".to_string();
+        sofa_config.userless_launches = config.userless_launches;
         if let Some(types) = &config.supported_types {
             sofa_config.supported_types = supported_types(types);
         }

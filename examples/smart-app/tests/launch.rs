@@ -110,6 +110,9 @@ async fn the_app_launches_shows_the_patient_and_writes_an_observation() {
             user: "dr-gagnon".into(),
             fhir_user: Some("Practitioner/dr-1".into()),
         },
+        // The EMR here sets contexts with its backend-services token, which names no
+        // clinician: the SoFA's userless mode (D-18).
+        userless_launches: true,
         clients: vec![
             Client::point_of_care(EMR_CLIENT, EMR_SECRET, EMR_SCOPES),
             Client::public_app(APP_CLIENT, APP_ID, &base, DEFAULT_SCOPES),

@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::grant::narrow;
 use super::server::{Inner, hash_secret, paths, random_token};
-use super::users::{Authentication, LoginRequest};
-use crate::store::AuthorizationCodeRecord;
+use super::users::{AuthenticatedUser, Authentication, LoginRequest};
+use crate::store::{AuthorizationCodeRecord, LaunchRecord};
 
 type Params = Vec<(String, String)>;
 
@@ -52,6 +52,52 @@ fn error_page(message: &str) -> Response {
         )),
     )
         .into_response()
+}
+
+/// The page a signed-in user sees for a launch that is not theirs (REQ IDP-04).
+fn not_yours_page() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(
+            "<!doctype html><html><head><title>Not your launch</title></head><body>\
+             <h1>This app was opened for another clinician</h1><p>You are signed in as someone \
+             other than the clinician who opened this app in the EMR. Open the app again from \
+             your own EMR session.</p></body></html>",
+        ),
+    )
+        .into_response()
+}
+
+/// Whether `user` may launch an app with `launch` (D-18): only its owner, the clinician the
+/// PoC signed in; a launch set in userless mode by anyone who signs in, and only while that
+/// mode is on.
+pub(crate) fn may_launch(user: &AuthenticatedUser, launch: &LaunchRecord, userless: bool) -> bool {
+    match &launch.user {
+        Some(owner) => *owner == user.id,
+        None => userless,
+    }
+}
+
+/// The `fhirUser` the tokens of an authorization carry (D-18, REQ IDP-04): the signed-in
+/// user's own. When the sign-in names none and the user owns the launch, the owner's as the
+/// PoC's token named it, else the launch's `fhirUser` parameter (the PoC's record of the same
+/// clinician). Anyone else (userless mode) gets only their own: a launch's `fhirUser` never
+/// names another person in a token.
+pub(crate) fn token_fhir_user(
+    user: &AuthenticatedUser,
+    launch: Option<&LaunchRecord>,
+) -> Option<String> {
+    if user.fhir_user.is_some() {
+        return user.fhir_user.clone();
+    }
+    let launch = launch?;
+    if launch.user.as_deref() != Some(user.id.as_str()) {
+        return None;
+    }
+    launch
+        .owner_fhir_user
+        .clone()
+        .or_else(|| launch.fhir_user.clone())
 }
 
 fn redirect(redirect_uri: &str, pairs: &[(&str, String)]) -> Response {
@@ -192,26 +238,30 @@ async fn checked(
         .begin()
         .await
         .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable"))?;
+    let mut fhir_user = user.fhir_user.clone();
     if let Some(launch_id) = &launch {
-        // Only the user who set the context may launch an app with it (REQ SC-09), and only
-        // while it lives; an unknown, expired and someone else's launch look the same.
         let record = tx
             .get_launch(launch_id)
             .await
             .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable"))?;
-        let usable = record.as_ref().is_some_and(|l| {
+        // Unknown, expired and set for another app look the same to the app.
+        let Some(record) = record.filter(|l| {
             !l.is_expired(now)
-                && l.user.as_deref().is_none_or(|owner| owner == user.id)
                 && match (&l.app_id, &client.app_id) {
                     (Some(set_for), Some(app)) => set_for == app,
                     _ => true,
                 }
-        });
-        if !usable {
+        }) else {
             return Err(OAuthError::access_denied(
-                "the launch is unknown, expired or not this user's",
+                "the launch is unknown, expired or set for another app",
             ));
+        };
+        // D-18, REQ IDP-04: someone else's launch gets an error page at the browser and no
+        // code; the app learns nothing of it.
+        if !may_launch(&user, &record, inner.userless_launches) {
+            return Ok(Step::Respond(not_yours_page()));
         }
+        fhir_user = token_fhir_user(&user, Some(&record));
     }
     let code = random_token()?;
     let ttl = Duration::from_std(inner.config.code_ttl).unwrap_or_else(|_| Duration::seconds(60));
@@ -227,7 +277,7 @@ async fn checked(
         consumed: false,
         details: json!({
             "nonce": get("nonce")?,
-            "fhir_user": user.fhir_user,
+            "fhir_user": fhir_user,
             "family": random_token()?,
         }),
     })

@@ -65,26 +65,28 @@ pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, Token
     if claims.exp <= now.timestamp() {
         return Err(TokenError::Invalid);
     }
-    if claims
-        .fam
-        .as_deref()
-        .is_some_and(|f| inner.family_revoked(f))
+    if claims.fam.is_none() && claims.launch.is_none() {
+        return Ok(Verified {
+            claims,
+            launch: None,
+        });
+    }
+    // One read of the store for both checks: the family not revoked (REQ IDP-05, a row every
+    // instance sees) and the launch still live (REQ SC-12).
+    let unavailable = |e: crate::store::StoreError| TokenError::Unavailable(e.code().into());
+    let mut tx = inner.store.begin_read().await.map_err(unavailable)?;
+    if let Some(family) = &claims.fam
+        && tx
+            .access_family_revoked(family, now)
+            .await
+            .map_err(unavailable)?
     {
         return Err(TokenError::Invalid);
     }
     let launch = match &claims.launch {
         None => None,
         Some(launch_id) => {
-            let mut tx = inner
-                .store
-                .begin_read()
-                .await
-                .map_err(|e| TokenError::Unavailable(e.code().into()))?;
-            let launch = tx
-                .get_launch(launch_id)
-                .await
-                .map_err(|e| TokenError::Unavailable(e.code().into()))?;
-            let _ = tx.rollback().await;
+            let launch = tx.get_launch(launch_id).await.map_err(unavailable)?;
             // REQ SC-12: cleared or expired, the launch takes its tokens with it.
             match launch {
                 Some(l) if !l.is_expired(now) => Some(l),
@@ -92,6 +94,7 @@ pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, Token
             }
         }
     };
+    let _ = tx.rollback().await;
     Ok(Verified { claims, launch })
 }
 
@@ -117,6 +120,7 @@ impl TokenValidator for BuiltinTokens {
                 &verified.claims.scope,
             );
             caller.launch_id = verified.claims.launch;
+            caller.fhir_user = verified.claims.fhir_user;
             Ok(caller)
         })
     }

@@ -157,16 +157,25 @@ async fn verify_assertion<'a>(
     if claims.sub != client.client_id || claims.jti.is_empty() {
         return Err(refused("sub or jti"));
     }
-    let mut seen = inner
-        .seen_jti
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    seen.retain(|_, exp| *exp > now);
-    let key = format!("{}\u{0}{}", client.client_id, claims.jti);
-    if seen.contains_key(&key) {
+    // REQ IDP-05: the `jti` is a row of the store until the assertion expires, so a replay is
+    // refused after a restart and by every instance.
+    let unavailable = |_| OAuthError::temporarily_unavailable("the store is unavailable");
+    let expires_at =
+        chrono::DateTime::from_timestamp(claims.exp, 0).ok_or_else(|| refused("exp"))?;
+    let mut tx = inner.store.begin().await.map_err(unavailable)?;
+    let fresh = tx
+        .record_jti(
+            &client.client_id,
+            &claims.jti,
+            expires_at,
+            inner.clock.now(),
+        )
+        .await
+        .map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)?;
+    if !fresh {
         return Err(refused("the jti was already used"));
     }
-    seen.insert(key, claims.exp);
     Ok(client)
 }
 

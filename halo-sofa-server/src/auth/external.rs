@@ -159,6 +159,7 @@ impl TokenValidator for ExternalJwtTokens {
             let user = text("sub").filter(|sub| *sub != client);
             let mut caller = Caller::new(client, user, scope);
             caller.launch_id = text("launch").map(str::to_string);
+            caller.fhir_user = text("fhirUser").map(str::to_string);
             Ok(caller)
         })
     }
@@ -237,6 +238,7 @@ impl TokenValidator for IntrospectionTokens {
                 .get("launch")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            caller.fhir_user = answer.fhir_user.clone();
             Ok(caller)
         })
     }

@@ -41,6 +41,9 @@ pub struct Caller {
     pub client_id: String,
     /// The user the token was issued for, when there is one.
     pub user: Option<String>,
+    /// That user's FHIR resource (`fhirUser` of the token or introspection answer), when the
+    /// token names one. `$set-context` binds it to the launch with the user (D-18).
+    pub fhir_user: Option<String>,
     /// The granted scopes.
     pub scopes: ScopeSet,
     /// The launch the token was issued for (EHR launch); its resources are the only ones the
@@ -54,9 +57,16 @@ impl Caller {
         Caller {
             client_id: client_id.into(),
             user: user.map(str::to_string),
+            fhir_user: None,
             scopes: ScopeSet::parse_lenient(scopes).0,
             launch_id: None,
         }
+    }
+
+    /// The same caller, with the user's `fhirUser`.
+    pub fn with_fhir_user(mut self, fhir_user: impl Into<String>) -> Caller {
+        self.fhir_user = Some(fhir_user.into());
+        self
     }
 
     /// The same caller, bound to a launch.
@@ -76,6 +86,7 @@ impl fmt::Debug for Caller {
         f.debug_struct("Caller")
             .field("client_id", &self.client_id)
             .field("user", &self.user)
+            .field("fhir_user", &self.fhir_user)
             .field("scopes", &self.scopes.to_string())
             .field("launch_id", &self.launch_id.as_ref().map(|_| "<redacted>"))
             .finish()

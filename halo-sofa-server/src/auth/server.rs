@@ -1,7 +1,7 @@
 //! The built-in SMART authorization server: its shared state, routes and discovery documents
 //! (REQ AS-01, AS-02).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -40,18 +40,15 @@ pub mod paths {
 pub(crate) struct Inner {
     pub(crate) base_url: String,
     pub(crate) config: AuthConfig,
+    /// The SoFA's userless mode (D-18, [`SofaConfig::userless_launches`]).
+    pub(crate) userless_launches: bool,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: RwLock<Arc<KeyRing>>,
     pub(crate) clients: ClientRegistry,
     pub(crate) users: Arc<dyn UserAuthenticator>,
-    /// Client assertion `jti`s seen, with their expiry (seconds), refused until then.
-    pub(crate) seen_jti: Mutex<HashMap<String, i64>>,
     /// Fetched client JWKS by URL, with when they were fetched.
     pub(crate) jwks_cache: Mutex<HashMap<String, (Instant, Value)>>,
-    /// Token families revoked by a code or refresh-token replay: their access tokens stop
-    /// working too.
-    pub(crate) revoked_families: Mutex<HashSet<String>>,
     pub(crate) http: reqwest::Client,
 }
 
@@ -65,20 +62,6 @@ impl Inner {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
-    }
-
-    pub(crate) fn family_revoked(&self, family: &str) -> bool {
-        self.revoked_families
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(family)
-    }
-
-    pub(crate) fn revoke_family_in_memory(&self, family: &str) {
-        self.revoked_families
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(family.to_string());
     }
 }
 
@@ -162,14 +145,13 @@ impl AuthServer {
             inner: Arc::new(Inner {
                 base_url: sofa.base_url.clone(),
                 config,
+                userless_launches: sofa.userless_launches,
                 store,
                 clock,
                 keys: RwLock::new(Arc::new(keys)),
                 clients,
                 users,
-                seen_jti: Mutex::new(HashMap::new()),
                 jwks_cache: Mutex::new(HashMap::new()),
-                revoked_families: Mutex::new(HashSet::new()),
                 http,
             }),
         })

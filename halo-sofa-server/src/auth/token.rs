@@ -178,9 +178,15 @@ async fn revoke_family(inner: &Inner, family: &str) -> Result<(), OAuthError> {
     if family.is_empty() {
         return Ok(());
     }
-    inner.revoke_family_in_memory(family);
+    // REQ IDP-05: the revocation is a row of the store, so it holds after a restart and on
+    // every instance; it is kept until the last access token the family may hold has expired.
+    let ttl =
+        Duration::from_std(inner.config.access_token_ttl).unwrap_or_else(|_| Duration::hours(1));
     let mut tx = inner.store.begin().await.map_err(unavailable)?;
     tx.revoke_token_family(family).await.map_err(unavailable)?;
+    tx.revoke_access_family(family, inner.clock.now() + ttl)
+        .await
+        .map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)
 }
 
@@ -314,13 +320,9 @@ fn sign<T: serde::Serialize>(
         .map_err(|_| OAuthError::server_error("the token could not be signed"))
 }
 
-/// The absolute `fhirUser` URL: the launch's, else the signed-in user's.
+/// The absolute `fhirUser` URL of the signed-in user (decided at authorization, D-18).
 fn fhir_user_url(inner: &Inner, grant: &Grant<'_>) -> Option<String> {
-    let reference = grant
-        .launch
-        .as_ref()
-        .and_then(|l| l.fhir_user.clone())
-        .or_else(|| grant.fhir_user.clone())?;
+    let reference = grant.fhir_user.clone()?;
     Some(
         if reference.starts_with("http://") || reference.starts_with("https://") {
             reference

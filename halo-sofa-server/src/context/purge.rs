@@ -22,7 +22,10 @@ impl ContextManager {
             let mut tx = self.store.begin().await?;
             let expired = tx.expired_launches(now, PURGE_BATCH).await?;
             if expired.is_empty() {
-                tx.rollback().await?;
+                // Revocation and `jti` records past their expiry go with the same round
+                // (REQ IDP-05); they are not launches, so they are not counted.
+                tx.purge_expired_auth_records(now).await?;
+                tx.commit().await?;
                 return Ok(purged);
             }
             for launch_id in &expired {

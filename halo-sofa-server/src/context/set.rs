@@ -46,6 +46,19 @@ impl ContextManager {
         body: &Value,
     ) -> Result<(String, Vec<String>, Value), SofaError> {
         self.require_context_scope(caller)?;
+        if caller.user.is_none() && !self.config.userless_launches {
+            // D-18: a launch belongs to the clinician the PoC signed in; a token that names no
+            // user would leave it to whoever signs in at the app's authorization.
+            return Err(SofaError::new(
+                StatusCode::FORBIDDEN,
+                OperationOutcome::error(
+                    IssueType::Security,
+                    "the access token names no user: sign the clinician in at the jurisdictional \
+                 IdP and call $set-context with that user's token (a client_credentials token \
+                 sets a context only in the SoFA's userless mode)",
+                ),
+            ));
+        }
         let mut request = self.validate_request(body)?;
 
         let mut tx = self.store.begin().await?;
@@ -112,6 +125,7 @@ impl ContextManager {
             launch_id: launch_id.clone(),
             client_id: caller.client_id.clone(),
             user: caller.user.clone(),
+            owner_fhir_user: caller.fhir_user.clone(),
             app_id: request.app_id.clone(),
             patient: resolve(&request.patient),
             encounter: resolve(&request.encounter),

@@ -24,6 +24,8 @@ struct State {
     codes: BTreeMap<String, AuthorizationCodeRecord>,
     refresh_tokens: BTreeMap<String, RefreshTokenRecord>,
     keys: BTreeMap<String, SigningKeyRecord>,
+    revoked_families: BTreeMap<String, DateTime<Utc>>,
+    jtis: BTreeMap<(String, String), DateTime<Utc>>,
 }
 
 /// An in-memory [`Store`]. Transactions are serialised; each is all-or-nothing.
@@ -570,6 +572,74 @@ impl AuthOps for MemoryTransaction {
                 }
             }
             Ok(count)
+        })
+    }
+
+    fn revoke_access_family<'a>(
+        &'a mut self,
+        family_id: &'a str,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let until = self
+                .write()
+                .revoked_families
+                .entry(family_id.to_string())
+                .or_insert(expires_at);
+            *until = (*until).max(expires_at);
+            Ok(())
+        })
+    }
+
+    fn access_family_revoked<'a>(
+        &'a mut self,
+        family_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .revoked_families
+                .get(family_id)
+                .is_some_and(|until| *until > now))
+        })
+    }
+
+    fn record_jti<'a>(
+        &'a mut self,
+        issuer: &'a str,
+        jti: &'a str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let key = (issuer.to_string(), jti.to_string());
+            if self.read().jtis.get(&key).is_some_and(|until| *until > now) {
+                return Ok(false);
+            }
+            self.write().jtis.insert(key, expires_at);
+            Ok(true)
+        })
+    }
+
+    fn purge_expired_auth_records(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let state = self.read();
+            let stale = state
+                .revoked_families
+                .values()
+                .filter(|u| **u <= now)
+                .count()
+                + state.jtis.values().filter(|u| **u <= now).count();
+            if stale > 0 {
+                let state = self.write();
+                state.revoked_families.retain(|_, until| *until > now);
+                state.jtis.retain(|_, until| *until > now);
+            }
+            Ok(stale as u64)
         })
     }
 

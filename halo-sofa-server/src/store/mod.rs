@@ -258,6 +258,41 @@ pub trait AuthOps {
         launch_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<u64>>;
 
+    /// Records that the access tokens of token family `family_id` are revoked (a replayed code,
+    /// a reused refresh token; REQ IDP-05) until `expires_at`, when the last access token of
+    /// the family has expired anyway. Recording a revoked family again keeps the later of the
+    /// two expiries. The record is seen by every instance on the store and outlives a restart.
+    fn revoke_access_family<'a>(
+        &'a mut self,
+        family_id: &'a str,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Whether `family_id` has a revocation record with `expires_at > now` (an expired record
+    /// no longer counts, purged or not).
+    fn access_family_revoked<'a>(
+        &'a mut self,
+        family_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Records the one-time token id `jti` of `issuer` (a client assertion's, REQ AS-06,
+    /// IDP-05) until `expires_at`; whether it was new. A record of the same `(issuer, jti)`
+    /// with `expires_at > now` makes this a replay: nothing changes and the answer is `false`.
+    /// An expired record is replaced. Two transactions recording the same id cannot both get
+    /// `true` (the primary key, or a row lock, decides).
+    fn record_jti<'a>(
+        &'a mut self,
+        issuer: &'a str,
+        jti: &'a str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Deletes the family revocation and `jti` records with `expires_at <= now`; how many.
+    fn purge_expired_auth_records(&mut self, now: DateTime<Utc>)
+    -> BoxFuture<'_, StoreResult<u64>>;
+
     /// Stores or replaces a signing key.
     fn put_signing_key(&mut self, key: SigningKeyRecord) -> BoxFuture<'_, StoreResult<()>>;
 

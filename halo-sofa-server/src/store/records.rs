@@ -72,15 +72,19 @@ pub struct LaunchRecord {
     pub launch_id: String,
     /// The PoC client that set the context.
     pub client_id: String,
-    /// The user (clinician) the PoC authenticated, when its token named one.
+    /// The user (clinician) the PoC signed in: the launch's owner, the only user who may launch
+    /// an app with it (D-18). `None` only for a launch set in userless mode.
     pub user: Option<String>,
+    /// The owner's `fhirUser` as the PoC's token named it, when it did.
+    #[serde(default)]
+    pub owner_fhir_user: Option<String>,
     /// `appID`.
     pub app_id: Option<String>,
     /// `patient` as `Patient/id`.
     pub patient: Option<String>,
     /// `encounter` as `Encounter/id`.
     pub encounter: Option<String>,
-    /// `fhirUser` as `Type/id`.
+    /// The `fhirUser` parameter as `Type/id`: the PoC's record of its clinician.
     pub fhir_user: Option<String>,
     /// `fhirContext` references as `Type/id`, in order.
     pub fhir_context: Vec<String>,

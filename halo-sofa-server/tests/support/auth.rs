@@ -28,6 +28,10 @@ pub const APP_SCOPES: &str =
     "launch openid fhirUser offline_access online_access patient/*.cruds user/*.cruds";
 pub const SECRET: &str = "app-secret-value-0123456789";
 pub const POC_SECRET: &str = "poc-secret-value-0123456789";
+/// Where the PoC's clinician sign-in comes back to.
+pub const POC_REDIRECT: &str = "https://emr.example.org/signed-in";
+/// What the PoC asks for when it signs its clinician in.
+pub const POC_USER_SCOPES: &str = "openid fhirUser Context.write";
 
 /// The ES384 key `app-jwt` signs its client assertions with: generated once for every test.
 pub fn client_key() -> &'static (SigningKey, Value) {
@@ -52,6 +56,8 @@ pub fn client_key() -> &'static (SigningKey, Value) {
 }
 
 pub struct AuthServerUnderTest {
+    /// The server task; aborted on drop, so a restart can listen on the same address.
+    pub task: tokio::task::JoinHandle<()>,
     pub base: String,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
@@ -65,6 +71,12 @@ pub struct Options {
     /// The development login page (users dr-a and dr-b, password `pw-<id>`) instead of
     /// auto-approve.
     pub dev_login: bool,
+    /// The SoFA's userless mode (D-18).
+    pub userless: bool,
+    /// The store (a fresh memory store when absent).
+    pub store: Option<Arc<dyn Store>>,
+    /// Where to listen (`127.0.0.1:0` when absent): a restarted server keeps its issuer URL.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Options {
@@ -73,6 +85,9 @@ impl Default for Options {
             user: "dr-a",
             notifier: None,
             dev_login: false,
+            userless: false,
+            store: None,
+            listen: None,
         }
     }
 }
@@ -82,13 +97,20 @@ pub async fn start() -> AuthServerUnderTest {
 }
 
 pub async fn start_with(options: Options) -> AuthServerUnderTest {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = options
+        .store
+        .clone()
+        .unwrap_or_else(|| Arc::new(MemoryStore::new()));
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen = options
+        .listen
+        .unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     let base = format!("http://{}/fhir", listener.local_addr().unwrap());
     let mut config = SofaConfig::new(&base).unwrap();
     config.oauth = Some(AuthServer::oauth_uris(&base));
     config.require_active_subscription = false;
+    config.userless_launches = options.userless;
     let clients = ClientRegistry::new()
         .with(
             RegisteredClient::new("app-public", ClientAuthentication::Public)
@@ -112,7 +134,8 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
         )
         .with(
             RegisteredClient::new("poc", ClientAuthentication::secret(POC_SECRET))
-                .scopes("Context.write system/Subscription.cruds"),
+                .redirect_uri(POC_REDIRECT)
+                .scopes("openid fhirUser Context.write system/Subscription.cruds"),
         );
     let auth_config = AuthConfig {
         development_mode: true,
@@ -144,8 +167,9 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
     builder = with_resources(builder, options.notifier);
     let sofa = builder.build();
     let app = axum::Router::new().nest("/fhir", sofa.router());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     AuthServerUnderTest {
+        task,
         base,
         store,
         clock,
@@ -188,7 +212,29 @@ impl TokenAnswer {
     }
 }
 
+impl Drop for AuthServerUnderTest {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl AuthServerUnderTest {
+    /// Stops the server and waits until its address is free again (a restart).
+    pub async fn stop(mut self) -> std::net::SocketAddr {
+        let addr = self.addr();
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        addr
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        url::Url::parse(&self.base)
+            .unwrap()
+            .socket_addrs(|| None)
+            .unwrap()[0]
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -220,6 +266,7 @@ impl AuthServerUnderTest {
             launch_id: launch_id.clone(),
             client_id: "poc".into(),
             user: user.map(str::to_string),
+            owner_fhir_user: None,
             app_id: None,
             patient: Some(format!("Patient/{patient_id}")),
             encounter: Some(format!("Encounter/enc-{patient_id}")),
@@ -348,7 +395,8 @@ impl AuthServerUnderTest {
             .unwrap()
     }
 
-    pub async fn poc_token(&self) -> String {
+    /// The PoC's own backend-services token (`client_credentials`): it names no user.
+    pub async fn poc_service_token(&self) -> String {
         let answer = self
             .token_with(
                 self.http
@@ -364,9 +412,86 @@ impl AuthServerUnderTest {
         answer.access_token().to_string()
     }
 
-    /// The PoC sets a context with one new Patient through `$set-context`, with its
-    /// client_credentials token; the launch id.
-    pub async fn set_context(&self, poc_token: &str) -> String {
+    /// The authorize parameters of the PoC signing its clinician in (no launch).
+    pub fn poc_sign_in_params(&self, verifier: &str) -> Vec<(String, String)> {
+        [
+            ("response_type", "code".to_string()),
+            ("client_id", "poc".to_string()),
+            ("redirect_uri", POC_REDIRECT.to_string()),
+            ("scope", POC_USER_SCOPES.to_string()),
+            ("state", "poc-state".to_string()),
+            ("aud", self.base.clone()),
+            ("code_challenge", s256(verifier)),
+            ("code_challenge_method", "S256".to_string()),
+            ("nonce", "poc-nonce".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// POSTs an authorization request with development-login credentials: the redirect's
+    /// query pairs, or the status and page when there is no redirect.
+    pub async fn authorize_as(
+        &self,
+        params: &[(String, String)],
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Vec<(String, String)>, (StatusCode, String)> {
+        let mut form = params.to_vec();
+        if let Some((user, password)) = credentials {
+            form.push(("username".into(), user.into()));
+            form.push(("password".into(), password.into()));
+        }
+        let response = self
+            .http
+            .post(self.url("/auth/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::FOUND {
+            return Err((response.status(), response.text().await.unwrap()));
+        }
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        let url = url::Url::parse(&location).unwrap();
+        Ok(url.query_pairs().into_owned().collect())
+    }
+
+    /// The PoC signs its clinician in at this server (the authorization code flow with PKCE,
+    /// as the confidential client `poc`), with development-login credentials when given (the
+    /// auto-approved user otherwise): the clinician's access token.
+    pub async fn poc_user_token(&self, credentials: Option<(&str, &str)>) -> String {
+        let verifier = verifier();
+        let pairs = self
+            .authorize_as(&self.poc_sign_in_params(&verifier), credentials)
+            .await
+            .unwrap();
+        let code = pairs.iter().find(|(k, _)| k == "code").unwrap().1.clone();
+        let answer = self
+            .token_with(
+                self.http
+                    .post(self.url("/auth/token"))
+                    .basic_auth("poc", Some(POC_SECRET))
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", POC_REDIRECT),
+                        ("code_verifier", &verifier),
+                    ]),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.access_token().to_string()
+    }
+
+    /// The clinician's token the PoC sets contexts with (D-18): the auto-approved user signed
+    /// in through the PoC.
+    pub async fn poc_token(&self) -> String {
+        self.poc_user_token(None).await
+    }
+
+    /// POSTs `$set-context` with one new Patient: the status and the body.
+    pub async fn try_set_context(&self, poc_token: &str) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.url("/$set-context"))
@@ -386,7 +511,13 @@ impl AuthServerUnderTest {
             .await
             .unwrap();
         let status = response.status();
-        let output: Value = response.json().await.unwrap();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The PoC sets a context with one new Patient through `$set-context` with `poc_token`;
+    /// the launch id.
+    pub async fn set_context(&self, poc_token: &str) -> String {
+        let (status, output) = self.try_set_context(poc_token).await;
         assert_eq!(status, StatusCode::OK, "{output}");
         output["parameter"]
             .as_array()

@@ -285,10 +285,11 @@ impl Drop for Harness {
 /// PoC tokens `poc-0` .. `poc-{n-1}` for clients of the same name, and `nosub` without the
 /// Subscription scope.
 pub fn tokens(pocs: usize) -> Arc<StaticTokens> {
-    let mut tokens = StaticTokens::new().with("nosub", Caller::new("nosub", None, "Context.write"));
+    let mut tokens =
+        StaticTokens::new().with("nosub", Caller::new("nosub", Some("dr-a"), "Context.write"));
     for i in 0..pocs {
         let id = format!("poc-{i}");
-        tokens = tokens.with(id.clone(), Caller::new(id, None, POC_SCOPES));
+        tokens = tokens.with(id.clone(), Caller::new(id, Some("dr-a"), POC_SCOPES));
     }
     Arc::new(tokens)
 }
@@ -309,10 +310,10 @@ impl Harness {
         let config = Arc::new(SofaConfig::new(base.clone()).unwrap());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).await.unwrap());
         let tokens = Arc::new(SharedTokens::default());
-        tokens.add("nosub", Caller::new("nosub", None, "Context.write"));
+        tokens.add("nosub", Caller::new("nosub", Some("dr-a"), "Context.write"));
         for i in 0..12 {
             let id = format!("poc-{i}");
-            tokens.add(&id, Caller::new(id.clone(), None, POC_SCOPES));
+            tokens.add(&id, Caller::new(id.clone(), Some("dr-a"), POC_SCOPES));
         }
         let subscriptions = Subscriptions::new(
             store.clone(),

@@ -482,6 +482,42 @@ impl AuthOps for SqliteTransaction {
         Box::pin(self.call(move |c| ops::revoke_launch_grants(c, &launch_id)))
     }
 
+    fn revoke_access_family<'a>(
+        &'a mut self,
+        family_id: &'a str,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let family = family_id.to_owned();
+        Box::pin(self.call(move |c| ops::revoke_access_family(c, &family, expires_at)))
+    }
+
+    fn access_family_revoked<'a>(
+        &'a mut self,
+        family_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let family = family_id.to_owned();
+        Box::pin(self.call(move |c| ops::access_family_revoked(c, &family, now)))
+    }
+
+    fn record_jti<'a>(
+        &'a mut self,
+        issuer: &'a str,
+        jti: &'a str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let (issuer, jti) = (issuer.to_owned(), jti.to_owned());
+        Box::pin(self.call(move |c| ops::record_jti(c, &issuer, &jti, expires_at, now)))
+    }
+
+    fn purge_expired_auth_records(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(self.call(move |c| ops::purge_expired_auth_records(c, now)))
+    }
+
     fn put_signing_key(&mut self, key: SigningKeyRecord) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(self.call(move |c| ops::put_signing_key(c, &key)))
     }

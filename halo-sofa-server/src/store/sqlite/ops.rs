@@ -672,3 +672,70 @@ pub(super) fn signing_keys(c: &Connection) -> StoreResult<Vec<SigningKeyRecord>>
     rows.map(|r| r.map_err(error).and_then(|t| from_json(&t)))
         .collect()
 }
+
+// ---- revoked token families and one-time `jti`s (REQ IDP-05) ----
+
+pub(super) fn revoke_access_family(
+    c: &Connection,
+    family_id: &str,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO revoked_families (family_id, expires_at) VALUES (?1, ?2)
+         ON CONFLICT (family_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+        params![family_id, expires_at.timestamp_millis()],
+    )
+    .map_err(error)?;
+    Ok(())
+}
+
+pub(super) fn access_family_revoked(
+    c: &Connection,
+    family_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ?1 AND expires_at > ?2)",
+        params![family_id, now.timestamp_millis()],
+        |r| r.get(0),
+    )
+    .map_err(error)
+}
+
+pub(super) fn record_jti(
+    c: &Connection,
+    issuer: &str,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    // One statement: a live record leaves the row as it is and changes nothing.
+    let changed = c
+        .execute(
+            "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE used_jtis.expires_at <= ?4",
+            params![
+                issuer,
+                jti,
+                expires_at.timestamp_millis(),
+                now.timestamp_millis()
+            ],
+        )
+        .map_err(error)?;
+    Ok(changed == 1)
+}
+
+pub(super) fn purge_expired_auth_records(c: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
+    let now = now.timestamp_millis();
+    let families = c
+        .execute(
+            "DELETE FROM revoked_families WHERE expires_at <= ?1",
+            params![now],
+        )
+        .map_err(error)?;
+    let jtis = c
+        .execute("DELETE FROM used_jtis WHERE expires_at <= ?1", params![now])
+        .map_err(error)?;
+    Ok((families + jtis) as u64)
+}

@@ -2,7 +2,7 @@
 //! one JSON document, so adding a field needs no migration.
 
 /// The schema version written to `PRAGMA user_version`.
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 pub(super) const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS resources (
@@ -66,15 +66,32 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     created_at TEXT NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revoked_families (
+    family_id TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revoked_families_by_expiry ON revoked_families (expires_at);
+CREATE TABLE IF NOT EXISTS used_jtis (
+    issuer TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, jti)
+);
+CREATE INDEX IF NOT EXISTS used_jtis_by_expiry ON used_jtis (expires_at);
 ";
 
 /// Upgrades of an existing database: `(version reached, SQL)`, applied in order to every
 /// version above the database's.
-pub(super) const UPGRADES: &[(i64, &str)] = &[(
-    2,
-    // Events carry their state between delivery and commit (D-09, D-16).
-    "ALTER TABLE events ADD COLUMN state TEXT NOT NULL DEFAULT 'committed';",
-)];
+pub(super) const UPGRADES: &[(i64, &str)] = &[
+    (
+        2,
+        // Events carry their state between delivery and commit (D-09, D-16).
+        "ALTER TABLE events ADD COLUMN state TEXT NOT NULL DEFAULT 'committed';",
+    ),
+    // Version 3 only adds tables (family revocations and `jti` records, REQ IDP-05), which
+    // `CREATE` makes on any database that lacks them.
+    (3, ""),
+];
 
 /// Indexes on columns an upgrade may have added, created after the upgrades.
 pub(super) const INDEXES: &str = "
