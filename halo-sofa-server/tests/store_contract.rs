@@ -20,13 +20,18 @@ use halo_sofa_server::store::{
 use serde_json::json;
 use support::{TempDir, counts, patient};
 
+/// Every backend, each fresh: the same contract runs unchanged against all of them
+/// (REQ CLU-01).
 async fn backends(label: &str) -> (TempDir, Vec<(&'static str, Arc<dyn Store>)>) {
     let dir = TempDir::new(label);
     let sqlite = SqliteStore::open(dir.db()).await.unwrap();
-    let stores: Vec<(&'static str, Arc<dyn Store>)> = vec![
+    let mut stores: Vec<(&'static str, Arc<dyn Store>)> = vec![
         ("memory", Arc::new(MemoryStore::new())),
         ("sqlite", Arc::new(sqlite)),
     ];
+    if let Some(postgres) = support::postgres_store(label).await {
+        stores.push(("postgres", Arc::new(postgres)));
+    }
     (dir, stores)
 }
 
@@ -686,4 +691,179 @@ async fn sqlite_keeps_revocations_and_jti_records_across_a_restart() {
             .await
             .unwrap()
     );
+}
+
+#[tokio::test]
+// REQ: CLU-01, SYNC-01
+async fn racing_writers_get_distinct_event_numbers_and_readers_see_only_commits() {
+    let (_dir, stores) = backends("races").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_subscription(subscription("s1", "poc", SubscriptionStatus::Active))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut writers = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let n = tx.allocate_event_number("s1").await.unwrap();
+                tx.append_event(event("s1", n, EventState::Pending))
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+                tx.commit().await.unwrap();
+                n
+            }));
+        }
+        let mut numbers = Vec::new();
+        for writer in writers {
+            numbers.push(writer.await.unwrap());
+        }
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=8).collect::<Vec<u64>>(), "{name}");
+
+        // A reader beside an open write sees the state before it (backends with concurrent
+        // readers; the memory store serialises every transaction instead).
+        if name == "memory" {
+            continue;
+        }
+        let mut writing = store.begin().await.unwrap();
+        writing
+            .insert_launch(launch("l-open", "poc", Duration::hours(1)))
+            .await
+            .unwrap();
+        assert_eq!(writing.allocate_event_number("s1").await.unwrap(), 9);
+        let mut reader = store.begin_read().await.unwrap();
+        assert!(
+            reader.get_launch("l-open").await.unwrap().is_none(),
+            "{name}"
+        );
+        let counter = reader
+            .get_subscription("s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .events_since_start;
+        assert_eq!(counter, 8, "{name}");
+        drop(reader);
+        writing.commit().await.unwrap();
+        let mut reader = store.begin_read().await.unwrap();
+        assert!(reader.get_launch("l-open").await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+// REQ: SYNC-05
+async fn a_clear_waits_for_a_write_that_holds_its_launch() {
+    let (_dir, stores) = backends("clear-fence").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_launch(launch("l1", "poc", Duration::hours(1)))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // The write path: read the launch in its transaction, then write into it.
+        let mut writing = store.begin().await.unwrap();
+        assert!(writing.get_launch("l1").await.unwrap().is_some());
+        let mut resource = patient("p-late");
+        resource.launch_id = Some("l1".into());
+        writing.create_resource(resource).await.unwrap();
+        // The clear, as `$clear-context` runs it: the launch row first, then its resources.
+        let clearing = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                tx.delete_launch("l1").await.unwrap();
+                let removed = tx.delete_launch_resources("l1").await.unwrap();
+                tx.commit().await.unwrap();
+                removed
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!clearing.is_finished(), "{name}: the clear did not wait");
+        writing.commit().await.unwrap();
+        // It waited, and took what the write committed with the rest: nothing is orphaned.
+        assert_eq!(clearing.await.unwrap(), 1, "{name}");
+        let mut tx = store.begin_read().await.unwrap();
+        assert!(
+            tx.read_resource("Patient", "p-late")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(tx.get_launch("l1").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+// REQ: CLU-05
+async fn postgres_migrations_apply_once_when_instances_start_together() {
+    let Some(url) = support::postgres_url() else {
+        return;
+    };
+    let schema = format!("t_migrate_{}", uuid::Uuid::new_v4().simple());
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let (url, schema) = (url.clone(), schema.clone());
+        starts.push(tokio::spawn(async move {
+            let options = halo_sofa_server::store::PostgresOptions {
+                schema: Some(schema),
+                max_connections: 2,
+                ..Default::default()
+            };
+            halo_sofa_server::store::PostgresStore::connect_with(&url, options)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut stores = Vec::new();
+    for start in starts {
+        stores.push(start.await.unwrap());
+    }
+    let applied = stores[0].migrations().await.unwrap();
+    assert_eq!(applied, [1, 2]);
+    // Every instance works on the same tables.
+    let mut tx = stores[1].begin().await.unwrap();
+    tx.insert_launch(launch("shared", "poc", Duration::hours(1)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = stores[3].begin_read().await.unwrap();
+    assert!(tx.get_launch("shared").await.unwrap().is_some());
+}
+
+#[tokio::test]
+// REQ: CLU-02, SYNC-01
+async fn a_status_change_read_before_an_allocation_never_puts_the_counter_back() {
+    let (_dir, stores) = backends("counter-kept").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_subscription(subscription("s1", "poc", SubscriptionStatus::Requested))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // One instance reads the subscription to change its status...
+        let mut tx = store.begin_read().await.unwrap();
+        let mut read = tx.get_subscription("s1").await.unwrap().unwrap();
+        drop(tx);
+        // ...another allocates two numbers meanwhile...
+        let mut tx = store.begin().await.unwrap();
+        tx.allocate_event_number("s1").await.unwrap();
+        tx.allocate_event_number("s1").await.unwrap();
+        tx.commit().await.unwrap();
+        // ...and the status change, written from the stale read, keeps the counter at 2.
+        read.status = SubscriptionStatus::Active;
+        let mut tx = store.begin().await.unwrap();
+        tx.update_subscription(read).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin_read().await.unwrap();
+        let stored = tx.get_subscription("s1").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.events_since_start),
+            (SubscriptionStatus::Active, 2),
+            "{name}"
+        );
+    }
 }

@@ -40,7 +40,7 @@ use halo_sofa_server::auth::{
 use halo_sofa_server::clock::SystemClock;
 use halo_sofa_server::config::{AuthConfig, SofaConfig};
 use halo_sofa_server::http::Sofa;
-use halo_sofa_server::store::{MemoryStore, SqliteStore, Store};
+use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
 use serde::Deserialize;
 use tokio::sync::oneshot;
@@ -85,8 +85,10 @@ pub struct Config {
     /// `http://<listen address>`. The FHIR base is this plus `/fhir`.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// The SQLite file holding contexts, resources, subscriptions, tokens and the signing keys,
-    /// or `:memory:`.
+    /// Where contexts, resources, subscriptions, tokens and the signing keys live: an SQLite
+    /// file (the default, one instance), a PostgreSQL URL `postgres://user:password@host/db`
+    /// (several instances behind a load balancer; add `?sslmode=require` for TLS), or
+    /// `:memory:`.
     #[serde(default = "default_database")]
     pub database: PathBuf,
     /// The App Catalog served at `/catalog`: a path to a JSON file, or the entries inline.
@@ -120,10 +122,13 @@ pub struct Config {
     /// Browser origins allowed to call `$set-context` (web-based PoCs).
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
-    /// How long a store transaction waits for SQLite's write lock before the request is
-    /// answered 503 (5 000 ms when absent).
+    /// How long a store transaction waits for SQLite's write lock, or for a PostgreSQL
+    /// connection or row lock, before the request is answered 503 (5 000 ms when absent).
     #[serde(default)]
     pub database_busy_timeout_ms: Option<u64>,
+    /// PostgreSQL connections this instance keeps (16 when absent).
+    #[serde(default)]
+    pub database_pool_size: Option<usize>,
 }
 
 impl Default for Config {
@@ -142,6 +147,7 @@ impl Default for Config {
             development_mode: false,
             cors_allowed_origins: Vec::new(),
             database_busy_timeout_ms: None,
+            database_pool_size: None,
         }
     }
 }
@@ -164,7 +170,10 @@ impl Config {
         let mut config = Config::from_toml(&text)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        if config.database != Path::new(IN_MEMORY) && config.database.is_relative() {
+        if config.database != Path::new(IN_MEMORY)
+            && config.database_url().is_none()
+            && config.database.is_relative()
+        {
             config.database = dir.join(&config.database);
         }
         if let Some(CatalogSource::File(file)) = &mut config.catalog
@@ -173,6 +182,13 @@ impl Config {
             *file = dir.join(&*file);
         }
         Ok(config)
+    }
+
+    /// The PostgreSQL URL when `database` is one.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database
+            .to_str()
+            .filter(|d| d.starts_with("postgres://") || d.starts_with("postgresql://"))
     }
 
     /// Parses a TOML configuration; paths are kept as written.
@@ -334,12 +350,24 @@ impl ReferenceSofa {
             sofa_config.supported_types = supported_types(types);
         }
 
+        let busy_timeout = config
+            .database_busy_timeout_ms
+            .map_or(Duration::from_secs(5), Duration::from_millis);
         let store: Arc<dyn Store> = if config.database == Path::new(IN_MEMORY) {
             Arc::new(MemoryStore::new())
+        } else if let Some(url) = config.database_url() {
+            let options = PostgresOptions {
+                max_connections: config.database_pool_size.unwrap_or(16),
+                wait_timeout: busy_timeout,
+                ..PostgresOptions::default()
+            };
+            // The URL may hold a password: the error names the database, not the URL.
+            Arc::new(
+                PostgresStore::connect_with(url, options)
+                    .await
+                    .map_err(|e| Error::Store(format!("PostgreSQL: {e}")))?,
+            )
         } else {
-            let busy_timeout = config
-                .database_busy_timeout_ms
-                .map_or(Duration::from_secs(5), Duration::from_millis);
             Arc::new(
                 SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
                     .await

@@ -23,10 +23,13 @@ pub(super) async fn remove_launch(
     tx: &mut dyn Transaction,
     launch_id: &str,
 ) -> Result<Removed, SofaError> {
+    // The launch row goes first: on a server database that waits for any write holding the
+    // launch (the clear fence, REQ SYNC-05), so the resources deleted next include what that
+    // write committed.
+    tx.delete_launch(launch_id).await?;
     let resources = tx.delete_launch_resources(launch_id).await?;
     // REQ SC-12: tokens of the launch stop working with it.
     let grants = tx.revoke_launch_grants(launch_id).await?;
-    tx.delete_launch(launch_id).await?;
     Ok(Removed { resources, grants })
 }
 

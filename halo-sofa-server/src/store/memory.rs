@@ -313,15 +313,16 @@ impl SubscriptionOps for MemoryTransaction {
 
     fn update_subscription(
         &mut self,
-        subscription: SubscriptionRecord,
+        mut subscription: SubscriptionRecord,
     ) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(async move {
-            if !self.read().subscriptions.contains_key(&subscription.id) {
+            let Some(stored) = self.read().subscriptions.get(&subscription.id) else {
                 return Err(StoreError::NotFound(format!(
                     "Subscription/{}",
                     subscription.id
                 )));
-            }
+            };
+            subscription.events_since_start = stored.events_since_start;
             self.write()
                 .subscriptions
                 .insert(subscription.id.clone(), subscription);

@@ -10,10 +10,13 @@
 //! counters are allocated inside the caller's transaction (a row lock or sequence in PostgreSQL),
 //! and expiry is a query over `expires_at`, not a timer only one process knows.
 //!
-//! Backends: [`SqliteStore`] (embedded, WAL, the default) and [`MemoryStore`] (tests).
+//! Backends: [`SqliteStore`] (embedded, WAL, the default), `PostgresStore` (several instances
+//! on one database; feature `postgres`, on by default) and [`MemoryStore`] (tests).
 
 mod memory;
 mod meta;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod records;
 mod sqlite;
 
@@ -24,6 +27,8 @@ use chrono::{DateTime, Utc};
 
 pub use memory::MemoryStore;
 pub use meta::{instant as meta_instant, references_of, stamp_meta};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use records::{
     AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, NewResource,
     RefreshTokenRecord, ResourceQuery, SigningKeyRecord, StoredResource, SubscriptionRecord,
@@ -50,6 +55,13 @@ pub trait Store: Send + Sync + 'static {
     /// backends may let it run beside writers.
     fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
         self.begin()
+    }
+
+    /// Whether other live processes may use this store at the same time (a server database
+    /// behind several instances). The write path then waits for another instance's unsettled
+    /// events to pass their deadline before it takes them for a crash's (REQ CLU-02).
+    fn shared(&self) -> bool {
+        false
     }
 }
 
@@ -151,7 +163,10 @@ pub trait SubscriptionOps {
         id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Option<SubscriptionRecord>>>;
 
-    /// Replaces a subscription. [`StoreError::NotFound`] if it does not exist.
+    /// Replaces a subscription, except its event counter, which only
+    /// [`allocate_event_number`](Self::allocate_event_number) moves: a status change read
+    /// before an allocation on another instance must not put the counter back (D-09).
+    /// [`StoreError::NotFound`] if it does not exist.
     fn update_subscription(
         &mut self,
         subscription: SubscriptionRecord,

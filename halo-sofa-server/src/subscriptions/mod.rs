@@ -95,6 +95,10 @@ pub struct SubscriptionSettings {
     pub outbox_retry_max: Duration,
     /// How long a PoC's outbox may fail to drain before its subscriptions turn `error`.
     pub outbox_error_after: Duration,
+    /// On a store several instances share, how long past its delivery timeout another
+    /// instance's write may still commit: its pending events are taken for a crash's, and
+    /// compensated, only after that (it covers the commit's wait for the database).
+    pub settle_margin: Duration,
 }
 
 impl Default for SubscriptionSettings {
@@ -111,6 +115,7 @@ impl Default for SubscriptionSettings {
             outbox_retry: Duration::from_millis(250),
             outbox_retry_max: Duration::from_secs(30),
             outbox_error_after: Duration::from_secs(600),
+            settle_margin: Duration::from_secs(30),
         }
     }
 }
@@ -129,6 +134,8 @@ pub(crate) struct Inner {
     pub(crate) hub: websocket::Hub,
     pub(crate) heartbeats: heartbeat::Sending,
     pub(crate) outbox: outbox::Outbox,
+    /// The events this process logged whose write is still in progress: never a crash's.
+    pub(crate) in_flight: std::sync::Mutex<std::collections::HashSet<(String, u64)>>,
 }
 
 /// The subscription service (see the module documentation).
@@ -181,6 +188,7 @@ impl Subscriptions {
                 hub: websocket::Hub::default(),
                 heartbeats: heartbeat::Sending::default(),
                 outbox: outbox::Outbox::default(),
+                in_flight: Default::default(),
             }),
         }
     }
@@ -234,8 +242,11 @@ impl Subscriptions {
             return;
         };
         for poc in pocs {
-            let _serialised = self.inner.locks.lock(&poc).await;
-            if let Err(reason) = self.inner.settle(&poc).await {
+            let settled = {
+                let _serialised = self.inner.locks.lock(&poc).await;
+                self.inner.settle(&poc).await
+            };
+            if let Err(reason) = settled {
                 tracing::info!(poc = %poc, %reason, "outbox not drained");
             }
         }

@@ -140,6 +140,10 @@ pub(crate) struct EventContent {
     /// For a compensating event, the number of the event it compensates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) compensates: Option<u64>,
+    /// When a pending event's write can no longer commit however slow its instance is:
+    /// another instance may settle it from then on (REQ CLU-02).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) settle_after: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl EventContent {
@@ -154,6 +158,7 @@ impl EventContent {
             resource: change.resource.as_ref().map(RawResource::to_value),
             before: change.before.as_ref().map(RawResource::to_value),
             compensates: None,
+            settle_after: None,
         }
     }
 
@@ -181,6 +186,7 @@ impl EventContent {
             resource: self.before.clone(),
             before: self.before.clone(),
             compensates: Some(compensates),
+            settle_after: None,
         }
     }
 
@@ -294,7 +300,16 @@ impl Inner {
         required: &[(SubscriptionRecord, Subscription)],
     ) -> Result<Vec<EventRecord>, SofaError> {
         let now = self.clock.now();
-        let details = EventContent::of_change(change).to_value();
+        let longest = required
+            .iter()
+            .map(|(_, subscription)| self.timeout_of(subscription))
+            .max()
+            .unwrap_or(self.settings.default_timeout);
+        let mut content = EventContent::of_change(change);
+        content.settle_after = chrono::Duration::from_std(longest + self.settings.settle_margin)
+            .ok()
+            .map(|wait| now + wait);
+        let details = content.to_value();
         let mut tx = self.store.begin().await?;
         let mut events = Vec::with_capacity(required.len());
         for (record, _) in required {
@@ -310,6 +325,12 @@ impl Inner {
             events.push(event);
         }
         tx.commit().await?;
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.extend(
+            events
+                .iter()
+                .map(|e| (e.subscription_id.clone(), e.event_number)),
+        );
         Ok(events)
     }
 
@@ -441,6 +462,10 @@ impl Inner {
             )));
         }
         let events = self.log_intent(&change, &required).await?;
+        let _in_flight = InFlight {
+            inner: &self,
+            events: &events,
+        };
         let failures = self.deliver_events(required, &events).await;
         if !failures.is_empty() {
             tracing::info!(poc = %poc, failures = ?failures, "write not committed: delivery failed");
@@ -454,6 +479,25 @@ impl Inner {
                 self.compensate(&events).await;
                 Err(e.into())
             }
+        }
+    }
+}
+
+/// Marks a write's events as no longer in progress in this process, however it ends.
+struct InFlight<'a> {
+    inner: &'a Inner,
+    events: &'a [EventRecord],
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for event in self.events {
+            in_flight.remove(&(event.subscription_id.clone(), event.event_number));
         }
     }
 }
@@ -493,6 +537,7 @@ mod tests {
             before: Some(json!({"resourceType": "Observation", "id": "o1",
                 "meta": {"versionId": "2"}, "status": "final"})),
             compensates: None,
+            settle_after: None,
         };
         let back = update.compensation(7);
         assert_eq!(back.action, "PUT");

@@ -138,9 +138,10 @@ impl Inner {
         if unsettled.is_empty() {
             return Ok(());
         }
+        let now = self.clock.now();
         let pending: Vec<_> = unsettled
             .iter()
-            .filter(|e| e.state == EventState::Pending)
+            .filter(|e| e.state == EventState::Pending && self.orphaned(e, now))
             .cloned()
             .collect();
         let outbox = if pending.is_empty() {
@@ -176,6 +177,32 @@ impl Inner {
             tx.commit().await.map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Whether a pending event's write can no longer commit: not in progress here, and
+    /// either no other process shares the store (so its writer is dead) or its deadline has
+    /// passed. A live write elsewhere that is compensated by mistake only fails its commit
+    /// (`commit_events`), so this decides how soon, never whether the copies agree.
+    fn orphaned(
+        &self,
+        event: &crate::store::EventRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let key = (event.subscription_id.clone(), event.event_number);
+        if self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
+        {
+            return false;
+        }
+        if !self.store.shared() {
+            return true;
+        }
+        super::notifier::EventContent::of(event)
+            .and_then(|c| c.settle_after)
+            .is_none_or(|deadline| now >= deadline)
     }
 
     async fn unsettled(&self, id: &str) -> Result<Vec<crate::store::EventRecord>, String> {

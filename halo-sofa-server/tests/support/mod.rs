@@ -60,3 +60,38 @@ pub async fn counts(store: &Arc<dyn Store>) -> (u64, u64) {
     tx.rollback().await.unwrap();
     (resources, launches)
 }
+
+/// The PostgreSQL test server: `HALO_TEST_POSTGRES_URL`, or the one
+/// `scripts/start-test-postgres` creates.
+pub fn postgres_url() -> Option<String> {
+    if std::env::var_os("HALO_SKIP_POSTGRES_TESTS").is_some_and(|v| v == "1") {
+        return None;
+    }
+    Some(std::env::var("HALO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        "postgres://halo:halo-test@127.0.0.1:5432/halo_test?sslmode=disable".to_string()
+    }))
+}
+
+/// A PostgreSQL store in a schema of its own, so tests run in parallel on one database; `None`
+/// when PostgreSQL tests are skipped on purpose (`HALO_SKIP_POSTGRES_TESTS=1`).
+pub async fn postgres_store(label: &str) -> Option<halo_sofa_server::store::PostgresStore> {
+    let url = postgres_url()?;
+    let schema = format!(
+        "t_{}_{}",
+        label.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+        uuid::Uuid::new_v4().simple()
+    );
+    let options = halo_sofa_server::store::PostgresOptions {
+        schema: Some(schema),
+        max_connections: 8,
+        ..Default::default()
+    };
+    match halo_sofa_server::store::PostgresStore::connect_with(&url, options).await {
+        Ok(store) => Some(store),
+        Err(e) => panic!(
+            "no PostgreSQL server for the tests at HALO_TEST_POSTGRES_URL ({e}); start one with \
+             `HALO_TEST_POSTGRES_URL=$(scripts/start-test-postgres)`, or skip these tests \
+             with HALO_SKIP_POSTGRES_TESTS=1"
+        ),
+    }
+}

@@ -265,7 +265,39 @@ pub fn test_settings() -> SubscriptionSettings {
     }
 }
 
-/// A SoFA with the subscription service on loopback, over SQLite.
+/// The store a test SoFA runs on: SQLite at `db`, or, with `HALO_TEST_STORE=postgres`, a
+/// PostgreSQL schema named after `db`'s directory (so a restart on the same `db` finds its
+/// data), on `HALO_TEST_POSTGRES_URL`. CI runs these suites both ways (REQ CLU-01).
+pub async fn test_store(db: &Path) -> Arc<dyn Store> {
+    if std::env::var("HALO_TEST_STORE").as_deref() != Ok("postgres") {
+        return Arc::new(SqliteStore::open(db).await.unwrap());
+    }
+    let url = std::env::var("HALO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        "postgres://halo:halo-test@127.0.0.1:5432/halo_test?sslmode=disable".into()
+    });
+    let dir = db
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap_or("harness");
+    let schema: String = dir
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let options = halo_sofa_server::store::PostgresOptions {
+        schema: Some(format!("t_{}", &schema[schema.len().saturating_sub(50)..])),
+        max_connections: 8,
+        ..Default::default()
+    };
+    Arc::new(
+        halo_sofa_server::store::PostgresStore::connect_with(&url, options)
+            .await
+            .expect("HALO_TEST_STORE=postgres needs HALO_TEST_POSTGRES_URL"),
+    )
+}
+
+/// A SoFA with the subscription service on loopback, over SQLite (or PostgreSQL, see
+/// [`test_store`]).
 pub struct Harness {
     pub base: String,
     pub store: Arc<dyn Store>,
@@ -308,7 +340,7 @@ impl Harness {
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}/fhir");
         let config = Arc::new(SofaConfig::new(base.clone()).unwrap());
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).await.unwrap());
+        let store = test_store(db).await;
         let tokens = Arc::new(SharedTokens::default());
         tokens.add("nosub", Caller::new("nosub", Some("dr-a"), "Context.write"));
         for i in 0..12 {

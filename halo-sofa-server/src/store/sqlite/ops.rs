@@ -376,12 +376,12 @@ pub(super) fn get_subscription(
 }
 
 pub(super) fn update_subscription(c: &Connection, s: &SubscriptionRecord) -> StoreResult<()> {
-    let (status, events, record) = subscription_params(s)?;
+    let (status, _, record) = subscription_params(s)?;
     let n = c
         .execute(
-            "UPDATE subscriptions SET owner = ?2, topic = ?3, status = ?4,
-               events_since_start = ?5, record = ?6 WHERE id = ?1",
-            params![s.id, s.owner_client_id, s.topic, status, events, record],
+            "UPDATE subscriptions SET owner = ?2, topic = ?3, status = ?4, record = ?5
+             WHERE id = ?1",
+            params![s.id, s.owner_client_id, s.topic, status, record],
         )
         .map_err(error)?;
     if n == 0 {
