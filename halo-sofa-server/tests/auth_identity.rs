@@ -37,14 +37,23 @@ async fn the_development_login_page_signs_users_in() {
     let html = page.text().await.unwrap();
     assert!(html.contains("name=\"password\"") && html.contains("name=\"code_challenge\""));
     let post = |user: &str, password: &str| {
-        let mut form = params.clone();
-        form.push(("username".into(), user.into()));
-        form.push(("password".into(), password.into()));
-        server
-            .http
-            .post(server.url("/auth/authorize"))
-            .form(&form)
-            .send()
+        let params = params.clone();
+        let (user, password) = (user.to_string(), password.to_string());
+        let server = &server;
+        async move {
+            let (csrf, cookie) = server.login_form(&params).await;
+            let mut form = params;
+            form.push(("username".into(), user));
+            form.push(("password".into(), password));
+            form.push(("csrf".into(), csrf));
+            server
+                .http
+                .post(server.url("/auth/authorize"))
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+        }
     };
     // A wrong password: the form again, no code.
     let wrong = post("dr-a", "pw-dr-b").await.unwrap();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, extract::rejection::FormRejection};
 use chrono::Duration;
@@ -23,20 +23,22 @@ type Params = Vec<(String, String)>;
 
 pub(super) async fn authorize_get(
     State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
     query: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     match query {
-        Ok(Query(params)) => authorize(&inner, params).await,
+        Ok(Query(params)) => authorize(&inner, &Method::GET, &headers, params).await,
         Err(_) => error_page("the authorization request's query is malformed"),
     }
 }
 
 pub(super) async fn authorize_post(
     State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
     form: Result<Form<Params>, FormRejection>,
 ) -> Response {
     match form {
-        Ok(Form(params)) => authorize(&inner, params).await,
+        Ok(Form(params)) => authorize(&inner, &Method::POST, &headers, params).await,
         Err(_) => error_page("send the authorization request as a form"),
     }
 }
@@ -130,7 +132,12 @@ fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, String>
     Ok(first.map(String::as_str).filter(|v| !v.is_empty()))
 }
 
-async fn authorize(inner: &Inner, params: Params) -> Response {
+async fn authorize(
+    inner: &Inner,
+    method: &Method,
+    headers: &HeaderMap,
+    params: Params,
+) -> Response {
     let client = match single(&params, "client_id") {
         Ok(Some(id)) => match inner.clients.get(id) {
             Some(client) => client,
@@ -147,7 +154,8 @@ async fn authorize(inner: &Inner, params: Params) -> Response {
         Err(e) => return error_page(&e),
     };
     let state = single(&params, "state").ok().flatten().map(str::to_string);
-    match checked(inner, client, &redirect_uri, &params).await {
+    let browser = Browser { method, headers };
+    match checked(inner, client, &redirect_uri, &params, browser).await {
         Ok(Step::Code(code)) => {
             let mut pairs = vec![("code", code)];
             if let Some(state) = state {
@@ -165,6 +173,13 @@ async fn authorize(inner: &Inner, params: Params) -> Response {
     }
 }
 
+/// The parts of the request the user authenticator sees besides the parameters.
+#[derive(Clone, Copy)]
+struct Browser<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+}
+
 enum Step {
     Code(String),
     Respond(Response),
@@ -175,6 +190,7 @@ async fn checked(
     client: &super::clients::RegisteredClient,
     redirect_uri: &str,
     params: &Params,
+    browser: Browser<'_>,
 ) -> Result<Step, OAuthError> {
     let get = |name: &str| single(params, name).map_err(OAuthError::invalid_request);
     if get("response_type")? != Some("code") {
@@ -220,6 +236,8 @@ async fn checked(
     let user = match inner
         .users
         .authenticate(LoginRequest {
+            method: browser.method,
+            headers: browser.headers,
             params,
             action: &action,
         })

@@ -1,4 +1,5 @@
-//! Token introspection, RFC 7662 (REQ AS-09): the caller authenticates as a registered client;
+//! Token introspection, RFC 7662 (REQ AS-09, IDP-08): the caller authenticates as a registered
+//! confidential client;
 //! an invalid, expired or revoked token is only `{"active": false}`.
 
 use std::sync::Arc;
@@ -24,8 +25,16 @@ pub(super) async fn introspect(
     let Ok(Form(params)) = form else {
         return oauth_error(&OAuthError::invalid_request("send a form"));
     };
-    if let Err(error) = authenticate_client(&inner, &headers, &params).await {
-        return oauth_error(&error);
+    match authenticate_client(&inner, &headers, &params).await {
+        // REQ IDP-08: only resource servers and PoCs, which can keep a credential, may learn
+        // whose a token is; a public client proves nothing by naming its client_id.
+        Ok(client) if client.authentication.is_confidential() => {}
+        Ok(_) => {
+            return oauth_error(&OAuthError::invalid_client(
+                "introspection is for authenticated confidential clients",
+            ));
+        }
+        Err(error) => return oauth_error(&error),
     }
     let token = match form_value(&params, "token") {
         Ok(Some(token)) => token,

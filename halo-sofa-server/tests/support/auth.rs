@@ -438,23 +438,46 @@ impl AuthServerUnderTest {
         credentials: Option<(&str, &str)>,
     ) -> Result<Vec<(String, String)>, (StatusCode, String)> {
         let mut form = params.to_vec();
+        let mut request = self.http.post(self.url("/auth/authorize"));
         if let Some((user, password)) = credentials {
+            let (csrf, cookie) = self.login_form(params).await;
             form.push(("username".into(), user.into()));
             form.push(("password".into(), password.into()));
+            form.push(("csrf".into(), csrf));
+            request = request.header("cookie", cookie);
         }
-        let response = self
-            .http
-            .post(self.url("/auth/authorize"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let response = request.form(&form).send().await.unwrap();
         if response.status() != StatusCode::FOUND {
             return Err((response.status(), response.text().await.unwrap()));
         }
         let location = response.headers()["location"].to_str().unwrap().to_string();
         let url = url::Url::parse(&location).unwrap();
         Ok(url.query_pairs().into_owned().collect())
+    }
+
+    /// GETs the development login form for an authorization request: its CSRF token and the
+    /// cookie that must come back with it.
+    pub async fn login_form(&self, params: &[(String, String)]) -> (String, String) {
+        let response = self
+            .http
+            .get(self.url("/auth/authorize"))
+            .query(params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let html = response.text().await.unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = html.find(marker).unwrap() + marker.len();
+        let csrf = html[start..].split('"').next().unwrap().to_string();
+        (csrf, cookie)
     }
 
     /// The PoC signs its clinician in at this server (the authorization code flow with PKCE,
