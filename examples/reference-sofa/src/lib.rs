@@ -129,6 +129,10 @@ pub struct Config {
     /// PostgreSQL connections this instance keeps (16 when absent).
     #[serde(default)]
     pub database_pool_size: Option<usize>,
+    /// The PostgreSQL schema for the tables (created when missing); the role's default when
+    /// absent. Every instance of one SoFA names the same.
+    #[serde(default)]
+    pub database_schema: Option<String>,
 }
 
 impl Default for Config {
@@ -148,6 +152,7 @@ impl Default for Config {
             cors_allowed_origins: Vec::new(),
             database_busy_timeout_ms: None,
             database_pool_size: None,
+            database_schema: None,
         }
     }
 }
@@ -304,6 +309,10 @@ pub struct Lifetimes {
     pub delivery_timeout_secs: u64,
     /// The same in milliseconds, for finer timeouts (loopback tests); wins when set.
     pub delivery_timeout_ms: Option<u64>,
+    /// On a shared database, how long past its delivery timeout another instance's write is
+    /// given before its unsettled events are taken for a crash's and compensated, in
+    /// milliseconds (30 000 when absent).
+    pub settle_margin_ms: Option<u64>,
 }
 
 impl Default for Lifetimes {
@@ -315,6 +324,7 @@ impl Default for Lifetimes {
             purge_interval_secs: 60,
             delivery_timeout_secs: 10,
             delivery_timeout_ms: None,
+            settle_margin_ms: None,
         }
     }
 }
@@ -359,6 +369,7 @@ impl ReferenceSofa {
             let options = PostgresOptions {
                 max_connections: config.database_pool_size.unwrap_or(16),
                 wait_timeout: busy_timeout,
+                schema: config.database_schema.clone(),
                 ..PostgresOptions::default()
             };
             // The URL may hold a password: the error names the database, not the URL.
@@ -408,6 +419,10 @@ impl ReferenceSofa {
                 ),
                 // Rest-hook endpoints on loopback over http are for development only.
                 require_https: !config.development_mode,
+                settle_margin: config
+                    .lifetimes
+                    .settle_margin_ms
+                    .map_or(Duration::from_secs(30), Duration::from_millis),
                 ..SubscriptionSettings::default()
             },
         );

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::Inner;
 use super::delivery::typed;
 use crate::error::SofaError;
-use crate::store::SubscriptionStatus;
+use crate::store::{SubscriptionRecord, SubscriptionStatus};
 
 /// Subscriptions whose heartbeat is being sent, so a slow endpoint is not sent a second one
 /// while the next passes go on for everyone else (REQ SUB-12).
@@ -112,13 +112,27 @@ async fn due(inner: &Inner) -> Result<Vec<String>, SofaError> {
 /// Sends one heartbeat and records when; a rest-hook that fails puts the subscription in
 /// `error`. A websocket subscription with no socket bound is skipped.
 async fn send(inner: &Arc<Inner>, id: &str) -> bool {
-    let record = {
+    let websocket = {
         let Ok(mut tx) = inner.store.begin_read().await else {
             return false;
         };
         match tx.get_subscription(id).await {
-            Ok(Some(record)) if record.status == SubscriptionStatus::Active => record,
+            Ok(Some(record)) => {
+                typed(&record).is_some_and(|s| s.channel.channel_type == ChannelType::Websocket)
+            }
             _ => return false,
+        }
+    };
+    if websocket && !inner.hub.is_bound(id) {
+        // No socket here: the instance holding the socket sends the heartbeat.
+        return false;
+    }
+    let record = match inner.claim_heartbeat(id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::warn!(subscription = %id, error = %e, "heartbeat not claimed");
+            return false;
         }
     };
     let Some(subscription) = typed(&record) else {
@@ -129,7 +143,7 @@ async fn send(inner: &Arc<Inner>, id: &str) -> bool {
     }
     let body = inner.bare_notification(&record, &subscription, NotificationType::Heartbeat);
     let result = match inner.deliver(id, &subscription, &body).await {
-        Ok(()) => inner.touch(id).await.map(|_| true),
+        Ok(()) => Ok(true),
         Err(reason) => inner
             .set_status(
                 id,
@@ -146,22 +160,34 @@ async fn send(inner: &Arc<Inner>, id: &str) -> bool {
 }
 
 impl Inner {
-    /// Records that something was sent now (the heartbeat clock restarts from `updated_at`).
-    async fn touch(&self, id: &str) -> Result<(), SofaError> {
-        let owner = {
-            let mut tx = self.store.begin_read().await?;
-            match tx.get_subscription(id).await? {
-                Some(record) => record.owner_client_id,
-                None => return Ok(()),
-            }
-        };
-        let _poc = self.locks.lock(&owner).await;
+    /// Claims the heartbeat of `id` if it is still due: its clock restarts now, in a
+    /// transaction that holds the subscription's row, so of several instances that found it
+    /// due only the first sends it (REQ CLU-02). The record, when this one won.
+    async fn claim_heartbeat(&self, id: &str) -> Result<Option<SubscriptionRecord>, SofaError> {
+        let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        if let Some(mut record) = tx.get_subscription(id).await? {
-            record.updated_at = self.clock.now();
-            tx.update_subscription(record).await?;
-            tx.commit().await?;
+        let Some(mut record) = tx.get_subscription(id).await? else {
+            return Ok(None);
+        };
+        if record.status != SubscriptionStatus::Active {
+            return Ok(None);
         }
-        Ok(())
+        let Some(period) = typed(&record).and_then(|s| s.channel.heartbeat_period) else {
+            return Ok(None);
+        };
+        let mut last = record.updated_at;
+        if record.events_since_start > 0 {
+            let n = record.events_since_start;
+            if let Some(event) = tx.events(id, n, Some(n)).await?.pop() {
+                last = last.max(event.timestamp);
+            }
+        }
+        if now - last < ChronoDuration::seconds(i64::from(period)) {
+            return Ok(None);
+        }
+        record.updated_at = now;
+        tx.update_subscription(record.clone()).await?;
+        tx.commit().await?;
+        Ok(Some(record))
     }
 }

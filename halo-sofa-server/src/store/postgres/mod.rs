@@ -763,7 +763,12 @@ impl SubscriptionOps for PgTransaction {
         id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Option<SubscriptionRecord>>> {
         Box::pin(async move {
-            let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1");
+            // In a read-write transaction the row is held until it ends: a read-then-write of
+            // the subscription (a status change, a heartbeat's claim) is one at a time across
+            // instances.
+            let lock = if self.read_only { "" } else { " FOR UPDATE" };
+            let sql =
+                format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1{lock}");
             self.query_opt(&sql, &[&id])
                 .await?
                 .as_ref()
