@@ -507,9 +507,6 @@ impl World {
 database = "sofa.db"
 catalog = "catalog.json"
 development_mode = true
-# The EMR here is a backend with a client_credentials token: these tests are about the
-# write path, not about who signed in.
-userless_launches = true
 database_busy_timeout_ms = {BUSY_TIMEOUT_MS}
 # The EMR sets contexts with its backend-services token (D-18's userless mode).
 userless_launches = true
