@@ -54,7 +54,7 @@ pub use subscription::watchdog::{Watchdog, WatchdogVerdict};
 #[cfg(feature = "websocket")]
 pub use subscription::websocket::{Disconnect, WebsocketConsumer, WebsocketOptions};
 #[cfg(feature = "backend-services")]
-pub use token::BackendServicesTokens;
+pub use token::{BackendServicesTokens, ClinicianTokens};
 pub use token::{StaticToken, TokenSource};
 
 /// The future the host-facing traits return: boxed so the traits can be used as

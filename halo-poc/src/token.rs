@@ -42,14 +42,14 @@ impl TokenSource for StaticToken {
 }
 
 #[cfg(feature = "backend-services")]
-pub use backend::BackendServicesTokens;
+pub use backend::{BackendServicesTokens, ClinicianTokens};
 
 #[cfg(feature = "backend-services")]
 mod backend {
     use std::fmt;
 
     use halo_smart_client::keys::SigningKey;
-    use halo_smart_client::{SmartClient, SmartError};
+    use halo_smart_client::{SessionHandle, SmartClient, SmartError};
     use url::Url;
 
     use super::TokenSource;
@@ -110,6 +110,47 @@ mod backend {
                     .await
                     .map_err(|e: SmartError| PocError::Token(e.to_string()))?;
                 Ok(token.access_token.expose().to_owned())
+            })
+        }
+    }
+
+    /// The signed-in clinician's token for `$set-context` and `$clear-context` (HALO SoFA step
+    /// 2, D-18): the session of the authorization code flow with PKCE that the EMR ran at the
+    /// jurisdictional IdP for its clinician ([`SmartClient::begin_sign_in`], then
+    /// [`SmartClient::complete_launch`]), refreshed through `halo-smart-client` shortly before it
+    /// expires. The launch the SoFA stores belongs to that clinician; subscriptions stay on the
+    /// installation's own [`BackendServicesTokens`] (D-07).
+    pub struct ClinicianTokens {
+        session: SessionHandle,
+    }
+
+    impl ClinicianTokens {
+        /// Tokens from the clinician's session.
+        pub fn new(session: SessionHandle) -> ClinicianTokens {
+            ClinicianTokens { session }
+        }
+
+        /// The session, for its id_token claims (who signed in) or to keep it.
+        pub fn session(&self) -> &SessionHandle {
+            &self.session
+        }
+    }
+
+    impl fmt::Debug for ClinicianTokens {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ClinicianTokens").finish_non_exhaustive()
+        }
+    }
+
+    impl TokenSource for ClinicianTokens {
+        fn access_token(&self) -> BoxFuture<'_, Result<String>> {
+            Box::pin(async move {
+                let token = self
+                    .session
+                    .access_token()
+                    .await
+                    .map_err(|e: SmartError| PocError::Token(e.to_string()))?;
+                Ok(token.expose().to_owned())
             })
         }
     }

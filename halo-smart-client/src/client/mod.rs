@@ -211,24 +211,40 @@ impl SmartClient {
     /// fresh `state` and returns where to send the browser, with the browser binding the app must
     /// store in that browser (see [`crate::binding`]).
     pub async fn begin_launch(&self, launch: &LaunchRequest) -> Result<LaunchStart> {
-        let client = self.inner.policy.check(&launch.iss)?.clone();
-        let config = self.discover(&launch.iss).await?;
-        let endpoints = launch_endpoints(&config, &launch.iss)?;
+        self.begin(&launch.iss, Some(&launch.launch)).await
+    }
+
+    /// Starts a sign-in without a launch (SMART standalone): the user signs in at `iss`'s
+    /// authorization server and the session carries their tokens, with the configured scopes
+    /// as they are (no `launch` added) and no context required. A point of care uses it to sign
+    /// its clinician in at the jurisdictional IdP before `$set-context` (HALO SoFA step 2,
+    /// D-18); it completes with [`complete_launch`](Self::complete_launch) like a launch.
+    pub async fn begin_sign_in(&self, iss: &str) -> Result<LaunchStart> {
+        self.begin(iss, None).await
+    }
+
+    async fn begin(&self, iss: &str, launch: Option<&str>) -> Result<LaunchStart> {
+        let client = self.inner.policy.check(iss)?.clone();
+        let config = self.discover(iss).await?;
+        let endpoints = launch_endpoints(&config, iss)?;
         let pkce = Pkce::generate()?;
         let state = new_state()?;
         let binding = BrowserBinding::generate(&state)?;
-        let scope = scope_with_launch(&client.scope);
+        let (scope, required_context) = match launch {
+            Some(_) => (scope_with_launch(&client.scope), client.required_context()),
+            None => (client.scope.trim().to_owned(), Vec::new()),
+        };
         let pending = PendingLaunch {
             state: state.clone(),
-            iss: launch.iss.clone(),
-            aud: launch.iss.clone(),
-            launch: Some(launch.launch.clone()),
+            iss: iss.to_owned(),
+            aud: iss.to_owned(),
+            launch: launch.map(str::to_owned),
             client_id: client.client_id.clone(),
             redirect_uri: client.redirect_uri.clone(),
             code_verifier: pkce.verifier().clone(),
             token_endpoint: endpoints.token.to_string(),
             scope: scope.clone(),
-            required_context: client.required_context(),
+            required_context,
             expires_at: now() + secs(self.inner.options.pending_launch_ttl),
             browser_binding: binding.digest(),
         };
@@ -238,8 +254,8 @@ impl SmartClient {
             client_id: client.client_id,
             redirect_uri: client.redirect_uri,
             scope,
-            launch: Some(launch.launch.clone()),
-            aud: launch.iss.clone(),
+            launch: launch.map(str::to_owned),
+            aud: iss.to_owned(),
             state,
             code_challenge: pkce.challenge().to_owned(),
         };

@@ -95,6 +95,13 @@ impl SessionHandle {
         Ok((s.access_token().clone(), s.generation))
     }
 
+    /// A usable access token: the session's, refreshed first when it expires within the
+    /// refresh margin and a refresh token was granted. For a caller that sends the token
+    /// itself (a point of care's `$set-context` with its clinician's token).
+    pub async fn access_token(&self) -> Result<Secret> {
+        Ok(self.bearer().await?.0)
+    }
+
     /// Refreshes now (`grant_type=refresh_token`), keeping the granted scopes.
     pub async fn refresh(&self) -> Result<()> {
         let generation = self.lock()?.generation;
