@@ -203,17 +203,24 @@ impl EventsQuery {
             let at = format!("Parameters.parameter[{index}]");
             match name {
                 "eventsSinceNumber" | "eventsUntilNumber" => {
-                    let number = string_value(item, "valueString", index, &mut findings)
-                        .map(str::parse::<u64>);
+                    // Event numbers are FHIR integer64 values: above i64::MAX is no number a
+                    // server can hold, and is refused here rather than deep in a store.
+                    let number =
+                        string_value(item, "valueString", index, &mut findings).map(|text| {
+                            text.parse::<u64>()
+                                .ok()
+                                .filter(|n| i64::try_from(*n).is_ok())
+                                .ok_or(())
+                        });
                     match number {
                         Some(Ok(number)) if name == "eventsSinceNumber" => {
                             query.since = Some(number)
                         }
                         Some(Ok(number)) => query.until = Some(number),
-                        Some(Err(_)) => findings.error(
+                        Some(Err(())) => findings.error(
                             IssueType::Value,
                             format!("{at}.valueString"),
-                            format!("{name} must be a non-negative integer"),
+                            format!("{name} must be an integer from 0 to 9223372036854775807"),
                         ),
                         None => {}
                     }

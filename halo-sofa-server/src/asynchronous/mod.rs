@@ -187,7 +187,13 @@ async fn respond_async(State(jobs): State<AsyncJobs>, request: Request, next: Ne
     let task = {
         let (jobs, id) = (jobs.clone(), id.clone());
         tokio::spawn(async move {
-            let response = next.run(request).await;
+            use futures_util::FutureExt;
+            // A job whose handler panics ends as failed (500), never "running" for ever
+            // (REQ HARD-02).
+            let response = std::panic::AssertUnwindSafe(next.run(request))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(crate::http::panic_answer);
             let (parts, body) = response.into_parts();
             let body = axum::body::to_bytes(body, usize::MAX)
                 .await

@@ -4,6 +4,9 @@
 
 mod body;
 mod handlers;
+mod panic;
+
+pub(crate) use panic::answer as panic_answer;
 mod xml;
 
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use axum::Router;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
 use halo_model::canonical;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -298,5 +302,6 @@ impl Sofa {
                 xml::convert,
             ))
             .layer(TraceLayer::new_for_http())
+            .layer(CatchPanicLayer::custom(panic::answer))
     }
 }

@@ -232,9 +232,17 @@ async fn search(
     let number = |name: &str, default: u64| -> Result<u64, SofaError> {
         match params.iter().find(|(k, _)| k == name) {
             None => Ok(default),
-            Some((_, v)) => v.parse().map_err(|_| {
-                SofaError::bad_request(IssueType::Value, format!("{name} must be a number"))
-            }),
+            // A number no store can hold is the client's error (400), not a storage failure.
+            Some((_, v)) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| i64::try_from(*n).is_ok())
+                .ok_or_else(|| {
+                    SofaError::bad_request(
+                        IssueType::Value,
+                        format!("{name} must be an integer from 0 to 9223372036854775807"),
+                    )
+                }),
         }
     };
     let count = number("_count", DEFAULT_COUNT)?.min(MAX_COUNT);

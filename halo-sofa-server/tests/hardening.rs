@@ -1,0 +1,119 @@
+//! Hostile requests answered cleanly over real HTTP: a panicking handler, numbers out of range.
+
+// Test helpers may unwrap: a panic is a test failure with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/subscriptions.rs"]
+mod subs;
+mod support;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use halo_sofa_server::auth::StaticTokens;
+use halo_sofa_server::config::SofaConfig;
+use halo_sofa_server::http::Sofa;
+use halo_sofa_server::store::MemoryStore;
+use reqwest::StatusCode;
+use serde_json::Value;
+use subs::{Harness, Mode, Receiver};
+use support::TempDir;
+
+#[tokio::test]
+// REQ: HARD-02
+async fn a_panicking_handler_answers_500_with_an_operation_outcome() {
+    let base = "http://127.0.0.1/fhir";
+    let sofa = Sofa::builder(SofaConfig::new(base).unwrap())
+        .store(Arc::new(MemoryStore::new()))
+        .token_validator(Arc::new(StaticTokens::new()))
+        .mount(
+            Router::new().route(
+                "/boom",
+                get(|| async {
+                    let parts: Vec<&str> = Vec::new();
+                    parts[3].to_string()
+                }),
+            ),
+            |_| {},
+        )
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().nest("/fhir", sofa.router());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let response = reqwest::get(format!("http://{addr}/fhir/boom"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let outcome: Value = response.json().await.unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    assert_eq!(outcome["issue"][0]["code"], "exception");
+    let text = outcome.to_string();
+    assert!(text.contains("request id"), "{text}");
+    assert!(
+        !text.contains("index out of bounds"),
+        "internals leaked: {text}"
+    );
+    // The server is still there.
+    let metadata = reqwest::get(format!("http://{addr}/fhir/metadata"))
+        .await
+        .unwrap();
+    assert_eq!(metadata.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+// REQ: HARD-05
+async fn numbers_out_of_range_are_400_not_500() {
+    let dir = TempDir::new("out-of-range");
+    let h = Harness::start(&dir.db()).await;
+    let poc = Receiver::start(Mode::Ok).await;
+    let id = h.active_subscription("poc-0", &poc, "id-only").await;
+    let (status, output) = h
+        .send(
+            reqwest::Method::POST,
+            "poc-0",
+            "/$set-context",
+            &support::fixture("set-context-input-L.json"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{output}");
+    let launch = output["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "launchID")
+        .unwrap()["valueString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.tokens.add(
+        "app",
+        halo_sofa_server::auth::Caller::new("app", Some("Practitioner/dr"), "launch user/*.rs")
+            .in_launch(launch),
+    );
+    for path in [
+        "/Observation?_offset=9223372036854775808".to_string(),
+        "/Observation?_count=99999999999999999999".to_string(),
+        format!("/Subscription/{id}/$events?eventsSinceNumber=9223372036854775808"),
+        format!("/Subscription/{id}/$events?eventsUntilNumber=18446744073709551615"),
+    ] {
+        let token = if path.starts_with("/Subscription") {
+            "poc-0"
+        } else {
+            "app"
+        };
+        let (status, outcome) = h.get(token, &path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {outcome}");
+        assert_eq!(outcome["resourceType"], "OperationOutcome", "{path}");
+        assert!(
+            outcome.to_string().contains("9223372036854775807"),
+            "{path}"
+        );
+    }
+    // The largest number a store holds is still a number.
+    let (status, _) = h
+        .get("app", "/Observation?_offset=9223372036854775807")
+        .await;
+    assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
