@@ -41,7 +41,9 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod fhir;
+pub mod health;
 pub mod http;
+pub mod outbound;
 pub mod store;
 pub mod subscriptions;
 

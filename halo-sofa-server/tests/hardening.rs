@@ -117,3 +117,56 @@ async fn numbers_out_of_range_are_400_not_500() {
         .await;
     assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+#[tokio::test]
+// REQ: HARD-03
+async fn a_rest_hook_to_an_internal_address_is_never_connected_to() {
+    let dir = TempDir::new("ssrf");
+    let settings = halo_sofa_server::subscriptions::SubscriptionSettings {
+        require_https: true,
+        ..subs::test_settings()
+    };
+    let h = Harness::start_with(
+        &dir.db(),
+        Arc::new(halo_sofa_server::clock::SystemClock),
+        settings,
+    )
+    .await;
+    // Something listens on loopback; a production SoFA must never reach it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    for endpoint in [
+        format!("https://127.0.0.1:{port}/notify"),
+        format!("https://localhost:{port}/notify"),
+        "https://10.255.255.1/notify".to_string(),
+        "https://[fd00::dead]/notify".to_string(),
+        "https://169.254.169.254/latest/meta-data".to_string(),
+    ] {
+        let (status, body) = h.subscribe("poc-0", &endpoint, "empty").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let errored = h
+            .wait_status("poc-0", body["id"].as_str().unwrap(), "error")
+            .await;
+        // The error says delivery failed and when, not what (if anything) answered.
+        let error = errored["error"].as_str().unwrap();
+        assert!(error.starts_with("handshake failed: the endpoint could not be reached at"));
+        assert!(
+            !error.contains("refused") && !error.contains("answered"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the SoFA connected to loopback"
+    );
+}

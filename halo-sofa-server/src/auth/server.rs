@@ -136,9 +136,10 @@ impl AuthServer {
             return Err(AuthServerError::Issuer(sofa.base_url.clone()));
         }
         let keys = KeyRing::load_or_generate(store.as_ref(), clock.now()).await?;
-        let http = reqwest::Client::builder()
+        // Client JWKS URLs come with client registrations: fetched only from addresses the
+        // server may reach, checked after resolution (REQ HARD-03).
+        let http = crate::outbound::client_builder(config.development_mode)
             .timeout(config.outbound_timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AuthServerError::Http(e.to_string()))?;
         Ok(AuthServer {

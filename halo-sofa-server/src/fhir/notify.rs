@@ -135,9 +135,11 @@ pub enum NotifyError {
     #[error("the point of care that owns this launch has no active subscription to be notified")]
     NoActiveSubscription,
     /// A required delivery failed or timed out: 503 with `Retry-After`, `transient`.
-    #[error("the point of care could not be notified of this change ({reason}); try again")]
+    // The app learns only that the EMR could not be reached: which subscription failed and
+    // what its endpoint answered are the PoC's business, logged, never sent (REQ HARD-03).
+    #[error("the point of care could not be notified of this change; try again later")]
     DeliveryFailed {
-        /// What failed, fit for a developer (no secrets).
+        /// What failed, for the log and the host (not sent to the app).
         reason: String,
         /// Seconds the app should wait before retrying.
         retry_after_seconds: u32,

@@ -118,6 +118,9 @@ impl Inner {
             .endpoint
             .as_deref()
             .ok_or("the rest-hook channel has no endpoint")?;
+        let url = url::Url::parse(endpoint).map_err(|_| "the endpoint is not a URL".to_string())?;
+        crate::outbound::check_url(&url, !self.settings.require_https)
+            .map_err(|why| format!("the endpoint is refused: {why}"))?;
         let content_type = HeaderValue::from_str(&subscription.channel.payload)
             .map_err(|_| "the payload type is not a valid header value".to_string())?;
         let mut request = self

@@ -144,14 +144,20 @@ async fn send(inner: &Arc<Inner>, id: &str) -> bool {
     let body = inner.bare_notification(&record, &subscription, NotificationType::Heartbeat);
     let result = match inner.deliver(id, &subscription, &body).await {
         Ok(()) => Ok(true),
-        Err(reason) => inner
-            .set_status(
-                id,
-                SubscriptionStatus::Error,
-                Some(format!("heartbeat failed: {reason}")),
-            )
-            .await
-            .map(|_| false),
+        Err(reason) => {
+            tracing::info!(subscription = %id, %reason, "heartbeat not delivered");
+            inner
+                .set_status(
+                    id,
+                    SubscriptionStatus::Error,
+                    Some(format!(
+                        "heartbeat failed: the endpoint could not be reached at {}",
+                        crate::store::meta_instant(inner.clock.now())
+                    )),
+                )
+                .await
+                .map(|_| false)
+        }
     };
     result.unwrap_or_else(|e| {
         tracing::warn!(subscription = %id, error = %e, "heartbeat not recorded");

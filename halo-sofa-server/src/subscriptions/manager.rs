@@ -267,7 +267,12 @@ impl Inner {
                         .set_status(
                             &record.id,
                             SubscriptionStatus::Error,
-                            Some(format!("handshake failed: {reason}")),
+                            // What the endpoint answered stays in the log: the error
+                            // must not turn the SoFA into a port scanner (REQ HARD-03).
+                            Some(format!(
+                                "handshake failed: the endpoint could not be reached at {}",
+                                meta_instant(inner.clock.now())
+                            )),
                         )
                         .await
                 }

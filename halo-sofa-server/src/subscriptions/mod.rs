@@ -81,8 +81,8 @@ pub struct SubscriptionSettings {
     pub binding_token_ttl: Duration,
     /// How often the heartbeat task looks for subscriptions due a heartbeat.
     pub heartbeat_tick: Duration,
-    /// Whether rest-hook endpoints must be `https` (on by default; tests on loopback turn it
-    /// off).
+    /// Whether rest-hook endpoints must be `https` (on by default). Off is development mode:
+    /// plain http to loopback, and loopback addresses allowed at all (REQ HARD-03).
     pub require_https: bool,
     /// The websocket route, relative to the FHIR base.
     pub websocket_path: String,
@@ -169,9 +169,9 @@ impl Subscriptions {
         if config.content_update_topic != SOFA_CONTENT_UPDATE_TOPIC {
             policy.topics = [(config.content_update_topic.clone(), Vec::new())].into();
         }
-        // Redirects are not followed: a notification goes to the endpoint the PoC named.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        // Only to addresses a stranger may make the server reach, checked after resolution,
+        // and no redirects: a notification goes to the endpoint the PoC named (REQ HARD-03).
+        let http = crate::outbound::client_builder(!settings.require_https)
             .build()
             .unwrap_or_default();
         Subscriptions {
