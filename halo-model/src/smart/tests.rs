@@ -8,12 +8,7 @@ use super::*;
 
 macro_rules! fixture {
     ($path:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/",
-            $path
-        ))
-        .as_slice()
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/", $path)).as_slice()
     };
 }
 

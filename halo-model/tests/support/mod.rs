@@ -8,20 +8,14 @@ use serde_json::Value;
 
 /// Reads a JSON fixture under `fixtures/`.
 pub fn fixture(relative: &str) -> Value {
-    let path = format!(
-        "{}/../fixtures/{relative}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../fixtures/{relative}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// Every file name in a fixture directory, sorted.
 pub fn fixture_names(relative_dir: &str) -> Vec<String> {
-    let dir = format!(
-        "{}/../fixtures/{relative_dir}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let dir = format!("{}/../fixtures/{relative_dir}", env!("CARGO_MANIFEST_DIR"));
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
