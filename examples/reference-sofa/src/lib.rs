@@ -10,6 +10,7 @@
 //! | `/fhir/Patient/...`, `/fhir/Observation`, ... | the resource server apps read and write |
 //! | `/fhir/Subscription...`, the websocket | subscriptions, delivered before commit (D-08) |
 //! | `/catalog` | the App Catalog, validated at start |
+//! | `/healthz`, `/readyz` | liveness and readiness probes (OPS-01) |
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), reference_sofa::Error> {
@@ -39,6 +40,7 @@ use halo_sofa_server::auth::{
 };
 use halo_sofa_server::clock::SystemClock;
 use halo_sofa_server::config::{AuthConfig, SofaConfig};
+use halo_sofa_server::health::Readiness;
 use halo_sofa_server::http::Sofa;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
@@ -363,8 +365,9 @@ impl ReferenceSofa {
         let busy_timeout = config
             .database_busy_timeout_ms
             .map_or(Duration::from_secs(5), Duration::from_millis);
-        let store: Arc<dyn Store> = if config.database == Path::new(IN_MEMORY) {
-            Arc::new(MemoryStore::new())
+        // The readiness probe reads the schema version back the way each store records it.
+        let (store, schema): (Arc<dyn Store>, Schema) = if config.database == Path::new(IN_MEMORY) {
+            (Arc::new(MemoryStore::new()), Schema::None)
         } else if let Some(url) = config.database_url() {
             let options = PostgresOptions {
                 max_connections: config.database_pool_size.unwrap_or(16),
@@ -373,17 +376,15 @@ impl ReferenceSofa {
                 ..PostgresOptions::default()
             };
             // The URL may hold a password: the error names the database, not the URL.
-            Arc::new(
-                PostgresStore::connect_with(url, options)
-                    .await
-                    .map_err(|e| Error::Store(format!("PostgreSQL: {e}")))?,
-            )
+            let postgres = PostgresStore::connect_with(url, options)
+                .await
+                .map_err(|e| Error::Store(format!("PostgreSQL: {e}")))?;
+            (Arc::new(postgres.clone()), Schema::Postgres(postgres))
         } else {
-            Arc::new(
-                SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
-                    .await
-                    .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?,
-            )
+            let sqlite = SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
+                .await
+                .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?;
+            (Arc::new(sqlite.clone()), Schema::Sqlite(sqlite))
         };
 
         let auth_config = AuthConfig {
@@ -405,6 +406,13 @@ impl ReferenceSofa {
         .await
         .map_err(|e| Error::Auth(e.to_string()))?;
         let tokens = auth.token_validator();
+        let readiness = Readiness::new(store.clone()).signing_keys(&auth);
+        let readiness = match &schema {
+            Schema::None => Ok(readiness),
+            Schema::Sqlite(sqlite) => readiness.sqlite_schema(sqlite).await,
+            Schema::Postgres(postgres) => readiness.postgres_schema(postgres).await,
+        }
+        .map_err(|e| Error::Store(e.to_string()))?;
 
         let shared_config = Arc::new(sofa_config.clone());
         let subscriptions = Subscriptions::new(
@@ -456,7 +464,9 @@ impl ReferenceSofa {
                     let catalog = catalog.clone();
                     async move { serve_catalog(&catalog) }
                 }),
-            );
+            )
+            // Probes at the root, outside the FHIR base: no authentication, no audit (OPS-01).
+            .merge(readiness.router());
 
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -478,6 +488,13 @@ impl ReferenceSofa {
             tasks,
         })
     }
+}
+
+/// The store, kept by kind for the readiness probe's schema check.
+enum Schema {
+    None,
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 /// A running reference SoFA.

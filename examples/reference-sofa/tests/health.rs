@@ -1,0 +1,103 @@
+//! The probes over real HTTP on loopback, on a real SQLite file (REQ OPS-01).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use reference_sofa::{Config, Login, ReferenceSofa, RunningSofa};
+
+/// A fresh database file in a directory of its own, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "reference-sofa-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start(database: &Path) -> RunningSofa {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: database.to_path_buf(),
+        login: Login::AutoApprove {
+            user: "dr-a".into(),
+            fhir_user: None,
+        },
+        development_mode: true,
+        ..Config::default()
+    };
+    ReferenceSofa::start(config).await.unwrap()
+}
+
+async fn get(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+// REQ: OPS-01
+#[tokio::test]
+async fn healthz_and_readyz_answer_200_at_the_root_without_a_token() {
+    let dir = TempDir::new("ready");
+    let sofa = start(&dir.0.join("sofa.db")).await;
+    let (status, body) = get(&format!("{}/healthz", sofa.root_url)).await;
+    assert_eq!((status, body), (200, serde_json::json!({"status": "ok"})));
+    let (status, body) = get(&format!("{}/readyz", sofa.root_url)).await;
+    assert_eq!((status, body), (200, serde_json::json!({"status": "ok"})));
+    // Outside the FHIR base.
+    let status = reqwest::get(format!("{}/readyz", sofa.fhir_base))
+        .await
+        .unwrap()
+        .status();
+    assert_ne!(status.as_u16(), 200);
+    sofa.shutdown().await;
+}
+
+// REQ: OPS-01
+#[tokio::test]
+async fn readyz_answers_503_naming_the_schema_while_the_database_file_is_gone_and_200_after() {
+    let dir = TempDir::new("gone");
+    let database = dir.0.join("sofa.db");
+    let sofa = start(&database).await;
+    let readyz = format!("{}/readyz", sofa.root_url);
+    assert_eq!(get(&readyz).await.0, 200);
+
+    // Tests may run as root, for whom chmod 000 hides nothing: move the file away instead.
+    let away = dir.0.join("sofa.db.away");
+    std::fs::rename(&database, &away).unwrap();
+    let (status, body) = get(&readyz).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert!(
+        body["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "schema"),
+        "{body}"
+    );
+    // The body names the check, never the path.
+    assert!(!body.to_string().contains("sofa.db"), "{body}");
+    // Liveness is unaffected: restarting would not bring the file back.
+    assert_eq!(get(&format!("{}/healthz", sofa.root_url)).await.0, 200);
+
+    std::fs::rename(&away, &database).unwrap();
+    let (status, body) = get(&readyz).await;
+    assert_eq!(status, 200, "{body}");
+    sofa.shutdown().await;
+}
