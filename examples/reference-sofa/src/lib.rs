@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::extract::MatchedPath;
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use halo_catalog::{Catalog, Mode};
@@ -44,9 +45,15 @@ use halo_sofa_server::health::Readiness;
 use halo_sofa_server::http::Sofa;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+mod overrides;
+
+pub use overrides::{ENV_PREFIX, REDACTED, redact_url};
 
 /// The path the FHIR API is nested under.
 pub const FHIR_PATH: &str = "/fhir";
@@ -77,7 +84,7 @@ pub enum Error {
 
 /// The whole configuration, as read from `sofa.toml` (see the documented sample next to this
 /// crate's manifest).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The socket address to listen on; port 0 picks a free port.
@@ -135,6 +142,33 @@ pub struct Config {
     /// absent. Every instance of one SoFA names the same.
     #[serde(default)]
     pub database_schema: Option<String>,
+    /// How log lines are written: `text` (the default, for a terminal) or `json` (one object a
+    /// line, for a log collector).
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line (tracing-subscriber's json formatter).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LogFormat, String> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("`{other}` is not a log format (text or json)")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -155,6 +189,7 @@ impl Default for Config {
             database_busy_timeout_ms: None,
             database_pool_size: None,
             database_schema: None,
+            log_format: LogFormat::default(),
         }
     }
 }
@@ -170,13 +205,33 @@ fn default_database() -> PathBuf {
 impl Config {
     /// Reads a TOML configuration; relative `database` and `catalog` paths are taken relative
     /// to the file's directory, so the server behaves the same from any working directory.
+    ///
+    /// The process's `HALO_SOFA__...` variables override the file's keys, and secrets are read
+    /// from the files and variables the file names (REQ OPS-04; see
+    /// [`from_file_with_env`](Self::from_file_with_env)).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, Error> {
+        Config::from_file_with_env(path, &process_env())
+    }
+
+    /// [`from_file`](Self::from_file) with the environment given as `(name, value)` pairs.
+    ///
+    /// A variable `HALO_SOFA__<KEY>` sets `<key>` (lowercased), `__` separating nested keys
+    /// and an index choosing an element of an array of tables
+    /// (`HALO_SOFA__LIFETIMES__LAUNCH_SECS=600`, `HALO_SOFA__CLIENTS__0__SECRET=...`); its
+    /// text is read as a TOML value, or as a string when it is not one. A client's
+    /// `secret_file` / `secret_env` and a user's `password_file` / `password_env` name where
+    /// the secret is. A secret written in the file itself is refused unless
+    /// `development_mode` is on.
+    pub fn from_file_with_env(
+        path: impl AsRef<Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, Error> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        let mut config = Config::from_toml(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         let dir = path.parent().unwrap_or(Path::new("."));
+        let mut config = Config::from_toml_with_env(&text, dir, env)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         if config.database != Path::new(IN_MEMORY)
             && config.database_url().is_none()
             && config.database.is_relative()
@@ -198,14 +253,64 @@ impl Config {
             .filter(|d| d.starts_with("postgres://") || d.starts_with("postgresql://"))
     }
 
-    /// Parses a TOML configuration; paths are kept as written.
+    /// Parses a TOML configuration alone (no environment); paths are kept as written.
     pub fn from_toml(text: &str) -> Result<Config, Error> {
-        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+        Config::from_toml_with_env(text, Path::new("."), &[])
+    }
+
+    /// Parses a TOML configuration, applies the `HALO_SOFA__...` variables of `env` over it and
+    /// reads the secrets it names (files relative to `dir`), as
+    /// [`from_file_with_env`](Self::from_file_with_env) describes; other paths are kept as
+    /// written.
+    pub fn from_toml_with_env(
+        text: &str,
+        dir: &Path,
+        env: &[(String, String)],
+    ) -> Result<Config, Error> {
+        let file: toml::Table = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut table = file.clone();
+        overrides::apply_env(&mut table, env)?;
+        // The effective mode decides, so a deployment cannot be switched to development by
+        // the same file that holds the secret.
+        let development_mode = table
+            .get("development_mode")
+            .and_then(toml::Value::as_bool)
+            .unwrap_or(false);
+        overrides::refuse_file_secrets(&file, development_mode)?;
+        overrides::resolve_secrets(&mut table, dir, env)?;
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(e.to_string()))
+    }
+
+    /// The configuration as TOML with every secret replaced by [`REDACTED`]: client secrets,
+    /// user passwords and the password of a database URL (`--print-config`).
+    pub fn to_redacted_toml(&self) -> Result<String, Error> {
+        let mut shown = self.clone();
+        for client in &mut shown.clients {
+            if client.secret.is_some() {
+                client.secret = Some(REDACTED.to_string());
+            }
+        }
+        for user in &mut shown.users {
+            user.password = REDACTED.to_string();
+        }
+        if let Some(url) = shown.database.to_str() {
+            shown.database = PathBuf::from(redact_url(url));
+        }
+        toml::to_string(&shown).map_err(|e| Error::Config(e.to_string()))
     }
 }
 
+/// The process's variables that are valid Unicode (the others cannot be configuration).
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
+
 /// Where the App Catalog comes from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum CatalogSource {
     /// A JSON file: an array of app entries (the HALO App Catalog format).
@@ -215,7 +320,7 @@ pub enum CatalogSource {
 }
 
 /// How the authorization server decides who is at the browser.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Login {
     /// A login form for the configured `users`.
@@ -232,7 +337,7 @@ pub enum Login {
 }
 
 /// A user of the development login page.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// The user id.
@@ -245,7 +350,7 @@ pub struct User {
 }
 
 /// A registered OAuth client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Client {
     /// The `client_id`.
@@ -296,7 +401,7 @@ impl Client {
 }
 
 /// Lifetimes and timeouts, in seconds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Lifetimes {
     /// How long a `$set-context` launch lives (D-05).
@@ -467,6 +572,7 @@ impl ReferenceSofa {
             )
             // Probes at the root, outside the FHIR base: no authentication, no audit (OPS-01).
             .merge(readiness.router());
+        let app = with_request_ids(app);
 
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -488,6 +594,60 @@ impl ReferenceSofa {
             tasks,
         })
     }
+}
+
+/// The header that carries a request's id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Gives every request an id : the caller's `X-Request-Id`
+/// when it is well-formed ([`valid_request_id`]), a new UUID otherwise; echoes it in the
+/// response's `X-Request-Id`; and opens the request's tracing span with the id, the method and
+/// the route template. The template (`/fhir/Patient/{id}`), never the path, since a path holds
+/// resource and launch ids that do not belong in logs.
+fn with_request_ids(app: Router) -> Router {
+    let header = HeaderName::from_static(REQUEST_ID_HEADER);
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        let id = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route)
+    });
+    // One line per answered request (status, latency) at the default level: the access log.
+    let trace = trace.on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+    // Layers run outermost last: the id is checked, then set, then the span opens, and the
+    // response gets the id on its way out.
+    app.layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_malformed_request_id))
+}
+
+/// A caller's id is kept only when it is 1 to 64 characters of `[A-Za-z0-9-_.]`: anything
+/// else could forge log fields or flood them.
+pub fn valid_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+async fn drop_malformed_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let headers = request.headers_mut();
+    let ids: Vec<&HeaderValue> = headers.get_all(REQUEST_ID_HEADER).iter().collect();
+    if ids.len() > 1
+        || ids
+            .first()
+            .is_some_and(|id| !valid_request_id(id.as_bytes()))
+    {
+        headers.remove(REQUEST_ID_HEADER);
+    }
+    request
 }
 
 /// The store, kept by kind for the readiness probe's schema check.

@@ -1,4 +1,5 @@
-//! The probes over real HTTP on loopback, on a real SQLite file (REQ OPS-01).
+//! Operating the reference SoFA over real HTTP on loopback: the probes on a real SQLite file
+//! (REQ OPS-01) and request ids.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -99,5 +100,48 @@ async fn readyz_answers_503_naming_the_schema_while_the_database_file_is_gone_an
     std::fs::rename(&away, &database).unwrap();
     let (status, body) = get(&readyz).await;
     assert_eq!(status, 200, "{body}");
+    sofa.shutdown().await;
+}
+
+// Every request has an id: the caller's when well-formed, a new one otherwise, echoed back.
+#[tokio::test]
+async fn every_response_carries_the_request_id() {
+    let sofa = start(Path::new(reference_sofa::IN_MEMORY)).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/metadata", sofa.fhir_base);
+
+    let response = client
+        .get(&url)
+        .header("X-Request-Id", "emr-42.a_b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "emr-42.a_b");
+
+    let response = client.get(&url).send().await.unwrap();
+    let generated = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(generated.len(), 36, "{generated}");
+
+    // Malformed or too long: replaced, never echoed.
+    for bad in ["a b", "x\"}{", &"a".repeat(65)] {
+        let response = client
+            .get(&url)
+            .header("X-Request-Id", bad)
+            .send()
+            .await
+            .unwrap();
+        let echoed = response.headers()["x-request-id"].to_str().unwrap();
+        assert_ne!(echoed, bad);
+        assert!(reference_sofa::valid_request_id(echoed.as_bytes()));
+    }
+
+    // Outside the FHIR base and on an unknown path too.
+    let response = client
+        .get(format!("{}/nowhere", sofa.root_url))
+        .header("X-Request-Id", "probe-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "probe-1");
     sofa.shutdown().await;
 }
