@@ -84,7 +84,7 @@ pub enum Error {
 
 /// The whole configuration, as read from `sofa.toml` (see the documented sample next to this
 /// crate's manifest).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The socket address to listen on; port 0 picks a free port.
@@ -336,8 +336,19 @@ pub enum Login {
     },
 }
 
+impl std::fmt::Debug for Config {
+    // A configuration holds secrets (client secrets, passwords, a database URL's password):
+    // it prints as its redacted TOML, so a log line never carries one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_redacted_toml() {
+            Ok(text) => write!(f, "Config {{\n{text}}}"),
+            Err(_) => f.write_str("Config { .. }"),
+        }
+    }
+}
+
 /// A user of the development login page.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// The user id.
@@ -349,8 +360,18 @@ pub struct User {
     pub fhir_user: Option<String>,
 }
 
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("password", &REDACTED)
+            .field("fhir_user", &self.fhir_user)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A registered OAuth client.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Client {
     /// The `client_id`.
@@ -370,6 +391,18 @@ pub struct Client {
     /// The app's launch URL.
     #[serde(default)]
     pub launch_url: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| REDACTED))
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scopes", &self.scopes)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {

@@ -202,4 +202,10 @@ fn the_printed_configuration_redacts_every_secret() {
         "a redacted secret is still refused in production"
     );
     assert!(printed.contains("launch_secs = 100"), "{printed}");
+    // Debug output, which a log line may carry, shows no secret either: not the whole
+    // configuration, not a client, not a user.
+    let debugged = format!("{config:?} {:?} {:?}", config.clients, config.users);
+    for secret in ["s3cret-file", "pw-from-env", "db-pw"] {
+        assert!(!debugged.contains(secret), "{secret} in {debugged}");
+    }
 }

@@ -64,9 +64,20 @@ pub fn websocket_channel(content: PayloadContent, heartbeat_period: Option<u32>)
 
 /// The subscription currently in use, shared by the watchdog (which replaces it when it dies)
 /// and the websocket consumer (which re-binds when it changes).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CurrentSubscription {
     sender: std::sync::Arc<watch::Sender<Subscription>>,
+}
+
+impl std::fmt::Debug for CurrentSubscription {
+    // The channel carries the rest-hook's bearer header: only the id and status are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let subscription = self.sender.borrow();
+        f.debug_struct("CurrentSubscription")
+            .field("id", &subscription.id)
+            .field("status", &subscription.status.to_string())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CurrentSubscription {
@@ -187,5 +198,27 @@ impl SubscriptionManager {
             tracing::info!(code = error.code(), %error, "old subscription not deleted");
         }
         self.subscribe(old.channel.clone()).await
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn a_current_subscription_prints_without_its_bearer_header() {
+        let secret = RestHookSecret::generate().unwrap();
+        let channel = rest_hook_channel(
+            "https://emr.example.org/notify",
+            halo_model::subscription::PayloadContent::IdOnly,
+            &secret,
+            None,
+        );
+        let mut subscription = Subscription::new("topic", "reason", channel);
+        subscription.id = Some("s1".into());
+        let printed = format!("{:?}", CurrentSubscription::new(subscription));
+        assert!(printed.contains("s1"));
+        assert!(!printed.contains(&secret.header_value()), "{printed}");
+        assert!(!printed.contains("Bearer"), "{printed}");
     }
 }
