@@ -170,3 +170,65 @@ async fn a_rest_hook_to_an_internal_address_is_never_connected_to() {
         "the SoFA connected to loopback"
     );
 }
+
+#[tokio::test]
+// REQ: HARD-06
+async fn a_patient_scope_reaches_the_r4_compartment_not_any_reference() {
+    let dir = TempDir::new("compartment");
+    let h = Harness::start(&dir.db()).await;
+    let poc = Receiver::start(Mode::Ok).await;
+    h.active_subscription("poc-0", &poc, "id-only").await;
+    let (status, output) = h
+        .send(
+            reqwest::Method::POST,
+            "poc-0",
+            "/$set-context",
+            &support::fixture("set-context-input-L.json"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{output}");
+    let launch = output["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "launchID")
+        .unwrap()["valueString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = output.to_string();
+    let rest = text.split("Patient/").nth(1).unwrap();
+    let patient = format!("Patient/{}", &rest[..36]);
+    h.tokens.add(
+        "patient-app",
+        halo_sofa_server::auth::Caller::new("app", Some("Practitioner/dr"), "patient/*.cruds")
+            .in_launch(launch),
+    );
+    // Another patient's Observation that only mentions the launch patient as its focus.
+    let escape = serde_json::json!({"resourceType": "Observation", "status": "final",
+        "code": {"text": "x"}, "subject": {"reference": "Patient/someone-else"},
+        "focus": [{"reference": patient}]});
+    let (status, outcome) = h
+        .send(
+            reqwest::Method::POST,
+            "patient-app",
+            "/Observation",
+            &escape,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{outcome}");
+    let mut tx = h.store.begin_read().await.unwrap();
+    let query = halo_sofa_server::store::ResourceQuery {
+        resource_type: Some("Observation".into()),
+        ..Default::default()
+    };
+    assert!(tx.search_resources(&query).await.unwrap().is_empty());
+    drop(tx);
+    // The launch patient's own Observation goes in.
+    let own = serde_json::json!({"resourceType": "Observation", "status": "final",
+        "code": {"text": "x"}, "subject": {"reference": patient}});
+    let (status, created) = h
+        .send(reqwest::Method::POST, "patient-app", "/Observation", &own)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+}
