@@ -20,6 +20,31 @@ use serde_json::Value;
 use subs::{Harness, Mode, Receiver};
 use support::TempDir;
 
+/// `$set-context` by `poc-0` with a third-party request: the launch id and the patient.
+async fn set_context(h: &Harness) -> (String, String) {
+    let (status, output) = h
+        .send(
+            reqwest::Method::POST,
+            "poc-0",
+            "/$set-context",
+            &support::fixture("set-context-input-L.json"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{output}");
+    let launch = output["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "launchID")
+        .unwrap()["valueString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = output.to_string();
+    let rest = text.split("Patient/").nth(1).unwrap();
+    (launch, format!("Patient/{}", &rest[..36]))
+}
+
 #[tokio::test]
 // REQ: HARD-02
 async fn a_panicking_handler_answers_500_with_an_operation_outcome() {
@@ -69,24 +94,7 @@ async fn numbers_out_of_range_are_400_not_500() {
     let h = Harness::start(&dir.db()).await;
     let poc = Receiver::start(Mode::Ok).await;
     let id = h.active_subscription("poc-0", &poc, "id-only").await;
-    let (status, output) = h
-        .send(
-            reqwest::Method::POST,
-            "poc-0",
-            "/$set-context",
-            &support::fixture("set-context-input-L.json"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{output}");
-    let launch = output["parameter"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "launchID")
-        .unwrap()["valueString"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (launch, _) = set_context(&h).await;
     h.tokens.add(
         "app",
         halo_sofa_server::auth::Caller::new("app", Some("Practitioner/dr"), "launch user/*.rs")
@@ -178,27 +186,7 @@ async fn a_patient_scope_reaches_the_r4_compartment_not_any_reference() {
     let h = Harness::start(&dir.db()).await;
     let poc = Receiver::start(Mode::Ok).await;
     h.active_subscription("poc-0", &poc, "id-only").await;
-    let (status, output) = h
-        .send(
-            reqwest::Method::POST,
-            "poc-0",
-            "/$set-context",
-            &support::fixture("set-context-input-L.json"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{output}");
-    let launch = output["parameter"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "launchID")
-        .unwrap()["valueString"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let text = output.to_string();
-    let rest = text.split("Patient/").nth(1).unwrap();
-    let patient = format!("Patient/{}", &rest[..36]);
+    let (launch, patient) = set_context(&h).await;
     h.tokens.add(
         "patient-app",
         halo_sofa_server::auth::Caller::new("app", Some("Practitioner/dr"), "patient/*.cruds")

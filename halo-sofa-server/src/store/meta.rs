@@ -41,3 +41,23 @@ pub fn references_of(resource: &RawResource) -> Vec<String> {
     found.dedup();
     found
 }
+
+/// A record as the JSON text a backend keeps.
+pub(super) fn to_json<T: serde::Serialize>(record: &T) -> super::StoreResult<String> {
+    serde_json::to_string(record).map_err(|e| super::StoreError::Backend(e.to_string()))
+}
+
+/// A record back from its JSON text; what does not read is corruption.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> super::StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| super::StoreError::Corrupt(e.to_string()))
+}
+
+/// A count or number as the signed integer SQL columns hold.
+pub(super) fn int(value: u64) -> super::StoreResult<i64> {
+    i64::try_from(value).map_err(|_| super::StoreError::Backend(format!("{value} is out of range")))
+}
+
+/// A stored signed integer as the unsigned count it is (never negative when written by us).
+pub(super) fn uint(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}

@@ -18,13 +18,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use halo_model::fhir::RawResource;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, config::SslMode};
 
-use super::meta::{references_of, stamp_meta};
+use super::meta::{from_json, int, references_of, stamp_meta, to_json, uint};
 use super::{
     AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
     NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
@@ -304,22 +302,6 @@ fn error(e: tokio_postgres::Error) -> StoreError {
         None if e.is_closed() => StoreError::Unavailable(message),
         _ => StoreError::Backend(message),
     }
-}
-
-fn to_json<T: Serialize>(record: &T) -> StoreResult<String> {
-    serde_json::to_string(record).map_err(|e| StoreError::Backend(e.to_string()))
-}
-
-fn from_json<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn int(value: u64) -> StoreResult<i64> {
-    i64::try_from(value).map_err(|_| StoreError::Backend(format!("{value} is out of range")))
-}
-
-fn uint(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or_default()
 }
 
 /// A transaction on its own pooled connection. Dropped without commit, it is rolled back on

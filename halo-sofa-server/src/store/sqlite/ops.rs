@@ -3,10 +3,8 @@
 use chrono::{DateTime, Utc};
 use halo_model::fhir::RawResource;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use super::super::meta::{references_of, stamp_meta};
+use super::super::meta::{from_json, int, references_of, stamp_meta, to_json, uint};
 use super::super::{
     AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, NewResource,
     RefreshTokenRecord, ResourceQuery, SigningKeyRecord, StoreError, StoreResult, StoredResource,
@@ -29,22 +27,6 @@ fn insert_error(e: rusqlite::Error, what: impl Into<String>) -> StoreError {
     } else {
         error(e)
     }
-}
-
-fn to_json<T: Serialize>(record: &T) -> StoreResult<String> {
-    serde_json::to_string(record).map_err(|e| StoreError::Backend(e.to_string()))
-}
-
-fn from_json<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn int(value: u64) -> StoreResult<i64> {
-    i64::try_from(value).map_err(|_| StoreError::Backend(format!("{value} is out of range")))
-}
-
-fn uint(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or_default()
 }
 
 pub(super) fn count(c: &Connection, table: &'static str) -> StoreResult<u64> {
