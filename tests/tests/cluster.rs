@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,15 +21,14 @@ use halo_poc::{
     BoxFuture, Change, ChangeSink, HttpOptions, IdMapStore, MemoryIdMap, NotificationReceiver,
     RestHookSecret, SofaClient, StaticToken, SubscriptionManager, rest_hook_channel,
 };
-use halo_smart_client::authorize::Pkce;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
-const POC: &str = "emr";
-const POC_SECRET: &str = "emr-secret";
+mod support;
+use support::{POC, POC_SECRET, REDIRECT, free_port, spawn_sofa, token, version_and_value};
+
 const APP: &str = "cluster-app";
 const APP_ID: &str = "9c1f3c2e-7a4d-4e8b-9c6f-1d2e3f4a5b6d";
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 fn postgres_url() -> Option<String> {
     if std::env::var_os("HALO_SKIP_POSTGRES_TESTS").is_some_and(|v| v == "1") {
@@ -40,14 +39,6 @@ fn postgres_url() -> Option<String> {
     }))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One reference SoFA process.
 struct Instance {
     child: Option<Child>,
@@ -56,23 +47,9 @@ struct Instance {
 
 impl Instance {
     fn start(config: &Path, port: u16) -> Instance {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_halo-sofa-under-test"))
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the SoFA under test starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        assert!(
-            line.starts_with("ready"),
-            "instance on {port} did not start"
-        );
-        Instance {
-            child: Some(child),
-            port,
-        }
+        let child = spawn_sofa(config, Stdio::inherit());
+        assert!(child.is_some(), "instance on {port} did not start");
+        Instance { child, port }
     }
 
     fn base(&self) -> String {
@@ -126,19 +103,6 @@ struct Chart {
     next: AtomicU64,
 }
 
-fn version_and_value(resource: Option<&Value>) -> (String, String) {
-    (
-        resource
-            .and_then(|r| r.pointer("/meta/versionId"))
-            .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_string(),
-        resource
-            .and_then(|r| r.pointer("/valueQuantity/value"))
-            .map_or("-".to_string(), Value::to_string),
-    )
-}
-
 impl ChangeSink for Chart {
     fn apply(&self, change: Change) -> BoxFuture<'_, halo_poc::Result<Option<String>>> {
         Box::pin(async move {
@@ -170,79 +134,6 @@ impl ChangeSink for Chart {
             }
         })
     }
-}
-
-async fn token(http: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let response = http
-        .post(format!("{base}/auth/token"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn observation(patient: &str, value: u64) -> Value {
-    json!({"resourceType": "Observation", "status": "final", "code": {"text": "body weight"},
-           "subject": {"reference": format!("Patient/{patient}")},
-           "valueQuantity": {"value": value, "unit": "kg"}})
-}
-
-/// Sets a context and runs the app's authorization: authorize and token through the
-/// balancer, so on different instances. The app's access token, patient id and code.
-async fn launch(http: &reqwest::Client, base: &str, poc: &SofaClient) -> (String, String, String) {
-    let patient = uuid::Uuid::new_v4().to_string();
-    let body = json!({"resourceType": "Parameters", "parameter": [
-        {"name": "patient", "valueReference": {"reference": format!("urn:uuid:{patient}"), "type": "Patient"}},
-        {"name": "appID", "valueString": APP_ID},
-        {"name": "resources", "resource": {"resourceType": "Bundle", "type": "transaction",
-            "entry": [{"fullUrl": format!("urn:uuid:{patient}"),
-                "resource": {"resourceType": "Patient", "gender": "female"},
-                "request": {"method": "POST", "url": "Patient"}}]}}]});
-    let launch_id = poc.set_context(&body).await.unwrap().launch_id;
-    let pkce = Pkce::generate().unwrap();
-    let authorize = url::Url::parse_with_params(
-        &format!("{base}/auth/authorize"),
-        &[
-            ("response_type", "code"),
-            ("client_id", APP),
-            ("redirect_uri", REDIRECT),
-            ("launch", &launch_id),
-            ("scope", "launch patient/Observation.cru patient/Patient.r"),
-            ("state", "s"),
-            ("aud", base),
-            ("code_challenge", pkce.challenge()),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .unwrap();
-    let response = http.get(authorize).send().await.unwrap();
-    let location = response.headers()["location"].to_str().unwrap().to_string();
-    let code = url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_else(|| panic!("no code in {location}"));
-    let (status, answer) = token(
-        http,
-        base,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", APP),
-            ("code_verifier", pkce.verifier().expose()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
-    (
-        answer["access_token"].as_str().unwrap().to_string(),
-        answer["patient"].as_str().unwrap().to_string(),
-        code,
-    )
 }
 
 /// An app create through `base`; the reference and version when the app was told 201.
@@ -365,18 +256,7 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
     };
     let dir = std::env::temp_dir().join(format!("halo-cluster-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let catalog = json!([{
-        "id": APP_ID, "name": "Cluster app", "description": "Writes Observations.",
-        "descriptionShort": "Writes Observations.",
-        "iconUrl": "https://apps.example.org/icon.png",
-        "privacyPolicyUrl": "https://apps.example.org/privacy",
-        "termsOfServiceUrl": "https://apps.example.org/terms",
-        "launchUrl": "https://apps.example.org/launch",
-        "contacts": [{"title": "Support", "email": "support@example.org",
-                      "url": "https://apps.example.org/support"}],
-        "publisher": {"id": "example", "name": "Example"},
-        "scopes": ["launch", "patient/Observation.cru", "patient/Patient.r"]
-    }]);
+    let catalog = support::catalog(APP_ID);
     std::fs::write(dir.join("catalog.json"), catalog.to_string()).unwrap();
     let schema = format!("t_cluster_{}", uuid::Uuid::new_v4().simple());
     let balancer = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -474,13 +354,13 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
     let mut told = BTreeMap::new();
     let mut tokens = Vec::new();
     for round in 0..3 {
-        let (app, patient, code) = launch(&http, &base, &poc).await;
+        let (_, app, patient, code) = support::launch(&http, &base, &poc, APP, APP_ID).await;
         for value in 0..3 {
             let (reference, version) = create(
                 &http,
                 &base,
                 &app,
-                &observation(&patient, round * 10 + value),
+                &support::observation(&patient, round * 10 + value, None),
             )
             .await
             .expect("a write through the balancer commits");
@@ -560,14 +440,19 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
     );
 
     // Lose an instance mid-traffic: nothing committed is lost, the EMR stays exact.
-    let (app, patient, _) = launch(&http, &base, &poc).await;
+    let (_, app, patient, _) = support::launch(&http, &base, &poc, APP, APP_ID).await;
     let writes = {
         let (http, base, app, patient) = (http.clone(), base.clone(), app.clone(), patient.clone());
         tokio::spawn(async move {
             let mut told = Vec::new();
             for value in 100..130 {
-                if let Some(written) =
-                    create(&http, &base, &app, &observation(&patient, value)).await
+                if let Some(written) = create(
+                    &http,
+                    &base,
+                    &app,
+                    &support::observation(&patient, value, None),
+                )
+                .await
                 {
                     told.push(written);
                 }

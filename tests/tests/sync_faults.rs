@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,16 +38,17 @@ use halo_poc::{
     NotificationReceiver, RestHookSecret, SofaClient, StaticToken, SubscriptionManager, Watchdog,
     WebsocketConsumer, WebsocketOptions, rest_hook_channel, websocket_channel,
 };
-use halo_smart_client::authorize::Pkce;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const POC: &str = "emr";
-const POC_SECRET: &str = "emr-secret";
+mod support;
+use support::{
+    POC, POC_SECRET, REDIRECT, free_port, observation, spawn_sofa, token, version_and_value,
+};
+
 const APP: &str = "fault-app";
 const APP_ID: &str = "5b1f3c2e-7a4d-4e8b-9c6f-1d2e3f4a5b6c";
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
 /// The SoFA's delivery timeout and busy timeout: short, so a fault costs little time.
 const DELIVERY_TIMEOUT_MS: u64 = 150;
 const BUSY_TIMEOUT_MS: u64 = 150;
@@ -155,18 +156,6 @@ fn fingerprint(method: &str, focus: &str, resource: Option<&Value>) -> String {
     format!("{method} {}/{} v{version} {value}", focus[1], focus[0])
 }
 
-fn chart_value(resource: Option<&Value>) -> (String, String) {
-    let version = resource
-        .and_then(|r| r.pointer("/meta/versionId"))
-        .and_then(Value::as_str)
-        .unwrap_or("-")
-        .to_string();
-    let value = resource
-        .and_then(|r| r.pointer("/valueQuantity/value"))
-        .map_or("-".to_string(), Value::to_string);
-    (version, value)
-}
-
 impl ChangeSink for Chart {
     fn apply(&self, change: Change) -> BoxFuture<'_, halo_poc::Result<Option<String>>> {
         Box::pin(async move {
@@ -190,7 +179,7 @@ impl ChangeSink for Chart {
                     Ok(None)
                 }
                 _ => {
-                    let value = chart_value(change.resource.as_ref());
+                    let value = version_and_value(change.resource.as_ref());
                     match &change.local {
                         Some(local) => {
                             records.insert(local.clone(), value);
@@ -386,20 +375,10 @@ impl SofaProcess {
         let log = self.config.with_file_name("sofa.log");
         for _ in 0..50 {
             let stderr = std::fs::File::create(&log).expect("a log file");
-            let mut child = Command::new(env!("CARGO_BIN_EXE_halo-sofa-under-test"))
-                .arg(&self.config)
-                .stdout(Stdio::piped())
-                .stderr(stderr)
-                .spawn()
-                .expect("the SoFA under test starts");
-            let stdout = child.stdout.take().expect("stdout");
-            let mut line = String::new();
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-            if line.starts_with("ready") {
+            if let Some(child) = spawn_sofa(&self.config, Stdio::from(stderr)) {
                 self.child = Some(child);
                 return;
             }
-            let _ = child.wait();
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
@@ -453,30 +432,6 @@ struct World {
     barrier: usize,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn token(http: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> Value {
-    let response = http
-        .post(format!("{base}/auth/token"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(
-        status.is_success(),
-        "token endpoint answered {status}: {body}"
-    );
-    body
-}
-
 impl World {
     async fn start() -> World {
         let dir = std::env::temp_dir().join(format!(
@@ -489,18 +444,7 @@ impl World {
         let port = free_port();
         let root = format!("http://127.0.0.1:{port}");
         let base = format!("{root}/fhir");
-        let catalog = json!([{
-            "id": APP_ID, "name": "Fault app", "description": "Writes Observations.",
-            "descriptionShort": "Writes Observations.",
-            "iconUrl": "https://apps.example.org/icon.png",
-            "privacyPolicyUrl": "https://apps.example.org/privacy",
-            "termsOfServiceUrl": "https://apps.example.org/terms",
-            "launchUrl": "https://apps.example.org/launch",
-            "contacts": [{"title": "Support", "email": "support@example.org",
-                          "url": "https://apps.example.org/support"}],
-            "publisher": {"id": "example", "name": "Example"},
-            "scopes": ["launch", "patient/Observation.cru", "patient/Patient.r"]
-        }]);
+        let catalog = support::catalog(APP_ID);
         std::fs::write(dir.join("catalog.json"), catalog.to_string()).unwrap();
         let config = format!(
             r#"listen = "127.0.0.1:{port}"
@@ -540,7 +484,7 @@ launch_url = "https://apps.example.org/launch"
             .build()
             .unwrap();
 
-        let poc_token = token(
+        let (status, answer) = token(
             &http,
             &base,
             &[
@@ -550,10 +494,9 @@ launch_url = "https://apps.example.org/launch"
                 ("scope", "Context.write system/Subscription.cruds"),
             ],
         )
-        .await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        let poc_token = answer["access_token"].as_str().unwrap().to_string();
         let options = HttpOptions {
             timeout: Duration::from_secs(5),
             ..HttpOptions::default()
@@ -665,67 +608,12 @@ launch_url = "https://apps.example.org/launch"
 
     /// `$set-context` for a new patient, then the app's authorization code flow.
     async fn launch(&mut self) -> usize {
-        let patient_id = uuid::Uuid::new_v4().to_string();
-        let body = json!({
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "patient", "valueReference": {"reference": format!("urn:uuid:{patient_id}"), "type": "Patient"}},
-                {"name": "appID", "valueString": APP_ID},
-                {"name": "resources", "resource": {
-                    "resourceType": "Bundle", "type": "transaction",
-                    "entry": [{"fullUrl": format!("urn:uuid:{patient_id}"),
-                        "resource": {"resourceType": "Patient", "name": [{"family": "Roy"}],
-                                     "gender": "female"},
-                        "request": {"method": "POST", "url": "Patient"}}]}}
-            ]
-        });
-        let output = self.poc.set_context(&body).await.unwrap();
-        let launch_id = output.launch_id;
-        let pkce = Pkce::generate().unwrap();
-        let authorize = url::Url::parse_with_params(
-            &format!("{}/auth/authorize", self.base),
-            &[
-                ("response_type", "code"),
-                ("client_id", APP),
-                ("redirect_uri", REDIRECT),
-                ("launch", &launch_id),
-                ("scope", "launch patient/Observation.cru patient/Patient.r"),
-                ("state", "s"),
-                ("aud", &self.base),
-                ("code_challenge", pkce.challenge()),
-                ("code_challenge_method", "S256"),
-            ],
-        )
-        .unwrap();
-        let response = self.http.get(authorize).send().await.unwrap();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let code = url::Url::parse(&location)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_else(|| panic!("no code in {location}"));
-        let answer = token(
-            &self.http,
-            &self.base,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("client_id", APP),
-                ("code_verifier", pkce.verifier().expose()),
-            ],
-        )
-        .await;
+        let (launch_id, token, patient, _) =
+            support::launch(&self.http, &self.base, &self.poc, APP, APP_ID).await;
         self.launches.push(Launch {
             launch_id,
-            token: answer["access_token"].as_str().unwrap().to_string(),
-            patient: answer["patient"].as_str().unwrap().to_string(),
+            token,
+            patient,
             cleared: false,
         });
         self.launches.len() - 1
@@ -771,19 +659,6 @@ async fn app_write(
     let id = stored["id"].as_str()?;
     let version = stored["meta"]["versionId"].as_str()?.parse().ok()?;
     Some((format!("Observation/{id}"), version))
-}
-
-fn observation(patient: &str, value: u64, id: Option<&str>) -> Value {
-    let mut resource = json!({
-        "resourceType": "Observation", "status": "final",
-        "code": {"text": "body weight"},
-        "subject": {"reference": format!("Patient/{patient}")},
-        "valueQuantity": {"value": value, "unit": "kg"}
-    });
-    if let Some(id) = id {
-        resource["id"] = json!(id);
-    }
-    resource
 }
 
 /// Holds the database's write lock for `hold` from another connection.
@@ -1061,7 +936,7 @@ impl World {
                         history.remove(&reference);
                     }
                     _ => {
-                        let (version, value) = chart_value(details.get("resource"));
+                        let (version, value) = version_and_value(details.get("resource"));
                         history.insert(reference, (version, value, launch));
                     }
                 }
@@ -1168,7 +1043,10 @@ impl World {
                 .filter(|(_, launch, _)| launch.as_deref().is_some_and(|l| live.contains(l)))
                 .map(|(id, _, json)| {
                     let resource: Value = serde_json::from_slice(&json).unwrap();
-                    (format!("Observation/{id}"), chart_value(Some(&resource)))
+                    (
+                        format!("Observation/{id}"),
+                        version_and_value(Some(&resource)),
+                    )
                 })
                 .collect()
         });
