@@ -519,7 +519,7 @@ async fn event_states_move_only_from_the_state_named() {
 }
 
 #[tokio::test]
-// REQ: SYNC-03
+// REQ: CLU-05
 async fn a_version_one_database_is_upgraded_and_its_events_read_as_committed() {
     let dir = TempDir::new("schema-upgrade");
     {

@@ -7,13 +7,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration as ChronoDuration;
-use halo_model::subscription::{ChannelType, NotificationType};
+use chrono::{DateTime, Utc};
+use halo_model::subscription::{ChannelType, NotificationType, Subscription};
 use tokio::task::JoinSet;
 
 use super::Inner;
 use super::delivery::typed;
 use crate::error::SofaError;
-use crate::store::{SubscriptionRecord, SubscriptionStatus};
+use crate::store::{SubscriptionRecord, SubscriptionStatus, Transaction};
 
 /// Subscriptions whose heartbeat is being sent, so a slow endpoint is not sent a second one
 /// while the next passes go on for everyone else (REQ SUB-12).
@@ -82,6 +83,32 @@ pub(super) async fn pass(inner: &Arc<Inner>) -> usize {
     sent
 }
 
+/// The typed subscription of `record` if its heartbeat is due at `now`: active, with a
+/// heartbeat period, and nothing sent (status change, heartbeat or event) for that long.
+async fn due_at(
+    tx: &mut dyn Transaction,
+    record: &SubscriptionRecord,
+    now: DateTime<Utc>,
+) -> Result<Option<Subscription>, SofaError> {
+    if record.status != SubscriptionStatus::Active {
+        return Ok(None);
+    }
+    let Some(subscription) = typed(record) else {
+        return Ok(None);
+    };
+    let Some(period) = subscription.channel.heartbeat_period else {
+        return Ok(None);
+    };
+    let mut last = record.updated_at;
+    if record.events_since_start > 0 {
+        let n = record.events_since_start;
+        if let Some(event) = tx.events(&record.id, n, Some(n)).await?.pop() {
+            last = last.max(event.timestamp);
+        }
+    }
+    Ok((now - last >= ChronoDuration::seconds(i64::from(period))).then_some(subscription))
+}
+
 /// Ids of the active subscriptions with a heartbeat period and nothing sent for that long.
 async fn due(inner: &Inner) -> Result<Vec<String>, SofaError> {
     let now = inner.clock.now();
@@ -89,20 +116,7 @@ async fn due(inner: &Inner) -> Result<Vec<String>, SofaError> {
     let records = tx.list_subscriptions(None).await?;
     let mut due = Vec::new();
     for record in records {
-        if record.status != SubscriptionStatus::Active {
-            continue;
-        }
-        let Some(period) = typed(&record).and_then(|s| s.channel.heartbeat_period) else {
-            continue;
-        };
-        let mut last = record.updated_at;
-        if record.events_since_start > 0 {
-            let n = record.events_since_start;
-            if let Some(event) = tx.events(&record.id, n, Some(n)).await?.pop() {
-                last = last.max(event.timestamp);
-            }
-        }
-        if now - last >= ChronoDuration::seconds(i64::from(period)) {
+        if due_at(tx.as_mut(), &record, now).await?.is_some() {
             due.push(record.id);
         }
     }
@@ -112,35 +126,14 @@ async fn due(inner: &Inner) -> Result<Vec<String>, SofaError> {
 /// Sends one heartbeat and records when; a rest-hook that fails puts the subscription in
 /// `error`. A websocket subscription with no socket bound is skipped.
 async fn send(inner: &Arc<Inner>, id: &str) -> bool {
-    let websocket = {
-        let Ok(mut tx) = inner.store.begin_read().await else {
-            return false;
-        };
-        match tx.get_subscription(id).await {
-            Ok(Some(record)) => {
-                typed(&record).is_some_and(|s| s.channel.channel_type == ChannelType::Websocket)
-            }
-            _ => return false,
-        }
-    };
-    if websocket && !inner.hub.is_bound(id) {
-        // No socket here: the instance holding the socket sends the heartbeat.
-        return false;
-    }
-    let record = match inner.claim_heartbeat(id).await {
-        Ok(Some(record)) => record,
+    let (record, subscription) = match inner.claim_heartbeat(id).await {
+        Ok(Some(claimed)) => claimed,
         Ok(None) => return false,
         Err(e) => {
             tracing::warn!(subscription = %id, error = %e, "heartbeat not claimed");
             return false;
         }
     };
-    let Some(subscription) = typed(&record) else {
-        return false;
-    };
-    if subscription.channel.channel_type == ChannelType::Websocket && !inner.hub.is_bound(id) {
-        return false;
-    }
     let body = inner.bare_notification(&record, &subscription, NotificationType::Heartbeat);
     let result = match inner.deliver(id, &subscription, &body).await {
         Ok(()) => Ok(true),
@@ -166,34 +159,29 @@ async fn send(inner: &Arc<Inner>, id: &str) -> bool {
 }
 
 impl Inner {
-    /// Claims the heartbeat of `id` if it is still due: its clock restarts now, in a
-    /// transaction that holds the subscription's row, so of several instances that found it
-    /// due only the first sends it (REQ CLU-02). The record, when this one won.
-    async fn claim_heartbeat(&self, id: &str) -> Result<Option<SubscriptionRecord>, SofaError> {
+    /// Claims the heartbeat of `id` if it is still due and this instance can send it (a
+    /// websocket needs its socket here): its clock restarts now, in a transaction that holds
+    /// the subscription's row, so of several instances that found it due only the first sends
+    /// it (REQ CLU-02). The record and its typed view, when this one won.
+    async fn claim_heartbeat(
+        &self,
+        id: &str,
+    ) -> Result<Option<(SubscriptionRecord, Subscription)>, SofaError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let Some(mut record) = tx.get_subscription(id).await? else {
             return Ok(None);
         };
-        if record.status != SubscriptionStatus::Active {
-            return Ok(None);
-        }
-        let Some(period) = typed(&record).and_then(|s| s.channel.heartbeat_period) else {
+        let Some(subscription) = due_at(tx.as_mut(), &record, now).await? else {
             return Ok(None);
         };
-        let mut last = record.updated_at;
-        if record.events_since_start > 0 {
-            let n = record.events_since_start;
-            if let Some(event) = tx.events(id, n, Some(n)).await?.pop() {
-                last = last.max(event.timestamp);
-            }
-        }
-        if now - last < ChronoDuration::seconds(i64::from(period)) {
+        if subscription.channel.channel_type == ChannelType::Websocket && !self.hub.is_bound(id) {
+            // No socket here: the instance holding the socket claims and sends it.
             return Ok(None);
         }
         record.updated_at = now;
         tx.update_subscription(record.clone()).await?;
         tx.commit().await?;
-        Ok(Some(record))
+        Ok(Some((record, subscription)))
     }
 }

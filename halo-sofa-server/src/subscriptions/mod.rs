@@ -242,13 +242,7 @@ impl Subscriptions {
             return;
         };
         for poc in pocs {
-            let settled = {
-                let _serialised = self.inner.locks.lock(&poc).await;
-                self.inner.settle(&poc).await
-            };
-            if let Err(reason) = settled {
-                tracing::info!(poc = %poc, %reason, "outbox not drained");
-            }
+            outbox::settle_in_background(&self.inner, &poc).await;
         }
     }
 

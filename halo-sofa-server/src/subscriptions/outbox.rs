@@ -270,7 +270,9 @@ pub(super) async fn pass(inner: &Arc<Inner>) -> usize {
     started
 }
 
-async fn settle_in_background(inner: &Arc<Inner>, poc: &str) {
+/// Settles `poc` under its lock; a failure schedules its retry and, after
+/// `outbox_error_after`, turns its subscriptions `error`.
+pub(super) async fn settle_in_background(inner: &Arc<Inner>, poc: &str) {
     let result = {
         let _serialised = inner.locks.lock(poc).await;
         inner.settle(poc).await

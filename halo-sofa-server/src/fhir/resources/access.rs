@@ -77,17 +77,29 @@ fn compartment_paths() -> &'static HashMap<String, Vec<Vec<String>>> {
     })
 }
 
-/// The values at `path` under `value`, arrays flattened at every step.
-fn values_at<'a>(value: &'a serde_json::Value, path: &[String]) -> Vec<&'a serde_json::Value> {
-    let mut current = vec![value];
-    for segment in path {
+/// A value, or the items of an array.
+fn items(value: &serde_json::Value) -> Vec<&serde_json::Value> {
+    match value.as_array() {
+        Some(items) => items.iter().collect(),
+        None => vec![value],
+    }
+}
+
+/// The values at `path` under the resource, arrays flattened at every step; the resource's
+/// JSON is walked where it lies, not copied.
+fn values_at<'a>(
+    resource: &'a halo_model::fhir::RawResource,
+    path: &[String],
+) -> Vec<&'a serde_json::Value> {
+    let Some((first, rest)) = path.split_first() else {
+        return Vec::new();
+    };
+    let mut current = resource.get(first).map(items).unwrap_or_default();
+    for segment in rest {
         current = current
             .into_iter()
             .filter_map(|v| v.get(segment))
-            .flat_map(|v| match v.as_array() {
-                Some(items) => items.iter().collect::<Vec<_>>(),
-                None => vec![v],
-            })
+            .flat_map(items)
             .collect();
     }
     current
@@ -110,10 +122,9 @@ pub(crate) fn in_compartment(resource: &halo_model::fhir::RawResource, patient: 
     let Some(paths) = compartment_paths().get(kind) else {
         return false;
     };
-    let json = resource.to_value();
     let suffix = format!("/{patient}");
     paths.iter().any(|path| {
-        values_at(&json, path).into_iter().any(|reference| {
+        values_at(resource, path).into_iter().any(|reference| {
             reference
                 .get("reference")
                 .and_then(serde_json::Value::as_str)
