@@ -36,6 +36,9 @@ pub struct SearchParam {
     pub name: String,
     /// The FHIR search parameter type (`reference`, `token`...).
     pub kind: String,
+    /// The canonical of the SearchParameter it implements
+    /// (`http://hl7.org/fhir/SearchParameter/clinical-patient`).
+    pub definition: Option<String>,
 }
 
 /// What the server offers for one resource type.
@@ -285,7 +288,14 @@ fn resource_entry(resource_type: &str, capability: &ResourceCapability) -> Value
             capability
                 .search_params
                 .iter()
-                .map(|p| json!({"name": p.name, "type": p.kind}))
+                .map(|p| {
+                    let mut param = json!({"name": p.name});
+                    if let Some(definition) = &p.definition {
+                        param["definition"] = json!(definition);
+                    }
+                    param["type"] = json!(p.kind);
+                    param
+                })
                 .collect(),
         );
     }

@@ -87,7 +87,7 @@ fn items(value: &serde_json::Value) -> Vec<&serde_json::Value> {
 
 /// The values at `path` under the resource, arrays flattened at every step; the resource's
 /// JSON is walked where it lies, not copied.
-fn values_at<'a>(
+pub(crate) fn values_at<'a>(
     resource: &'a halo_model::fhir::RawResource,
     path: &[String],
 ) -> Vec<&'a serde_json::Value> {

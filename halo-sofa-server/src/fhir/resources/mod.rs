@@ -4,6 +4,7 @@
 //! [`ChangeNotifier`](crate::fhir::ChangeNotifier) as a [`PreparedWrite`](crate::fhir::PreparedWrite).
 
 mod access;
+mod params;
 mod write;
 
 use std::sync::Arc;
@@ -83,15 +84,18 @@ impl ResourceServer {
                     entry.interactions.push(interaction.into());
                 }
             }
-            for (name, kind) in [
-                ("_id", "token"),
-                ("patient", "reference"),
-                ("subject", "reference"),
-            ] {
+            // Exactly what `search` implements, each with its R4 definition.
+            let implemented = std::iter::once(("_id", "token", params::ID_DEFINITION)).chain(
+                params::reference_params(resource_type)
+                    .into_iter()
+                    .map(|(code, param)| (code, "reference", param.url.as_str())),
+            );
+            for (name, kind, definition) in implemented {
                 if !entry.search_params.iter().any(|p| p.name == name) {
                     entry.search_params.push(SearchParam {
                         name: name.into(),
                         kind: kind.into(),
+                        definition: Some(definition.into()),
                     });
                 }
             }
@@ -204,7 +208,8 @@ async fn read(
     }
 }
 
-/// `GET /{type}?_id&patient&subject&_count&_offset` (REQ RS-04).
+/// `GET /{type}?_id&patient&subject&_count&_offset` (REQ RS-04); the parameters are
+/// `params`'.
 async fn search(
     State(server): State<ResourceServer>,
     Path(resource_type): Path<String>,
@@ -247,28 +252,12 @@ async fn search(
     };
     let count = number("_count", DEFAULT_COUNT)?.min(MAX_COUNT);
     let offset = number("_offset", 0)?;
-    let mut ids: Vec<String> = params
-        .iter()
-        .filter(|(k, _)| k == "_id")
-        .flat_map(|(_, v)| v.split(',').map(str::to_string))
-        .collect();
-    let mut references = None;
-    for (name, value) in &params {
-        if name == "patient" || name == "subject" {
-            let reference = if value.contains('/') {
-                value.clone()
-            } else {
-                format!("Patient/{value}")
-            };
-            if references.as_ref().is_some_and(|r| r != &reference) {
-                return Ok(fhir_json(
-                    StatusCode::OK,
-                    &bundle(&server, &resource_type, &params, &[], None),
-                ));
-            }
-            references = Some(reference);
-        }
-    }
+    let criteria = params::criteria(&resource_type, &params)
+        .map_err(|why| SofaError::bad_request(IssueType::NotSupported, why))?;
+    let mut ids = criteria.ids;
+    // The store narrows by one reference (any element); every criterion is then checked on
+    // the elements its parameter names.
+    let mut references = criteria.references.first().map(|c| c.reference.clone());
     let mut empty = false;
     if let Reach::Compartment(patient) = &reach {
         // A patient/ grant narrows every search to the launch patient's compartment.
@@ -277,7 +266,6 @@ async fn search(
             empty = !ids.is_empty() && !ids.contains(&own);
             ids = vec![own];
         } else {
-            empty = references.as_ref().is_some_and(|r| r != patient);
             references = Some(patient.clone());
         }
     }
@@ -303,6 +291,7 @@ async fn search(
         .into_iter()
         .take(count as usize)
         .filter(|s| may_see(&caller, &reach, s))
+        .filter(|s| criteria.references.iter().all(|c| c.matches(&s.resource)))
         .collect();
     let next = has_next.then_some(offset + count);
     Ok(fhir_json(
