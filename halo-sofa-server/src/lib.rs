@@ -39,6 +39,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod cors;
 pub mod error;
 pub mod fhir;
 pub mod health;

@@ -42,8 +42,20 @@ pub(crate) fn form_value<'a>(
 struct AssertionClaims {
     iss: String,
     sub: String,
+    aud: Value,
     exp: i64,
     jti: String,
+}
+
+/// Whether an assertion's `aud` names this server: a single value equal to the token URL (RFC
+/// 7523) or to the issuer (what current OpenID guidance and openid-client send).
+fn audience_accepted(aud: &Value, token_url: &str, issuer: &str) -> bool {
+    let single = match aud {
+        Value::String(one) => Some(one.as_str()),
+        Value::Array(list) if list.len() == 1 => list[0].as_str(),
+        _ => None,
+    };
+    single.is_some_and(|aud| aud == token_url || aud == issuer)
 }
 
 /// The client the request authenticates as, or `invalid_client` (401).
@@ -101,6 +113,18 @@ pub(crate) async fn authenticate_client<'a>(
     }
 }
 
+/// Whether the request carries any client credential or identifier (an `Authorization`
+/// header, `client_id`, `client_secret` or `client_assertion`).
+pub(crate) fn presents_credentials(headers: &HeaderMap, params: &[(String, String)]) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
+        || params.iter().any(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "client_id" | "client_secret" | "client_assertion" | "client_assertion_type"
+            )
+        })
+}
+
 fn form_urldecode(text: &str) -> String {
     url::form_urlencoded::parse(format!("x={text}").as_bytes())
         .next()
@@ -137,7 +161,8 @@ async fn verify_assertion<'a>(
     let key = client_key(inner, client, kid).await?;
 
     let mut validation = Validation::new(header.alg);
-    validation.set_audience(&[inner.url(paths::TOKEN)]);
+    // The audience is checked below: jsonwebtoken accepts any one of several values.
+    validation.validate_aud = false;
     validation.set_issuer(&[client.client_id.as_str()]);
     validation.sub = Some(client.client_id.clone());
     // Expiry is checked against the server's clock below.
@@ -146,6 +171,11 @@ async fn verify_assertion<'a>(
     let claims: AssertionClaims = jsonwebtoken::decode(assertion, &key, &validation)
         .map(|t| t.claims)
         .map_err(|_| refused("the signature, issuer, subject or audience does not verify"))?;
+    if !audience_accepted(&claims.aud, &inner.url(paths::TOKEN), &inner.base_url) {
+        return Err(refused(
+            "aud must be one value: the token endpoint URL or the issuer",
+        ));
+    }
     let now = inner.clock.now().timestamp();
     let max = inner.config.assertion_max_lifetime.as_secs() as i64;
     if claims.exp <= now {

@@ -23,23 +23,26 @@ pub(super) async fn introspect(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let Ok(Form(params)) = form else {
-        return oauth_error(&OAuthError::invalid_request("send a form"));
+        return oauth_error(&headers, &OAuthError::invalid_request("send a form"));
     };
     match authenticate_client(&inner, &headers, &params).await {
         // REQ IDP-08: only resource servers and PoCs, which can keep a credential, may learn
         // whose a token is; a public client proves nothing by naming its client_id.
         Ok(client) if client.authentication.is_confidential() => {}
         Ok(_) => {
-            return oauth_error(&OAuthError::invalid_client(
-                "introspection is for authenticated confidential clients",
-            ));
+            return oauth_error(
+                &headers,
+                &OAuthError::invalid_client(
+                    "introspection is for authenticated confidential clients",
+                ),
+            );
         }
-        Err(error) => return oauth_error(&error),
+        Err(error) => return oauth_error(&headers, &error),
     }
     let token = match form_value(&params, "token") {
         Ok(Some(token)) => token,
-        Ok(None) => return oauth_error(&OAuthError::invalid_request("token is missing")),
-        Err(error) => return oauth_error(&error),
+        Ok(None) => return oauth_error(&headers, &OAuthError::invalid_request("token is missing")),
+        Err(error) => return oauth_error(&headers, &error),
     };
     let Ok(verified) = verify(&inner, token).await else {
         return no_store(StatusCode::OK, json!({"active": false}).to_string());
@@ -58,6 +61,6 @@ pub(super) async fn introspect(
     }
     match serde_json::to_string(&response) {
         Ok(body) => no_store(StatusCode::OK, body),
-        Err(_) => oauth_error(&OAuthError::server_error("encoding failed")),
+        Err(_) => oauth_error(&headers, &OAuthError::server_error("encoding failed")),
     }
 }

@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::Router;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tower_http::cors::{Any, CorsLayer};
 
 use super::builtin::BuiltinTokens;
 use super::clients::ClientRegistry;
@@ -42,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) config: AuthConfig,
     /// The SoFA's userless mode (D-18, [`SofaConfig::userless_launches`]).
     pub(crate) userless_launches: bool,
+    /// The origins whose pages may call the token and introspection endpoints (REQ SEC-06).
+    pub(crate) cors_allowed_origins: Vec<String>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: RwLock<Arc<KeyRing>>,
@@ -147,6 +148,7 @@ impl AuthServer {
                 base_url: sofa.base_url.clone(),
                 config,
                 userless_launches: sofa.userless_launches,
+                cors_allowed_origins: sofa.cors_allowed_origins.clone(),
                 store,
                 clock,
                 keys: RwLock::new(Arc::new(keys)),
@@ -193,30 +195,32 @@ impl AuthServer {
         self.inner.keys().jwks()
     }
 
-    /// The routes, relative to the FHIR base: discovery (any origin), authorize, token,
-    /// introspection and the JWKS.
+    /// The routes, relative to the FHIR base: discovery and the JWKS (any origin, [`crate::cors::open`]),
+    /// token and introspection (the registered origins only, [`crate::cors::registered`], REQ
+    /// SEC-06), and authorize (a browser navigation, no CORS).
     pub fn router(&self) -> Router {
-        let open = CorsLayer::new()
-            .allow_origin(Any)
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::ACCEPT, header::AUTHORIZATION, header::CONTENT_TYPE]);
-        Router::new()
+        let discovery = Router::new()
             .route("/.well-known/smart-configuration", get(smart_configuration))
             .route(
                 "/.well-known/openid-configuration",
                 get(openid_configuration),
             )
             .route(paths::JWKS, get(jwks))
-            .route(
-                paths::AUTHORIZE,
-                get(authorize::authorize_get).post(authorize::authorize_post),
-            )
+            .layer(crate::cors::open());
+        let credentials = Router::new()
             .route(paths::TOKEN, axum::routing::post(token::token))
             .route(
                 paths::INTROSPECT,
                 axum::routing::post(introspect::introspect),
             )
-            .layer(open)
+            .layer(crate::cors::registered(&self.inner.cors_allowed_origins));
+        Router::new()
+            .route(
+                paths::AUTHORIZE,
+                get(authorize::authorize_get).post(authorize::authorize_post),
+            )
+            .merge(discovery)
+            .merge(credentials)
             .with_state(self.inner.clone())
     }
 }
@@ -250,11 +254,17 @@ pub(crate) fn no_store(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// An RFC 6749 §5.2 error answer, with no-store headers.
-pub(crate) fn oauth_error(error: &halo_model::oauth::OAuthError) -> Response {
+/// An RFC 6749 §5.2 error answer to a client's request, with no-store headers. A 401 carries a
+/// `Basic` challenge only when the client tried HTTP Basic (§5.2): a challenge to a client that
+/// authenticated otherwise makes some clients (openid-client) hide the error description.
+pub(crate) fn oauth_error(headers: &HeaderMap, error: &halo_model::oauth::OAuthError) -> Response {
     let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = no_store(status, error.to_json());
-    if status == StatusCode::UNAUTHORIZED {
+    let tried_basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() >= 6 && v[..6].eq_ignore_ascii_case("basic "));
+    if status == StatusCode::UNAUTHORIZED && tried_basic {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"sofa\""),

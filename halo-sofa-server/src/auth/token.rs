@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::builtin::AccessClaims;
-use super::client_auth::{authenticate_client, form_value};
-use super::clients::RegisteredClient;
+use super::client_auth::{authenticate_client, form_value, presents_credentials};
+use super::clients::{ClientAuthentication, RegisteredClient};
 use super::grant::{covered, narrow};
 use super::keys::KeyUse;
 use super::server::{Inner, hash_secret, no_store, oauth_error, random_token};
@@ -41,7 +41,7 @@ pub(super) async fn token(
     };
     match result {
         Ok(body) => no_store(StatusCode::OK, body),
-        Err(error) => oauth_error(&error),
+        Err(error) => oauth_error(&headers, &error),
     }
 }
 
@@ -50,8 +50,21 @@ fn unavailable(_: StoreError) -> OAuthError {
 }
 
 async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<String, OAuthError> {
-    let client = authenticate_client(inner, headers, params).await?;
-    let response = match form_value(params, "grant_type")? {
+    let grant_type = form_value(params, "grant_type")?;
+    let client = match authenticate_client(inner, headers, params).await {
+        Ok(client) => client,
+        // RFC 6749 §6: a public client may refresh without naming itself (client-js does);
+        // the refresh token already says whose it is.
+        Err(error)
+            if grant_type == Some("refresh_token") && !presents_credentials(headers, params) =>
+        {
+            public_client_of_refresh(inner, params)
+                .await?
+                .ok_or(error)?
+        }
+        Err(error) => return Err(error),
+    };
+    let response = match grant_type {
         Some("authorization_code") => code_grant(inner, client, params).await?,
         Some("refresh_token") => refresh_grant(inner, client, params).await?,
         Some("client_credentials") => client_credentials(inner, client, params)?,
@@ -188,6 +201,25 @@ async fn revoke_family(inner: &Inner, family: &str) -> Result<(), OAuthError> {
         .await
         .map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)
+}
+
+/// The public client a presented refresh token was issued to, if it was issued to one.
+async fn public_client_of_refresh<'a>(
+    inner: &'a Inner,
+    params: &Params,
+) -> Result<Option<&'a RegisteredClient>, OAuthError> {
+    let Some(presented) = form_value(params, "refresh_token")? else {
+        return Ok(None);
+    };
+    let mut tx = inner.store.begin_read().await.map_err(unavailable)?;
+    let record = tx
+        .get_refresh_token(&hash_secret(presented))
+        .await
+        .map_err(unavailable)?;
+    let _ = tx.rollback().await;
+    Ok(record
+        .and_then(|r| inner.clients.get(&r.client_id))
+        .filter(|c| c.authentication == ClientAuthentication::Public))
 }
 
 async fn refresh_grant(

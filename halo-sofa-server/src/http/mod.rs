@@ -12,11 +12,9 @@ mod xml;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{Method, header};
 use axum::routing::{get, post};
 use halo_model::canonical;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub use body::{authenticate, read_fhir_json, response_format};
@@ -258,41 +256,31 @@ impl Sofa {
     /// The router, relative to the FHIR base: `GET /metadata`, `POST /$set-context`,
     /// `POST /$clear-context` and whatever was mounted. Nest it under the base path.
     ///
-    /// CORS (SEC-06): any origin on `metadata`; only the configured origins on the operations.
+    /// CORS ([`crate::cors`], SEC-06): any origin on `metadata`; only the configured origins
+    /// on everything else.
     /// Every FHIR endpoint speaks JSON and XML (RS-06): XML bodies are read as JSON, and FHIR
     /// JSON answers are written as XML when `_format` or `Accept` asks for it.
     pub fn router(&self) -> Router {
-        let open_cors = CorsLayer::new()
-            .allow_origin(Any)
-            .allow_methods([Method::GET])
-            .allow_headers([header::ACCEPT]);
-        let origins = self
-            .state
-            .config
-            .cors_allowed_origins
-            .iter()
-            .filter_map(|o| o.parse().ok())
-            .collect::<Vec<_>>();
-        let api_cors = CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]);
-
         let discovery = Router::new()
             .route("/metadata", get(handlers::metadata))
             .method_not_allowed_fallback(handlers::method_not_allowed)
-            .layer(open_cors);
-        let operations = Router::new()
+            .layer(crate::cors::open())
+            .with_state(self.state.clone());
+        // Every route that takes a token: the context operations and whatever was mounted (the
+        // FHIR API, Subscriptions, the token endpoint), for the registered origins only.
+        let api = Router::new()
             .route("/$set-context", post(handlers::set_context))
             .route("/$clear-context", post(handlers::clear_context))
             // Set before the CORS layer so preflight requests still reach it.
             .method_not_allowed_fallback(handlers::method_not_allowed)
-            .layer(api_cors);
-        Router::new()
-            .merge(discovery)
-            .merge(operations)
             .with_state(self.state.clone())
             .merge(self.extra.clone())
+            .layer(crate::cors::registered(
+                &self.state.config.cors_allowed_origins,
+            ));
+        Router::new()
+            .merge(discovery)
+            .merge(api)
             .fallback(handlers::not_found)
             .layer(axum::middleware::from_fn_with_state(
                 xml::XmlLayer {

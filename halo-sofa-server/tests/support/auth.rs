@@ -29,6 +29,8 @@ pub const APP_SCOPES: &str =
 pub const SECRET: &str = "app-secret-value-0123456789";
 pub const POC_SECRET: &str = "poc-secret-value-0123456789";
 /// Where the PoC's clinician sign-in comes back to.
+/// The origin of a browser SMART app registered for CORS (REQ SEC-06).
+pub const APP_ORIGIN: &str = "https://app.example.org";
 pub const POC_REDIRECT: &str = "https://emr.example.org/signed-in";
 /// What the PoC asks for when it signs its clinician in.
 pub const POC_USER_SCOPES: &str = "openid fhirUser Context.write";
@@ -111,6 +113,7 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
     config.oauth = Some(AuthServer::oauth_uris(&base));
     config.require_active_subscription = false;
     config.userless_launches = options.userless;
+    config.cors_allowed_origins = vec![APP_ORIGIN.into()];
     let clients = ClientRegistry::new()
         .with(
             RegisteredClient::new("app-public", ClientAuthentication::Public)
