@@ -193,3 +193,109 @@ async fn a_second_instance_on_the_same_store_sees_a_revocation_at_once() {
         TokenError::Invalid
     );
 }
+
+async fn revoke(server: &AuthServerUnderTest, form: &[(&str, &str)]) -> TokenAnswer {
+    server
+        .token_with(server.http.post(server.url("/auth/revoke")).form(form))
+        .await
+}
+
+// REQ: IDP-05
+/// An app signs out through RFC 7009 revocation (advertised in discovery): its refresh token
+/// takes the grant's access tokens with it, and the revocation outlives a restart. Another
+/// client's token, or a token that does not exist, is answered the same and changes nothing.
+#[tokio::test]
+async fn an_app_signs_out_by_revoking_its_refresh_token() {
+    let dir = Dir::new();
+    let server = on_file(&dir, None).await;
+    let config: serde_json::Value = server
+        .http
+        .get(server.url("/.well-known/smart-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["revocation_endpoint"], server.url("/auth/revoke"));
+
+    let launch = server.launch(Some("dr-a"), "p1").await;
+    let signed_out = server.launch_token(&launch, SCOPE).await;
+    let kept = server.launch_token(&launch, SCOPE).await;
+    let refresh = signed_out.body["refresh_token"].as_str().unwrap();
+
+    // A confidential client cannot revoke the public app's grant, and learns nothing.
+    for form in [
+        vec![
+            ("token", refresh),
+            ("client_id", "app-secret"),
+            ("client_secret", SECRET),
+        ],
+        vec![
+            ("token", "no-such-token"),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", "app-public"),
+        ],
+    ] {
+        let answer = revoke(&server, &form).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let (status, _, _) = server.get("/Patient/p1", signed_out.access_token()).await;
+    assert_eq!(status, StatusCode::OK, "nothing was revoked yet");
+    // Without client authentication, nothing is revoked at all.
+    let anonymous = revoke(&server, &[("token", refresh)]).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let answer = revoke(
+        &server,
+        &[
+            ("token", refresh),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", "app-public"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["cache-control"], "no-store");
+    let (status, _, _) = server.get("/Patient/p1", signed_out.access_token()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let refreshed = server
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", "app-public"),
+        ])
+        .await;
+    assert_eq!(refreshed.error(), "invalid_grant");
+
+    // An access token revokes its grant too.
+    let by_access = server.launch_token(&launch, SCOPE).await;
+    let answer = revoke(
+        &server,
+        &[
+            ("token", by_access.access_token()),
+            ("client_id", "app-public"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let (status, _, _) = server.get("/Patient/p1", by_access.access_token()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let addr = server.stop().await;
+    let restarted = on_file(&dir, Some(addr)).await;
+    let (status, _, _) = restarted
+        .get("/Patient/p1", signed_out.access_token())
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "revoked before the restart"
+    );
+    let (status, _, _) = restarted.get("/Patient/p1", kept.access_token()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another grant of the same launch stays"
+    );
+}

@@ -15,6 +15,7 @@ mod external;
 mod grant;
 mod introspect;
 mod keys;
+mod revoke;
 mod server;
 mod token;
 mod users;

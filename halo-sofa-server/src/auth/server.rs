@@ -18,7 +18,7 @@ use super::builtin::BuiltinTokens;
 use super::clients::ClientRegistry;
 use super::keys::{KeyError, KeyRing, KeyUse};
 use super::users::UserAuthenticator;
-use super::{TokenValidator, authorize, introspect, token};
+use super::{TokenValidator, authorize, introspect, revoke, token};
 use crate::clock::Clock;
 use crate::config::{AuthConfig, OAuthUris, SofaConfig, url_allowed};
 use crate::store::Store;
@@ -33,6 +33,8 @@ pub mod paths {
     pub const INTROSPECT: &str = "/auth/introspect";
     /// The JWKS.
     pub const JWKS: &str = "/auth/jwks";
+    /// `revoke` (RFC 7009).
+    pub const REVOKE: &str = "/auth/revoke";
 }
 
 /// The state every endpoint shares.
@@ -167,7 +169,7 @@ impl AuthServer {
             authorize: format!("{base}{}", paths::AUTHORIZE),
             token: format!("{base}{}", paths::TOKEN),
             introspect: Some(format!("{base}{}", paths::INTROSPECT)),
-            revoke: None,
+            revoke: Some(format!("{base}{}", paths::REVOKE)),
         }
     }
 
@@ -196,7 +198,7 @@ impl AuthServer {
     }
 
     /// The routes, relative to the FHIR base: discovery and the JWKS (any origin, [`crate::cors::open`]),
-    /// token and introspection (the registered origins only, [`crate::cors::registered`], REQ
+    /// token, introspection and revocation (the registered origins only, [`crate::cors::registered`], REQ
     /// SEC-06), and authorize (a browser navigation, no CORS).
     pub fn router(&self) -> Router {
         let discovery = Router::new()
@@ -213,6 +215,7 @@ impl AuthServer {
                 paths::INTROSPECT,
                 axum::routing::post(introspect::introspect),
             )
+            .route(paths::REVOKE, axum::routing::post(revoke::revoke))
             .layer(crate::cors::registered(&self.inner.cors_allowed_origins));
         Router::new()
             .route(
@@ -296,6 +299,7 @@ async fn smart_configuration(
         "authorization_endpoint": inner.url(paths::AUTHORIZE),
         "token_endpoint": inner.url(paths::TOKEN),
         "introspection_endpoint": inner.url(paths::INTROSPECT),
+        "revocation_endpoint": inner.url(paths::REVOKE),
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_post", "private_key_jwt"
@@ -328,6 +332,7 @@ async fn openid_configuration(
         "authorization_endpoint": inner.url(paths::AUTHORIZE),
         "token_endpoint": inner.url(paths::TOKEN),
         "introspection_endpoint": inner.url(paths::INTROSPECT),
+        "revocation_endpoint": inner.url(paths::REVOKE),
         "jwks_uri": inner.url(paths::JWKS),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],

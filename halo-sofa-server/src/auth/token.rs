@@ -187,7 +187,7 @@ async fn live_launch(
     }
 }
 
-async fn revoke_family(inner: &Inner, family: &str) -> Result<(), OAuthError> {
+pub(super) async fn revoke_family(inner: &Inner, family: &str) -> Result<(), OAuthError> {
     if family.is_empty() {
         return Ok(());
     }
@@ -203,6 +203,20 @@ async fn revoke_family(inner: &Inner, family: &str) -> Result<(), OAuthError> {
     tx.commit().await.map_err(unavailable)
 }
 
+/// The record of a presented refresh token, read outside any write.
+pub(super) async fn find_refresh(
+    inner: &Inner,
+    presented: &str,
+) -> Result<Option<RefreshTokenRecord>, OAuthError> {
+    let mut tx = inner.store.begin_read().await.map_err(unavailable)?;
+    let record = tx
+        .get_refresh_token(&hash_secret(presented))
+        .await
+        .map_err(unavailable)?;
+    let _ = tx.rollback().await;
+    Ok(record)
+}
+
 /// The public client a presented refresh token was issued to, if it was issued to one.
 async fn public_client_of_refresh<'a>(
     inner: &'a Inner,
@@ -211,13 +225,8 @@ async fn public_client_of_refresh<'a>(
     let Some(presented) = form_value(params, "refresh_token")? else {
         return Ok(None);
     };
-    let mut tx = inner.store.begin_read().await.map_err(unavailable)?;
-    let record = tx
-        .get_refresh_token(&hash_secret(presented))
-        .await
-        .map_err(unavailable)?;
-    let _ = tx.rollback().await;
-    Ok(record
+    Ok(find_refresh(inner, presented)
+        .await?
         .and_then(|r| inner.clients.get(&r.client_id))
         .filter(|c| c.authentication == ClientAuthentication::Public))
 }

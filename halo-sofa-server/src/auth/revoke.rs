@@ -1,0 +1,64 @@
+//! Token revocation, RFC 7009: how an app signs out. The client authenticates as at the token
+//! endpoint (a public client names itself with `client_id`). A refresh token or an access
+//! token issued to that client revokes its whole grant: every refresh token and access token
+//! of the family, as rows of the store that every instance consults (REQ IDP-05).
+//!
+//! An unknown, expired or already revoked token, or a token of another client, changes nothing
+//! and is answered 200 like a revoked one (§2.2): the endpoint tells no caller whether a token
+//! exists.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use halo_model::oauth::OAuthError;
+
+use super::builtin::verify;
+use super::client_auth::{authenticate_client, form_value};
+use super::clients::RegisteredClient;
+use super::server::{Inner, no_store, oauth_error};
+use super::token::{find_refresh, revoke_family};
+
+pub(super) async fn revoke(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let Ok(Form(params)) = form else {
+        return oauth_error(&headers, &OAuthError::invalid_request("send a form"));
+    };
+    let result = async {
+        let client = authenticate_client(&inner, &headers, &params).await?;
+        let token = form_value(&params, "token")?
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        // `token_type_hint` only says where to look first (§2.1); both kinds are looked up.
+        if let Some(family) = family_of(&inner, client, token).await? {
+            revoke_family(&inner, &family).await?;
+        }
+        Ok::<(), OAuthError>(())
+    };
+    match result.await {
+        Ok(()) => no_store(StatusCode::OK, String::new()),
+        Err(error) => oauth_error(&headers, &error),
+    }
+}
+
+/// The grant family of `token` (a refresh token, else an access token), if it was issued to
+/// `client`.
+async fn family_of(
+    inner: &Inner,
+    client: &RegisteredClient,
+    token: &str,
+) -> Result<Option<String>, OAuthError> {
+    let refresh = find_refresh(inner, token).await?;
+    if let Some(record) = refresh {
+        return Ok((record.client_id == client.client_id).then_some(record.family_id));
+    }
+    Ok(match verify(inner, token).await {
+        Ok(verified) if verified.claims.client_id == client.client_id => verified.claims.fam,
+        _ => None,
+    })
+}
