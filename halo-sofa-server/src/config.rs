@@ -58,6 +58,8 @@ pub struct SofaConfig {
     /// Origins allowed to call the FHIR API from a browser (SEC-06); discovery and `metadata`
     /// allow any origin.
     pub cors_allowed_origins: Vec<String>,
+    /// Rate limits per client address and per client (REQ HARD-04); off by default.
+    pub rate_limits: RateLimits,
     /// The SMART endpoints to advertise, when an authorization server is known.
     pub oauth: Option<OAuthUris>,
     /// The server's name and version in the CapabilityStatement.
@@ -87,6 +89,7 @@ impl SofaConfig {
             content_update_topic: halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC.to_string(),
             userless_launches: false,
             cors_allowed_origins: Vec::new(),
+            rate_limits: RateLimits::default(),
             oauth: None,
             software_name: "HALO SDK SoFA".to_string(),
         })
@@ -136,6 +139,48 @@ pub fn url_allowed(url: &str, development_mode: bool) -> bool {
             matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
         }
         _ => false,
+    }
+}
+
+/// A steady rate with a burst; `per_second = 0` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per second, sustained.
+    pub per_second: u32,
+    /// Requests allowed at once above the steady rate.
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `per_second` sustained, `burst` at once.
+    pub const fn new(per_second: u32, burst: u32) -> Rate {
+        Rate { per_second, burst }
+    }
+
+    /// No limit.
+    pub const OFF: Rate = Rate::new(0, 0);
+}
+
+/// The rate limits of a SoFA ([`crate::limits`], REQ HARD-04). The library default is off
+/// (hosts and tests decide); the reference SoFA turns them on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per client address: writes, `$set-context`, token, revocation, introspection, authorize.
+    pub per_address: Rate,
+    /// Per authenticated client: every request with its tokens, and its token requests.
+    pub per_client: Rate,
+    /// A header carrying the client address that the operator's own proxy appends
+    /// (`x-forwarded-for`); its last entry is used. `None`: the TCP peer.
+    pub address_header: Option<String>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            per_address: Rate::OFF,
+            per_client: Rate::OFF,
+            address_header: None,
+        }
     }
 }
 

@@ -57,6 +57,8 @@ pub struct SofaError {
     status: StatusCode,
     outcome: Box<OperationOutcome>,
     bearer_challenge: bool,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl SofaError {
@@ -66,6 +68,20 @@ impl SofaError {
             status,
             outcome: Box::new(outcome),
             bearer_challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// 429: over a rate limit; `Retry-After` says when to try again, in whole seconds
+    /// (REQ HARD-04).
+    pub fn too_many_requests(wait: std::time::Duration) -> SofaError {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        SofaError {
+            retry_after: Some(seconds.max(1)),
+            ..SofaError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                OperationOutcome::error(IssueType::Throttled, "too many requests; retry later"),
+            )
         }
     }
 
@@ -203,6 +219,11 @@ impl IntoResponse for SofaError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"sofa\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

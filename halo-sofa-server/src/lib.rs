@@ -44,6 +44,7 @@ pub mod error;
 pub mod fhir;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod outbound;
 pub mod store;
 pub mod subscriptions;

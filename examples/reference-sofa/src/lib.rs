@@ -37,12 +37,13 @@ use halo_sofa_server::asynchronous::AsyncJobs;
 use halo_sofa_server::audit::TracingAuditSink;
 use halo_sofa_server::auth::{
     AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, DevLogin, RegisteredClient,
-    UserAuthenticator,
+    TokenValidator, UserAuthenticator,
 };
 use halo_sofa_server::clock::SystemClock;
-use halo_sofa_server::config::{AuthConfig, SofaConfig};
+use halo_sofa_server::config::{AuthConfig, Rate, RateLimits, SofaConfig};
 use halo_sofa_server::health::Readiness;
 use halo_sofa_server::http::Sofa;
+use halo_sofa_server::limits::RateLimitedTokens;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
 use serde::{Deserialize, Serialize};
@@ -146,6 +147,51 @@ pub struct Config {
     /// line, for a log collector).
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Rate limits (HARD-04).
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Rate limits (HARD-04): a steady rate per second and a burst, per client address (writes,
+/// `$set-context`, token, revocation, introspection, authorize) and per authenticated client
+/// (every request its tokens make, its token requests). A rate of `0` turns that limit off.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Requests per second from one address.
+    pub per_address_per_second: u32,
+    /// Requests at once from one address above that rate.
+    pub per_address_burst: u32,
+    /// Requests per second by one client.
+    pub per_client_per_second: u32,
+    /// Requests at once by one client above that rate.
+    pub per_client_burst: u32,
+    /// A header your own proxy appends the client address to (`x-forwarded-for`); its last
+    /// entry is the address. Absent: the TCP peer. Never name a header a client could set
+    /// unchecked.
+    pub address_header: Option<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            per_address_per_second: 100,
+            per_address_burst: 500,
+            per_client_per_second: 200,
+            per_client_burst: 1000,
+            address_header: None,
+        }
+    }
+}
+
+impl Limits {
+    fn rate_limits(&self) -> RateLimits {
+        RateLimits {
+            per_address: Rate::new(self.per_address_per_second, self.per_address_burst),
+            per_client: Rate::new(self.per_client_per_second, self.per_client_burst),
+            address_header: self.address_header.clone(),
+        }
+    }
 }
 
 /// How log lines are written.
@@ -190,6 +236,7 @@ impl Default for Config {
             database_pool_size: None,
             database_schema: None,
             log_format: LogFormat::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -496,6 +543,7 @@ impl ReferenceSofa {
         sofa_config.cors_allowed_origins = config.cors_allowed_origins.clone();
         sofa_config.software_name = "HALO reference SoFA".to_string();
         sofa_config.userless_launches = config.userless_launches;
+        sofa_config.rate_limits = config.limits.rate_limits();
         if let Some(types) = &config.supported_types {
             sofa_config.supported_types = supported_types(types);
         }
@@ -543,7 +591,11 @@ impl ReferenceSofa {
         )
         .await
         .map_err(|e| Error::Auth(e.to_string()))?;
-        let tokens = auth.token_validator();
+        // Every request a client's tokens make spends the client's budget (HARD-04).
+        let tokens: Arc<dyn TokenValidator> = Arc::new(RateLimitedTokens::new(
+            auth.token_validator(),
+            sofa_config.rate_limits.per_client,
+        ));
         let readiness = Readiness::new(store.clone()).signing_keys(&auth);
         let readiness = match &schema {
             Schema::None => Ok(readiness),
@@ -609,11 +661,15 @@ impl ReferenceSofa {
 
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            // With the peer address: the per-address rate limits key on it.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
         });
         Ok(RunningSofa {
             catalog_url: format!("{root_url}{CATALOG_PATH}"),

@@ -104,6 +104,12 @@ pub enum TokenError {
     /// The validator could not decide (IdP unreachable...).
     #[error("the access token could not be checked: {0}")]
     Unavailable(String),
+    /// The token is good but its client is over its rate limit (REQ HARD-04).
+    #[error("too many requests by this client; retry later")]
+    RateLimited {
+        /// How long until the client may try again.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// Checks bearer tokens.

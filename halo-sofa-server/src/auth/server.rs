@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use halo_model::oauth::OAuthErrorCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -45,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) userless_launches: bool,
     /// The origins whose pages may call the token and introspection endpoints (REQ SEC-06).
     pub(crate) cors_allowed_origins: Vec<String>,
+    /// Each client's budget of token requests (REQ HARD-04).
+    pub(crate) client_limit: crate::limits::Limiter,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: RwLock<Arc<KeyRing>>,
@@ -151,6 +154,7 @@ impl AuthServer {
                 config,
                 userless_launches: sofa.userless_launches,
                 cors_allowed_origins: sofa.cors_allowed_origins.clone(),
+                client_limit: crate::limits::Limiter::new(sofa.rate_limits.per_client),
                 store,
                 clock,
                 keys: RwLock::new(Arc::new(keys)),
@@ -261,7 +265,13 @@ pub(crate) fn no_store(status: StatusCode, body: String) -> Response {
 /// `Basic` challenge only when the client tried HTTP Basic (§5.2): a challenge to a client that
 /// authenticated otherwise makes some clients (openid-client) hide the error description.
 pub(crate) fn oauth_error(headers: &HeaderMap, error: &halo_model::oauth::OAuthError) -> Response {
-    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    // The server's own trouble is not the client's error: a store that is busy or down is a
+    // 503 the client may retry, a failure of the server a 500 (RFC 6749 leaves both to the host).
+    let status = match error.error {
+        OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+    };
     let mut response = no_store(status, error.to_json());
     let tried_basic = headers
         .get(header::AUTHORIZATION)

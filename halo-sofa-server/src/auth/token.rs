@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -35,13 +35,38 @@ pub(super) async fn token(
 ) -> Response {
     let result = match form {
         Ok(Form(params)) => grant(&inner, &headers, &params).await,
-        Err(_) => Err(OAuthError::invalid_request(
+        Err(_) => Err(Refusal::OAuth(OAuthError::invalid_request(
             "send the token request as application/x-www-form-urlencoded",
-        )),
+        ))),
     };
     match result {
         Ok(body) => no_store(StatusCode::OK, body),
-        Err(error) => oauth_error(&headers, &error),
+        Err(Refusal::OAuth(error)) => oauth_error(&headers, &error),
+        Err(Refusal::Throttled(wait)) => {
+            let error = OAuthError::temporarily_unavailable(
+                "too many token requests by this client; retry later",
+            );
+            let mut response = no_store(StatusCode::TOO_MANY_REQUESTS, error.to_json());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            response
+        }
+    }
+}
+
+/// Why a token request gets no token.
+enum Refusal {
+    /// An RFC 6749 §5.2 error.
+    OAuth(OAuthError),
+    /// The client is over its rate limit (REQ HARD-04): 429 with `Retry-After`.
+    Throttled(std::time::Duration),
+}
+
+impl From<OAuthError> for Refusal {
+    fn from(error: OAuthError) -> Self {
+        Refusal::OAuth(error)
     }
 }
 
@@ -49,7 +74,7 @@ fn unavailable(_: StoreError) -> OAuthError {
     OAuthError::temporarily_unavailable("the store is unavailable; retry shortly")
 }
 
-async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<String, OAuthError> {
+async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<String, Refusal> {
     let grant_type = form_value(params, "grant_type")?;
     let client = match authenticate_client(inner, headers, params).await {
         Ok(client) => client,
@@ -62,23 +87,27 @@ async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<St
                 .await?
                 .ok_or(error)?
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(error.into()),
     };
+    inner
+        .client_limit
+        .check(&client.client_id)
+        .map_err(Refusal::Throttled)?;
     let response = match grant_type {
         Some("authorization_code") => code_grant(inner, client, params).await?,
         Some("refresh_token") => refresh_grant(inner, client, params).await?,
         Some("client_credentials") => client_credentials(inner, client, params)?,
         Some(_) => {
-            return Err(
+            return Err(Refusal::OAuth(
                 OAuthError::new(halo_model::oauth::OAuthErrorCode::UnsupportedGrantType)
                     .with_description(
                         "grant types: authorization_code, refresh_token, client_credentials",
                     ),
-            );
+            ));
         }
-        None => return Err(OAuthError::invalid_request("grant_type is missing")),
+        None => return Err(OAuthError::invalid_request("grant_type is missing").into()),
     };
-    serde_json::to_string(&response).map_err(|_| OAuthError::server_error("encoding failed"))
+    serde_json::to_string(&response).map_err(|_| OAuthError::server_error("encoding failed").into())
 }
 
 /// What a token response is issued for.

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use halo_model::fhir::media::{self, Format, MediaType, MediaTypeError};
 use halo_model::fhir::{JsonError, JsonLimits, parse_json};
 use halo_model::outcome::IssueType;
+use halo_validation::xml::FhirXml;
 use serde_json::Value;
+use std::sync::OnceLock;
 
 use crate::auth::{Caller, TokenError, TokenValidator};
 use crate::error::SofaError;
@@ -36,6 +38,7 @@ pub async fn authenticate(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             halo_model::outcome::OperationOutcome::error(IssueType::Transient, e.to_string()),
         ),
+        TokenError::RateLimited { retry_after } => SofaError::too_many_requests(retry_after),
     })
 }
 
@@ -93,9 +96,17 @@ fn too_large(max_bytes: usize) -> SofaError {
     ))
 }
 
-/// Reads a FHIR JSON request body: `Content-Type` must be `application/fhir+json` or
-/// `application/json` (415), the body at most `limits.max_bytes` (413), nested at most
-/// `limits.max_depth` (400), and JSON (400).
+/// The FHIR XML converter, built once from the embedded definitions.
+pub(crate) fn fhir_xml() -> &'static FhirXml {
+    static XML: OnceLock<FhirXml> = OnceLock::new();
+    XML.get_or_init(FhirXml::embedded)
+}
+
+/// Reads a FHIR request body as JSON: `Content-Type` must be FHIR JSON, plain JSON or FHIR XML
+/// (415), the body at most `limits.max_bytes` (413), nested at most `limits.max_depth` (400),
+/// and well-formed (400). An XML body is turned into FHIR JSON here (REQ RS-06), so handlers,
+/// validation and storage see one format. Handlers call it after the bearer token is checked,
+/// so nothing of a body is read or parsed for a caller without one (REQ HARD-04).
 pub async fn read_fhir_json(
     headers: &HeaderMap,
     body: Body,
@@ -112,11 +123,14 @@ pub async fn read_fhir_json(
             format: Format::Json,
             ..
         }) => {}
-        Ok(_) => {
-            return Err(SofaError::unsupported_media_type(
-                "XML bodies are read by the Sofa router's XML layer; this route takes \
-                 application/fhir+json",
-            ));
+        Ok(MediaType {
+            format: Format::Xml,
+            ..
+        }) => {
+            let bytes = read_limited(headers, body, limits.max_bytes).await?;
+            return fhir_xml().from_xml(&bytes).map_err(|e| {
+                SofaError::bad_request(IssueType::Structure, format!("the XML body: {e}"))
+            });
         }
         Err(e @ (MediaTypeError::Unsupported(_) | MediaTypeError::WrongVersion(_))) => {
             return Err(SofaError::unsupported_media_type(e.to_string()));

@@ -18,7 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use body::{authenticate, read_fhir_json, response_format};
-pub(crate) use body::{fhir_json, format_parameter, read_limited};
+pub(crate) use body::{fhir_json, format_parameter};
 
 use crate::audit::{AuditSink, TracingAuditSink};
 use crate::auth::{StaticTokens, TokenValidator};
@@ -282,12 +282,11 @@ impl Sofa {
             .merge(discovery)
             .merge(api)
             .fallback(handlers::not_found)
+            .layer(axum::middleware::from_fn(xml::convert))
+            // Before anything reads the request: an address over its budget costs nothing more.
             .layer(axum::middleware::from_fn_with_state(
-                xml::XmlLayer {
-                    xml: Arc::new(halo_validation::xml::FhirXml::embedded()),
-                    limits: self.state.config.json_limits,
-                },
-                xml::convert,
+                crate::limits::AddressLimit::new(&self.state.config.rate_limits),
+                crate::limits::by_address,
             ))
             .layer(TraceLayer::new_for_http())
             .layer(CatchPanicLayer::custom(panic::answer))

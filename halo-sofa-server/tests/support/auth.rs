@@ -79,6 +79,8 @@ pub struct Options {
     pub store: Option<Arc<dyn Store>>,
     /// Where to listen (`127.0.0.1:0` when absent): a restarted server keeps its issuer URL.
     pub listen: Option<std::net::SocketAddr>,
+    /// Rate limits (off when absent).
+    pub rate_limits: Option<halo_sofa_server::limits::RateLimits>,
 }
 
 impl Default for Options {
@@ -90,6 +92,7 @@ impl Default for Options {
             userless: false,
             store: None,
             listen: None,
+            rate_limits: None,
         }
     }
 }
@@ -114,6 +117,7 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
     config.require_active_subscription = false;
     config.userless_launches = options.userless;
     config.cors_allowed_origins = vec![APP_ORIGIN.into()];
+    config.rate_limits = options.rate_limits.clone().unwrap_or_default();
     let clients = ClientRegistry::new()
         .with(
             RegisteredClient::new("app-public", ClientAuthentication::Public)
@@ -162,14 +166,24 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
     )
     .await
     .unwrap();
+    // Every request a client's tokens make spends its budget, as the reference SoFA assembles it.
+    let tokens: Arc<dyn halo_sofa_server::auth::TokenValidator> = match &options.rate_limits {
+        Some(limits) => Arc::new(halo_sofa_server::limits::RateLimitedTokens::new(
+            auth.token_validator(),
+            limits.per_client,
+        )),
+        None => auth.token_validator(),
+    };
     let mut builder = Sofa::builder(config)
         .store(store.clone())
         .clock(clock.clone())
-        .token_validator(auth.token_validator())
+        .token_validator(tokens)
         .mount(auth.router(), |_| {});
     builder = with_resources(builder, options.notifier);
     let sofa = builder.build();
     let app = axum::Router::new().nest("/fhir", sofa.router());
+    // With the peer address, as a host serves it, so per-address limits apply.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     AuthServerUnderTest {
         task,
