@@ -28,9 +28,9 @@ pub const APP_SCOPES: &str =
     "launch openid fhirUser offline_access online_access patient/*.cruds user/*.cruds";
 pub const SECRET: &str = "app-secret-value-0123456789";
 pub const POC_SECRET: &str = "poc-secret-value-0123456789";
-/// Where the PoC's clinician sign-in comes back to.
 /// The origin of a browser SMART app registered for CORS (REQ SEC-06).
 pub const APP_ORIGIN: &str = "https://app.example.org";
+/// Where the PoC's clinician sign-in comes back to.
 pub const POC_REDIRECT: &str = "https://emr.example.org/signed-in";
 /// What the PoC asks for when it signs its clinician in.
 pub const POC_USER_SCOPES: &str = "openid fhirUser Context.write";
