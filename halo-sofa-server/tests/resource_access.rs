@@ -479,3 +479,80 @@ async fn notifier_refusals_become_409_and_503_and_nothing_is_written() {
         assert_eq!(body["gender"], "female");
     }
 }
+
+// REQ: RS-04, RS-05
+/// The `Location` a write answers can be followed: vread serves each version and `_history`
+/// all of them, newest first, to the launch that owns the resource and to no other; a deleted
+/// resource takes its versions with it.
+#[tokio::test]
+async fn locations_are_followed_to_vread_and_history() {
+    let server = start().await;
+    let launch = server.launch(Some("dr-a"), "p1").await;
+    let other = server.launch(Some("dr-a"), "p9").await;
+    let token = server.launch_token(&launch, PATIENT_SCOPE).await;
+    let token = token.access_token();
+    let stranger = server.launch_token(&other, PATIENT_SCOPE).await;
+    let stranger = stranger.access_token();
+    let (status, headers, _) = send(
+        &server,
+        reqwest::Method::PUT,
+        "/Patient/p1",
+        token,
+        Some(json!({"resourceType": "Patient", "id": "p1", "gender": "male"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let location = headers["location"].to_str().unwrap();
+    let path = location.strip_prefix(&server.base).unwrap().to_string();
+    assert_eq!(path, "/Patient/p1/_history/2");
+
+    let (status, headers, body) = server.get(&path, token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["etag"], "W/\"2\"");
+    assert_eq!(body["gender"], "male");
+    let (status, _, body) = server.get("/Patient/p1/_history/1", token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["gender"].as_str(), body["meta"]["versionId"].as_str()),
+        (Some("female"), Some("1"))
+    );
+    for missing in ["/Patient/p1/_history/3", "/Patient/p1/_history/x"] {
+        let (status, _, _) = server.get(missing, token).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    }
+
+    let (status, _, bundle) = server.get("/Patient/p1/_history", token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bundle["type"], "history");
+    let versions: Vec<(&str, &str)> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["resource"]["meta"]["versionId"].as_str().unwrap(),
+                e["request"]["method"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(versions, [("2", "PUT"), ("1", "POST")]);
+
+    // Another launch sees neither the resource nor its past.
+    for path in ["/Patient/p1/_history", "/Patient/p1/_history/1"] {
+        let (status, _, _) = server.get(path, stranger).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        "/Patient/p1",
+        token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = server.get("/Patient/p1/_history/1", token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

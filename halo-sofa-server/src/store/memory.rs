@@ -18,6 +18,8 @@ use super::{
 #[derive(Debug, Clone, Default)]
 struct State {
     resources: BTreeMap<(String, String), StoredResource>,
+    /// Past versions of live resources, oldest first.
+    past_versions: BTreeMap<(String, String), Vec<StoredResource>>,
     launches: BTreeMap<String, LaunchRecord>,
     subscriptions: BTreeMap<String, SubscriptionRecord>,
     events: BTreeMap<(String, u64), EventRecord>,
@@ -159,7 +161,10 @@ impl ResourceOps for MemoryTransaction {
                 last_updated: new.last_updated,
                 launch_id,
             };
-            self.write().resources.insert(k, stored.clone());
+            let state = self.write();
+            if let Some(previous) = state.resources.insert(k.clone(), stored.clone()) {
+                state.past_versions.entry(k).or_default().push(previous);
+            }
             Ok(stored)
         })
     }
@@ -174,7 +179,9 @@ impl ResourceOps for MemoryTransaction {
             if !self.read().resources.contains_key(&k) {
                 return Ok(false);
             }
-            Ok(self.write().resources.remove(&k).is_some())
+            let state = self.write();
+            state.past_versions.remove(&k);
+            Ok(state.resources.remove(&k).is_some())
         })
     }
 
@@ -221,12 +228,42 @@ impl ResourceOps for MemoryTransaction {
             state
                 .resources
                 .retain(|_, r| r.launch_id.as_deref() != Some(launch_id));
+            let live = &state.resources;
+            state.past_versions.retain(|k, _| live.contains_key(k));
             Ok((before - state.resources.len()) as u64)
         })
     }
 
     fn count_resources(&mut self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move { Ok(self.read().resources.len() as u64) })
+    }
+
+    fn read_resource_version<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+        version: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<StoredResource>>> {
+        Box::pin(async move {
+            let history = self.resource_history(resource_type, id).await?;
+            Ok(history.into_iter().find(|r| r.version == version))
+        })
+    }
+
+    fn resource_history<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<StoredResource>>> {
+        Box::pin(async move {
+            let k = key(resource_type, id);
+            let state = self.read();
+            let Some(current) = state.resources.get(&k) else {
+                return Ok(Vec::new());
+            };
+            let past = state.past_versions.get(&k).into_iter().flatten().rev();
+            Ok(std::iter::once(current).chain(past).cloned().collect())
+        })
     }
 }
 

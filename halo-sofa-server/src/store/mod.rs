@@ -119,6 +119,22 @@ pub trait ResourceOps {
 
     /// How many resources are stored.
     fn count_resources(&mut self) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// One version of a resource, current or past (`vread`). Past versions live as long as the
+    /// resource: deleting it, or its launch, deletes them too.
+    fn read_resource_version<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+        version: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<StoredResource>>>;
+
+    /// Every version of a live resource, the newest first (instance `_history`).
+    fn resource_history<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<StoredResource>>>;
 }
 
 /// Launch contexts (`$set-context`).

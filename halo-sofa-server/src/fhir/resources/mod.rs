@@ -79,7 +79,15 @@ impl ResourceServer {
     pub fn offers(&self, capabilities: &mut Capabilities) {
         for resource_type in self.config.supported_types.iter() {
             let entry = capabilities.resource_mut(resource_type);
-            for interaction in ["read", "search-type", "create", "update", "delete"] {
+            for interaction in [
+                "read",
+                "vread",
+                "history-instance",
+                "search-type",
+                "create",
+                "update",
+                "delete",
+            ] {
                 if !entry.interactions.iter().any(|i| i == interaction) {
                     entry.interactions.push(interaction.into());
                 }
@@ -103,7 +111,8 @@ impl ResourceServer {
         }
     }
 
-    /// The routes, relative to the FHIR base: `/{type}` and `/{type}/{id}`.
+    /// The routes, relative to the FHIR base: `/{type}`, `/{type}/{id}`, and the versions of a
+    /// resource, `/{type}/{id}/_history` and `/{type}/{id}/_history/{vid}`.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/{resource_type}", get(search).post(create))
@@ -111,6 +120,8 @@ impl ResourceServer {
                 "/{resource_type}/{id}",
                 get(read).put(update).delete(delete),
             )
+            .route("/{resource_type}/{id}/_history", get(history))
+            .route("/{resource_type}/{id}/_history/{version}", get(vread))
             .with_state(self.clone())
     }
 
@@ -206,6 +217,117 @@ async fn read(
             "{resource_type}/{id} is not found"
         ))),
     }
+}
+
+/// The versions of a resource the caller may see, newest first: none unless it may see the
+/// current one (a past version of another launch's or patient's resource is as hidden as the
+/// resource), and of the past ones only those that were in its reach themselves.
+async fn visible_versions(
+    server: &ResourceServer,
+    headers: &HeaderMap,
+    query: &RawQuery,
+    resource_type: &str,
+    id: &str,
+    version: Option<u64>,
+) -> Result<Vec<StoredResource>, SofaError> {
+    let (caller, launch) = server.caller(headers).await?;
+    response_format(headers, format_parameter(query.0.as_deref()).as_deref())?;
+    server.check_type(resource_type)?;
+    let reach = reach(&caller, launch.as_ref(), resource_type, Interaction::Read)?;
+    let mut tx = server.store.begin_read().await?;
+    let current = tx.read_resource(resource_type, id).await?;
+    let versions = match (&current, version) {
+        (Some(current), _) if !may_see(&caller, &reach, current) => Vec::new(),
+        (None, _) => Vec::new(),
+        (Some(_), Some(version)) => tx
+            .read_resource_version(resource_type, id, version)
+            .await?
+            .into_iter()
+            .collect(),
+        (Some(_), None) => tx.resource_history(resource_type, id).await?,
+    };
+    let _ = tx.rollback().await;
+    Ok(versions
+        .into_iter()
+        .filter(|v| may_see(&caller, &reach, v))
+        .collect())
+}
+
+/// `GET /{type}/{id}/_history/{vid}`: one version (vread), current or past, while the resource
+/// lives; what `Location` of a create or update names.
+async fn vread(
+    State(server): State<ResourceServer>,
+    Path((resource_type, id, version)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Result<Response, SofaError> {
+    let not_found = || {
+        SofaError::not_found(format!(
+            "{resource_type}/{id}/_history/{version} is not found"
+        ))
+    };
+    let number = version
+        .parse::<u64>()
+        .ok()
+        .filter(|v| i64::try_from(*v).is_ok());
+    let Some(number) = number else {
+        // Checked after the token like everything else; a version no store holds is unknown.
+        visible_versions(&server, &headers, &query, &resource_type, &id, Some(0)).await?;
+        return Err(not_found());
+    };
+    let found =
+        visible_versions(&server, &headers, &query, &resource_type, &id, Some(number)).await?;
+    match found.first() {
+        Some(stored) => Ok(resource_response(StatusCode::OK, stored, None)),
+        None => Err(not_found()),
+    }
+}
+
+/// `GET /{type}/{id}/_history`: every version of a live resource, newest first, as a `history`
+/// Bundle.
+async fn history(
+    State(server): State<ResourceServer>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Result<Response, SofaError> {
+    let versions = visible_versions(&server, &headers, &query, &resource_type, &id, None).await?;
+    if versions.is_empty() {
+        return Err(SofaError::not_found(format!(
+            "{resource_type}/{id} is not found"
+        )));
+    }
+    let base = &server.config.base_url;
+    let entries: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            let (method, url, status) = if v.version == 1 {
+                ("POST", resource_type.clone(), "201 Created")
+            } else {
+                ("PUT", format!("{resource_type}/{id}"), "200 OK")
+            };
+            json!({
+                "fullUrl": format!("{base}/{resource_type}/{id}"),
+                "resource": v.resource.to_value(),
+                "request": {"method": method, "url": url},
+                "response": {
+                    "status": status,
+                    "etag": weak_etag(v.version),
+                    "lastModified": meta_instant(v.last_updated),
+                },
+            })
+        })
+        .collect();
+    Ok(fhir_json(
+        StatusCode::OK,
+        &json!({
+            "resourceType": "Bundle",
+            "type": "history",
+            "total": entries.len(),
+            "link": [{"relation": "self", "url": format!("{base}/{resource_type}/{id}/_history")}],
+            "entry": entries,
+        }),
+    ))
 }
 
 /// `GET /{type}?_id&patient&subject&_count&_offset` (REQ RS-04); the parameters are

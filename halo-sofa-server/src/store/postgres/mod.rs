@@ -374,6 +374,32 @@ impl PgTransaction {
         })
     }
 
+    /// The current and past versions of a live resource, newest first; one or all.
+    async fn resource_versions(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources
+                       WHERE resource_type = $1 AND id = $2 AND ($3::BIGINT IS NULL OR version = $3)
+                     UNION ALL
+                     SELECT {RESOURCE_COLUMNS} FROM resource_versions v
+                       WHERE v.resource_type = $1 AND v.id = $2
+                       AND ($3::BIGINT IS NULL OR v.version = $3)
+                       AND EXISTS (SELECT 1 FROM resources r
+                                   WHERE r.resource_type = $1 AND r.id = $2)
+                     ORDER BY version DESC"
+                ),
+                &[&resource_type, &id, &version],
+            )
+            .await?;
+        rows.iter().map(stored).collect()
+    }
+
     async fn write_resource(
         &self,
         new: NewResource,
@@ -543,6 +569,15 @@ impl ResourceOps for PgTransaction {
                     found: version,
                 });
             }
+            // The version being replaced becomes a past version (vread, `_history`).
+            self.execute(
+                "INSERT INTO resource_versions
+                   (resource_type, id, version, last_updated, launch_id, json)
+                 SELECT resource_type, id, version, last_updated, launch_id, json FROM resources
+                 WHERE resource_type = $1 AND id = $2",
+                &[&resource_type, &id],
+            )
+            .await?;
             self.write_resource(new, version + 1, launch_id, false)
                 .await
         })
@@ -554,11 +589,13 @@ impl ResourceOps for PgTransaction {
         id: &'a str,
     ) -> BoxFuture<'a, StoreResult<bool>> {
         Box::pin(async move {
-            self.execute(
-                "DELETE FROM resource_refs WHERE resource_type = $1 AND id = $2",
-                &[&resource_type, &id],
-            )
-            .await?;
+            for table in ["resource_refs", "resource_versions"] {
+                self.execute(
+                    &format!("DELETE FROM {table} WHERE resource_type = $1 AND id = $2"),
+                    &[&resource_type, &id],
+                )
+                .await?;
+            }
             let n = self
                 .execute(
                     "DELETE FROM resources WHERE resource_type = $1 AND id = $2",
@@ -622,6 +659,11 @@ impl ResourceOps for PgTransaction {
                 &[&launch_id],
             )
             .await?;
+            self.execute(
+                "DELETE FROM resource_versions WHERE launch_id = $1",
+                &[&launch_id],
+            )
+            .await?;
             self.execute("DELETE FROM resources WHERE launch_id = $1", &[&launch_id])
                 .await
         })
@@ -632,6 +674,29 @@ impl ResourceOps for PgTransaction {
             let row = self.query("SELECT COUNT(*) FROM resources", &[]).await?;
             Ok(row.first().map_or(0, |r| uint(r.get(0))))
         })
+    }
+
+    fn read_resource_version<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+        version: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<StoredResource>>> {
+        Box::pin(async move {
+            Ok(self
+                .resource_versions(resource_type, id, Some(int(version)?))
+                .await?
+                .into_iter()
+                .next())
+        })
+    }
+
+    fn resource_history<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<StoredResource>>> {
+        Box::pin(async move { self.resource_versions(resource_type, id, None).await })
     }
 }
 

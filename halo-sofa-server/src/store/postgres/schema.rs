@@ -94,4 +94,20 @@ CREATE TABLE used_jtis (
 CREATE INDEX used_jtis_by_expiry ON used_jtis (expires_at);
 ",
     ),
+    (
+        7,
+        // Past versions of resources (vread and `_history`), gone with the resource.
+        "
+CREATE TABLE resource_versions (
+    resource_type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    last_updated TEXT NOT NULL,
+    launch_id TEXT,
+    json BYTEA NOT NULL,
+    PRIMARY KEY (resource_type, id, version)
+);
+CREATE INDEX resource_versions_by_launch ON resource_versions (launch_id);
+",
+    ),
 ];

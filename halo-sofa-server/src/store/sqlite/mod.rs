@@ -301,6 +301,31 @@ impl ResourceOps for SqliteTransaction {
     fn count_resources(&mut self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(self.call(|c| ops::count(c, "resources")))
     }
+
+    fn read_resource_version<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+        version: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<StoredResource>>> {
+        let (resource_type, id) = (resource_type.to_owned(), id.to_owned());
+        Box::pin(self.call(move |c| {
+            Ok(
+                ops::resource_versions(c, &resource_type, &id, Some(version))?
+                    .into_iter()
+                    .next(),
+            )
+        }))
+    }
+
+    fn resource_history<'a>(
+        &'a mut self,
+        resource_type: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<StoredResource>>> {
+        let (resource_type, id) = (resource_type.to_owned(), id.to_owned());
+        Box::pin(self.call(move |c| ops::resource_versions(c, &resource_type, &id, None)))
+    }
 }
 
 impl LaunchOps for SqliteTransaction {

@@ -171,15 +171,50 @@ pub(super) fn update_resource(
             found: version,
         });
     }
+    // The version being replaced becomes a past version (vread, `_history`).
+    c.prepare_cached(
+        "INSERT INTO resource_versions (resource_type, id, version, last_updated, launch_id, json)
+         SELECT resource_type, id, version, last_updated, launch_id, json FROM resources
+         WHERE resource_type = ?1 AND id = ?2",
+    )
+    .map_err(error)?
+    .execute(params![resource_type, id])
+    .map_err(error)?;
     write_resource(c, new, version + 1, launch_id, false)
 }
 
-pub(super) fn delete_resource(c: &Connection, resource_type: &str, id: &str) -> StoreResult<bool> {
-    c.execute(
-        "DELETE FROM resource_refs WHERE resource_type = ?1 AND id = ?2",
-        params![resource_type, id],
+/// The current and past versions of a resource, newest first; one `version` or all of them.
+pub(super) fn resource_versions(
+    c: &Connection,
+    resource_type: &str,
+    id: &str,
+    version: Option<u64>,
+) -> StoreResult<Vec<StoredResource>> {
+    let version = version.map(int).transpose()?;
+    c.prepare_cached(
+        "SELECT version, last_updated, launch_id, json FROM resources
+           WHERE resource_type = ?1 AND id = ?2 AND (?3 IS NULL OR version = ?3)
+         UNION ALL
+         SELECT v.version, v.last_updated, v.launch_id, v.json FROM resource_versions v
+           WHERE v.resource_type = ?1 AND v.id = ?2 AND (?3 IS NULL OR v.version = ?3)
+           AND EXISTS (SELECT 1 FROM resources r WHERE r.resource_type = ?1 AND r.id = ?2)
+         ORDER BY 1 DESC",
     )
-    .map_err(error)?;
+    .map_err(error)?
+    .query_map(params![resource_type, id, version], row_to_resource)
+    .map_err(error)?
+    .map(|row| row.map_err(error).and_then(stored))
+    .collect()
+}
+
+pub(super) fn delete_resource(c: &Connection, resource_type: &str, id: &str) -> StoreResult<bool> {
+    for table in ["resource_refs", "resource_versions"] {
+        c.execute(
+            &format!("DELETE FROM {table} WHERE resource_type = ?1 AND id = ?2"),
+            params![resource_type, id],
+        )
+        .map_err(error)?;
+    }
     let n = c
         .execute(
             "DELETE FROM resources WHERE resource_type = ?1 AND id = ?2",
@@ -245,6 +280,11 @@ pub(super) fn delete_launch_resources(c: &Connection, launch_id: &str) -> StoreR
     c.execute(
         "DELETE FROM resource_refs WHERE (resource_type, id) IN
            (SELECT resource_type, id FROM resources WHERE launch_id = ?1)",
+        params![launch_id],
+    )
+    .map_err(error)?;
+    c.execute(
+        "DELETE FROM resource_versions WHERE launch_id = ?1",
         params![launch_id],
     )
     .map_err(error)?;

@@ -2,7 +2,7 @@
 //! one JSON document, so adding a field needs no migration.
 
 /// The schema version written to `PRAGMA user_version`.
-pub(super) const VERSION: i64 = 3;
+pub(super) const VERSION: i64 = 7;
 
 pub(super) const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS resources (
@@ -15,6 +15,16 @@ CREATE TABLE IF NOT EXISTS resources (
     PRIMARY KEY (resource_type, id)
 );
 CREATE INDEX IF NOT EXISTS resources_by_launch ON resources (launch_id);
+CREATE TABLE IF NOT EXISTS resource_versions (
+    resource_type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    launch_id TEXT,
+    json BLOB NOT NULL,
+    PRIMARY KEY (resource_type, id, version)
+);
+CREATE INDEX IF NOT EXISTS resource_versions_by_launch ON resource_versions (launch_id);
 CREATE TABLE IF NOT EXISTS resource_refs (
     resource_type TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -91,6 +101,8 @@ pub(super) const UPGRADES: &[(i64, &str)] = &[
     // Version 3 only adds tables (family revocations and `jti` records, REQ IDP-05), which
     // `CREATE` makes on any database that lacks them.
     (3, ""),
+    // Version 7 only adds the past versions of resources (vread and `_history`).
+    (7, ""),
 ];
 
 /// Indexes on columns an upgrade may have added, created after the upgrades.
