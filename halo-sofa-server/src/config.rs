@@ -60,6 +60,9 @@ pub struct SofaConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Rate limits per client address and per client (REQ HARD-04); off by default.
     pub rate_limits: RateLimits,
+    /// How long a request body may take to arrive, all of it (REQ HARD-04): a client that
+    /// trickles its body is answered 408 instead of holding a task (30 s).
+    pub body_read_timeout: Duration,
     /// The SMART endpoints to advertise, when an authorization server is known.
     pub oauth: Option<OAuthUris>,
     /// The server's name and version in the CapabilityStatement.
@@ -90,6 +93,7 @@ impl SofaConfig {
             userless_launches: false,
             cors_allowed_origins: Vec::new(),
             rate_limits: RateLimits::default(),
+            body_read_timeout: Duration::from_secs(30),
             oauth: None,
             software_name: "HALO SDK SoFA".to_string(),
         })

@@ -169,3 +169,43 @@ async fn a_body_is_not_parsed_before_the_token_is_checked() {
         StatusCode::BAD_REQUEST
     );
 }
+
+// REQ: HARD-04
+/// A client that sends its headers and then trickles (or stops sending) its body is answered
+/// 408 once the body deadline passes; nothing is stored.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = start_with(Options {
+        body_read_timeout: Some(std::time::Duration::from_millis(300)),
+        ..Options::default()
+    })
+    .await;
+    let launch = server.launch(Some("dr-a"), "p1").await;
+    let token = server.launch_token(&launch, SCOPE).await;
+    let before = {
+        let mut tx = server.store.begin_read().await.unwrap();
+        tx.count_resources().await.unwrap()
+    };
+    let mut socket = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let head = format!(
+        "POST /fhir/Observation HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/fhir+json\r\nContent-Length: 200\r\n\r\n{{\"resourceType\":",
+        server.addr(),
+        token.access_token()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+        .await
+        .expect("answered before the test gave up")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("timeout"), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    let mut tx = server.store.begin_read().await.unwrap();
+    assert_eq!(tx.count_resources().await.unwrap(), before);
+}

@@ -85,9 +85,21 @@ pub(crate) async fn read_limited(
     {
         return Err(too_large(max_bytes));
     }
-    axum::body::to_bytes(body, max_bytes)
-        .await
-        .map_err(|_| too_large(max_bytes))
+    axum::body::to_bytes(body, max_bytes).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner.is::<http_body_util::LengthLimitError>() {
+            too_large(max_bytes)
+        } else {
+            // The body did not arrive whole: the read deadline passed or the client went away.
+            SofaError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                halo_model::outcome::OperationOutcome::error(
+                    IssueType::Timeout,
+                    "the request body did not arrive in time",
+                ),
+            )
+        }
+    })
 }
 
 fn too_large(max_bytes: usize) -> SofaError {

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use halo_model::canonical;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
 pub use body::{authenticate, read_fhir_json, response_format};
@@ -288,7 +289,21 @@ impl Sofa {
                 crate::limits::AddressLimit::new(&self.state.config.rate_limits),
                 crate::limits::by_address,
             ))
-            .layer(TraceLayer::new_for_http())
+            .layer(RequestBodyDeadlineLayer::new(
+                self.state.config.body_read_timeout,
+            ))
+            // The span names the route template, never the path: paths hold launch and resource
+            // ids, and the query the authorize `state`.
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(CatchPanicLayer::custom(panic::answer))
     }
+}
+
+/// The tracing span of a request: its method and route template.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", axum::extract::MatchedPath::as_str);
+    tracing::debug_span!("request", method = %request.method(), route)
 }

@@ -81,6 +81,8 @@ pub struct Options {
     pub listen: Option<std::net::SocketAddr>,
     /// Rate limits (off when absent).
     pub rate_limits: Option<halo_sofa_server::limits::RateLimits>,
+    /// How long a request body may take (the library default when absent).
+    pub body_read_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -93,6 +95,7 @@ impl Default for Options {
             store: None,
             listen: None,
             rate_limits: None,
+            body_read_timeout: None,
         }
     }
 }
@@ -118,6 +121,9 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
     config.userless_launches = options.userless;
     config.cors_allowed_origins = vec![APP_ORIGIN.into()];
     config.rate_limits = options.rate_limits.clone().unwrap_or_default();
+    if let Some(timeout) = options.body_read_timeout {
+        config.body_read_timeout = timeout;
+    }
     let clients = ClientRegistry::new()
         .with(
             RegisteredClient::new("app-public", ClientAuthentication::Public)
