@@ -124,9 +124,80 @@ pub fn client_builder(development_mode: bool) -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
 }
 
+/// Why an outbound answer's body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// More than the limit arrived, or was announced.
+    #[error("the answer is larger than the {0} bytes accepted")]
+    TooLarge(usize),
+    /// The connection failed or timed out while the body was read.
+    #[error("the answer could not be read")]
+    Unreadable,
+}
+
+/// Reads an outbound answer's body, at most `max_bytes` (REQ HARD-04): an announced length over
+/// the limit is refused before a byte is read, and the body is read chunk by chunk, stopping as
+/// soon as more than the limit has come, so a peer that streams without end costs at most the
+/// limit in memory.
+pub async fn read_bounded(
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > max_bytes as u64)
+    {
+        return Err(BodyError::TooLarge(max_bytes));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| BodyError::Unreadable)? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(BodyError::TooLarge(max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // REQ: HARD-04
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_limit() {
+        use axum::body::{Body, Bytes};
+        use futures_util::stream;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route(
+                "/endless",
+                axum::routing::get(|| async {
+                    // A chunked body without end and without a length.
+                    let chunks = stream::repeat_with(|| {
+                        Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 16 * 1024]))
+                    });
+                    Body::from_stream(chunks)
+                }),
+            )
+            .route("/small", axum::routing::get(|| async { "{\"keys\": []}" }))
+            .route(
+                "/announced",
+                axum::routing::get(|| async { vec![b'x'; 100_000] }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = client_builder(true).build().unwrap();
+        let get = |path: &str| http.get(format!("http://{addr}{path}")).send();
+
+        let endless = read_bounded(get("/endless").await.unwrap(), 64 * 1024).await;
+        assert_eq!(endless, Err(BodyError::TooLarge(64 * 1024)));
+        let announced = read_bounded(get("/announced").await.unwrap(), 64 * 1024).await;
+        assert_eq!(announced, Err(BodyError::TooLarge(64 * 1024)));
+        let small = read_bounded(get("/small").await.unwrap(), 64 * 1024).await;
+        assert_eq!(small.unwrap(), b"{\"keys\": []}");
+    }
 
     // REQ: HARD-03
     #[test]
