@@ -45,15 +45,20 @@ use halo_sofa_server::health::Readiness;
 use halo_sofa_server::http::Sofa;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
+use halo_sofa_server::tls::TlsClientIdentity;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+mod metrics;
 mod overrides;
+mod tls;
 
+pub use metrics::METRICS_PATH;
 pub use overrides::{ENV_PREFIX, REDACTED, redact_url};
+pub use tls::TlsConfig;
 
 /// The path the FHIR API is nested under.
 pub const FHIR_PATH: &str = "/fhir";
@@ -146,6 +151,13 @@ pub struct Config {
     /// line, for a log collector).
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Where `GET /metrics` (Prometheus text format, OPS-02) is served: its own address, so
+    /// it is never public. Off when absent; keep it on loopback or a private network.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// TLS, and optionally mutual TLS for clients (OPS-03). Plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// How log lines are written.
@@ -190,6 +202,8 @@ impl Default for Config {
             database_pool_size: None,
             database_schema: None,
             log_format: LogFormat::default(),
+            metrics_listen: None,
+            tls: None,
         }
     }
 }
@@ -237,6 +251,9 @@ impl Config {
             && config.database.is_relative()
         {
             config.database = dir.join(&config.database);
+        }
+        if let Some(tls) = &mut config.tls {
+            tls.relative_to(dir);
         }
         if let Some(CatalogSource::File(file)) = &mut config.catalog
             && file.is_relative()
@@ -391,6 +408,17 @@ pub struct Client {
     /// The app's launch URL.
     #[serde(default)]
     pub launch_url: Option<String>,
+    /// `tls_client_auth` (RFC 8705, OPS-03): the client authenticates with a client certificate
+    /// whose subject DN is this RFC 4514 string (`CN=emr.example.org,O=Example EMR`). Needs
+    /// `tls.client_ca_file`; exclusive of `secret` and the other `tls_client_auth_*` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `tls_client_auth` by a dNSName subject alternative name of the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// `tls_client_auth` by a URI subject alternative name of the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -417,6 +445,9 @@ impl Client {
             scopes: scopes.to_string(),
             app_id: Some(app_id.to_string()),
             launch_url: Some(format!("{app_base}/launch")),
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
         }
     }
 
@@ -429,6 +460,9 @@ impl Client {
             scopes: scopes.to_string(),
             app_id: None,
             launch_url: None,
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
         }
     }
 }
@@ -478,12 +512,23 @@ impl ReferenceSofa {
     /// binds the socket and serves until [`RunningSofa::shutdown`].
     pub async fn start(config: Config) -> Result<RunningSofa, Error> {
         let catalog = load_catalog(config.catalog.as_ref())?;
+        // REQ OPS-03: the certificate and key are read before anything listens.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(TlsConfig::server_config)
+            .transpose()?;
+        let mutual_tls = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let root_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .unwrap_or_else(|| format!("{scheme}://{local_addr}"))
             .trim_end_matches('/')
             .to_string();
         let fhir_base = format!("{root_url}{FHIR_PATH}");
@@ -529,6 +574,7 @@ impl ReferenceSofa {
             access_token_ttl: Duration::from_secs(config.lifetimes.access_token_secs),
             refresh_token_ttl: Duration::from_secs(config.lifetimes.refresh_token_secs),
             development_mode: config.development_mode,
+            mutual_tls,
             ..AuthConfig::default()
         };
         // The signing keys are read from the store (generated there on first start), so the
@@ -538,7 +584,7 @@ impl ReferenceSofa {
             auth_config,
             store.clone(),
             Arc::new(SystemClock),
-            client_registry(&config.clients),
+            client_registry(&config.clients, mutual_tls)?,
             authenticator(&config)?,
         )
         .await
@@ -581,7 +627,7 @@ impl ReferenceSofa {
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
             .build();
-        let tasks = vec![
+        let mut tasks = vec![
             sofa.spawn_purge_task(),
             subscriptions.spawn_heartbeats(),
             subscriptions.spawn_outbox(),
@@ -605,17 +651,40 @@ impl ReferenceSofa {
             )
             // Probes at the root, outside the FHIR base: no authentication, no audit (OPS-01).
             .merge(readiness.router());
+        // REQ OPS-03: a certificate-bound access token is taken only with its certificate, on
+        // every route (over plain HTTP it is never taken).
+        let app = app.layer(axum::middleware::from_fn(
+            halo_sofa_server::tls::require_bound_certificate,
+        ));
+        // REQ OPS-02: counted by route template and status; only when metrics are served.
+        let mut metrics_url = None;
+        let app = match config.metrics_listen {
+            Some(listen) => {
+                metrics::install()?;
+                let (address, serving) = metrics::serve(listen, store.clone()).await?;
+                tasks.extend(serving);
+                metrics_url = Some(format!("http://{address}{METRICS_PATH}"));
+                app.layer(axum::middleware::from_fn(
+                    halo_sofa_server::metrics::track_http,
+                ))
+            }
+            None => app,
+        };
         let app = with_request_ids(app);
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = match tls {
+            Some(tls) => tokio::spawn(tls::serve(listener, tls, app, stopped)),
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            }),
+        };
         Ok(RunningSofa {
+            metrics_url,
             catalog_url: format!("{root_url}{CATALOG_PATH}"),
             root_url,
             fhir_base,
@@ -700,6 +769,8 @@ pub struct RunningSofa {
     pub catalog_url: String,
     /// The socket address the server listens on.
     pub local_addr: SocketAddr,
+    /// `GET /metrics` on the metrics listener, when `metrics_listen` is set.
+    pub metrics_url: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     subscriptions: Subscriptions,
@@ -826,24 +897,53 @@ fn supported_types(types: &[String]) -> SupportedTypes {
     supported
 }
 
-fn client_registry(clients: &[Client]) -> ClientRegistry {
-    clients.iter().fold(ClientRegistry::new(), |registry, c| {
-        let authentication = match &c.secret {
-            Some(secret) => ClientAuthentication::secret(secret),
-            None => ClientAuthentication::Public,
-        };
-        let mut client = RegisteredClient::new(c.id.clone(), authentication).scopes(&c.scopes);
-        for uri in &c.redirect_uris {
-            client = client.redirect_uri(uri.clone());
-        }
-        if let Some(app_id) = &c.app_id {
-            client = client.app_id(app_id.clone());
-        }
-        if let Some(url) = &c.launch_url {
-            client = client.launch_url(url.clone());
-        }
-        registry.with(client)
-    })
+fn client_registry(clients: &[Client], mutual_tls: bool) -> Result<ClientRegistry, Error> {
+    clients
+        .iter()
+        .try_fold(ClientRegistry::new(), |registry, c| {
+            let certificate = [
+                c.tls_client_auth_subject_dn
+                    .clone()
+                    .map(TlsClientIdentity::SubjectDn),
+                c.tls_client_auth_san_dns
+                    .clone()
+                    .map(TlsClientIdentity::SanDns),
+                c.tls_client_auth_san_uri
+                    .clone()
+                    .map(TlsClientIdentity::SanUri),
+            ];
+            let mut certificate = certificate.into_iter().flatten();
+            let authentication = match (&c.secret, certificate.next(), certificate.next()) {
+                (None, Some(identity), None) if mutual_tls => {
+                    ClientAuthentication::TlsClientAuth(identity)
+                }
+                (None, Some(_), None) => {
+                    return Err(Error::Config(format!(
+                        "client {}: tls_client_auth needs tls.client_ca_file",
+                        c.id
+                    )));
+                }
+                (_, Some(_), _) => {
+                    return Err(Error::Config(format!(
+                        "client {}: one way to authenticate: a secret or one tls_client_auth_* key",
+                        c.id
+                    )));
+                }
+                (Some(secret), None, _) => ClientAuthentication::secret(secret),
+                (None, None, _) => ClientAuthentication::Public,
+            };
+            let mut client = RegisteredClient::new(c.id.clone(), authentication).scopes(&c.scopes);
+            for uri in &c.redirect_uris {
+                client = client.redirect_uri(uri.clone());
+            }
+            if let Some(app_id) = &c.app_id {
+                client = client.app_id(app_id.clone());
+            }
+            if let Some(url) = &c.launch_url {
+                client = client.launch_url(url.clone());
+            }
+            Ok(registry.with(client))
+        })
 }
 
 fn authenticator(config: &Config) -> Result<Arc<dyn UserAuthenticator>, Error> {

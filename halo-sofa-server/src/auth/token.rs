@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::{Extension, Form};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
@@ -25,20 +25,36 @@ use super::grant::{covered, narrow};
 use super::keys::KeyUse;
 use super::server::{Inner, hash_secret, no_store, oauth_error, random_token};
 use crate::store::{LaunchRecord, RefreshTokenRecord, StoreError, Transaction};
+use crate::tls::PeerCertificate;
 
 type Params = Vec<(String, String)>;
 
 pub(super) async fn token(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
     form: Result<Form<Params>, FormRejection>,
 ) -> Response {
-    let result = match form {
-        Ok(Form(params)) => grant(&inner, &headers, &params).await,
-        Err(_) => Err(OAuthError::invalid_request(
-            "send the token request as application/x-www-form-urlencoded",
-        )),
+    let (grant_type, result) = match form {
+        Ok(Form(params)) => {
+            let result = grant(&inner, &headers, &params, peer.as_deref()).await;
+            let grant_type = form_value(&params, "grant_type").ok().flatten();
+            (grant_type.map(str::to_string), result)
+        }
+        Err(_) => (
+            None,
+            Err(OAuthError::invalid_request(
+                "send the token request as application/x-www-form-urlencoded",
+            )),
+        ),
     };
+    // REQ OPS-02: every token request by grant type and outcome.
+    crate::metrics::grant(
+        grant_type.as_deref(),
+        result
+            .as_ref()
+            .map_or_else(|e| e.error.as_str(), |_| "issued"),
+    );
     match result {
         Ok(body) => no_store(StatusCode::OK, body),
         Err(error) => oauth_error(&error),
@@ -49,12 +65,20 @@ fn unavailable(_: StoreError) -> OAuthError {
     OAuthError::temporarily_unavailable("the store is unavailable; retry shortly")
 }
 
-async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<String, OAuthError> {
-    let client = authenticate_client(inner, headers, params).await?;
+async fn grant(
+    inner: &Inner,
+    headers: &HeaderMap,
+    params: &Params,
+    peer: Option<&PeerCertificate>,
+) -> Result<String, OAuthError> {
+    let client = authenticate_client(inner, headers, params, peer).await?;
+    // REQ OPS-03 (RFC 8705 §3): a token asked for over a connection with a client certificate
+    // is bound to it, whatever authenticated the client.
+    let cnf = peer.map(PeerCertificate::confirmation);
     let response = match form_value(params, "grant_type")? {
-        Some("authorization_code") => code_grant(inner, client, params).await?,
-        Some("refresh_token") => refresh_grant(inner, client, params).await?,
-        Some("client_credentials") => client_credentials(inner, client, params)?,
+        Some("authorization_code") => code_grant(inner, client, params, cnf).await?,
+        Some("refresh_token") => refresh_grant(inner, client, params, cnf).await?,
+        Some("client_credentials") => client_credentials(inner, client, params, cnf)?,
         Some(_) => {
             return Err(
                 OAuthError::new(halo_model::oauth::OAuthErrorCode::UnsupportedGrantType)
@@ -77,12 +101,15 @@ struct Grant<'a> {
     family: String,
     nonce: Option<String>,
     fhir_user: Option<String>,
+    /// The certificate binding of the access token (RFC 8705), when there is one.
+    cnf: Option<Value>,
 }
 
 async fn code_grant(
     inner: &Inner,
     client: &RegisteredClient,
     params: &Params,
+    cnf: Option<Value>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = form_value(params, "code")?
         .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
@@ -149,6 +176,7 @@ async fn code_grant(
             family,
             nonce: detail("nonce"),
             fhir_user: detail("fhir_user"),
+            cnf,
         },
         None,
     )
@@ -194,6 +222,7 @@ async fn refresh_grant(
     inner: &Inner,
     client: &RegisteredClient,
     params: &Params,
+    cnf: Option<Value>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form_value(params, "refresh_token")?
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
@@ -255,6 +284,7 @@ async fn refresh_grant(
             family: record.family_id.clone(),
             nonce: None,
             fhir_user: detail("fhir_user"),
+            cnf,
         },
         access_scope,
     )
@@ -269,6 +299,7 @@ fn client_credentials(
     inner: &Inner,
     client: &RegisteredClient,
     params: &Params,
+    cnf: Option<Value>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.authentication.is_confidential() {
         return Err(OAuthError::unauthorized_client(
@@ -302,6 +333,7 @@ fn client_credentials(
         launch: None,
         fam: None,
         fhir_user: None,
+        cnf,
     };
     let mut response = TokenResponse::bearer(sign(inner, KeyUse::AccessToken, &claims)?);
     response.expires_in = Some(ttl);
@@ -361,6 +393,7 @@ async fn issue(
         launch: launch_id.clone(),
         fam: Some(grant.family.clone()),
         fhir_user: fhir_user.clone(),
+        cnf: grant.cnf.clone(),
     };
     let mut response = TokenResponse::bearer(sign(inner, KeyUse::AccessToken, &claims)?);
     response.expires_in = Some(ttl);

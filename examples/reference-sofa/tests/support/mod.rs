@@ -31,3 +31,105 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A token request's status and JSON answer.
+pub async fn token(
+    http: &reqwest::Client,
+    fhir_base: &str,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let response = http
+        .post(format!("{fhir_base}/auth/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// POSTs `$set-context` with one new Patient and no app: the status and the answer.
+pub async fn set_context(
+    http: &reqwest::Client,
+    fhir_base: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
+    let patient = "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d";
+    let body = serde_json::json!({"resourceType": "Parameters", "parameter": [
+        {"name": "patient", "valueReference": {"reference": patient}},
+        {"name": "resources", "resource": {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": patient, "resource": {"resourceType": "Patient", "gender": "male"},
+             "request": {"method": "POST", "url": "Patient"}}]}}
+    ]});
+    let response = http
+        .post(format!("{fhir_base}/$set-context"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// The `launchID` of a `$set-context` answer.
+pub fn launch_id(answer: &serde_json::Value) -> String {
+    answer["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "launchID")
+        .unwrap()["valueString"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The EHR launch of a public app with PKCE through the auto-approve login, with `http`
+/// (which must not follow redirects): the token answer.
+pub async fn app_token(
+    http: &reqwest::Client,
+    fhir_base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    launch: &str,
+    scope: &str,
+) -> (u16, serde_json::Value) {
+    let pkce = halo_smart_client::authorize::Pkce::generate().unwrap();
+    let authorize = reqwest::Url::parse_with_params(
+        &format!("{fhir_base}/auth/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("launch", launch),
+            ("scope", scope),
+            ("state", "s"),
+            ("aud", fhir_base),
+            ("code_challenge", pkce.challenge()),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let response = http.get(authorize).send().await.unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let code = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("no code in {location}"));
+    token(
+        http,
+        fhir_base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", client_id),
+            ("code_verifier", pkce.verifier().expose()),
+        ],
+    )
+    .await
+}
