@@ -131,6 +131,11 @@ pub(crate) async fn serve(
                 }
             },
         };
+        // The handshake and the response go out as several small writes: without this, Nagle
+        // holds each behind the peer's delayed acknowledgement (tens of milliseconds a flight).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
         let acceptor = acceptor.clone();
         let app = app.clone();
         let builder = builder.clone();

@@ -7,40 +7,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use axum::routing::post;
 use prom_text_format_parser::{Sample, Scrape, Type, ValueType};
 use reference_sofa::{Client, Config, Login, ReferenceSofa};
 use serde_json::json;
 
 mod support;
-use support::{TempDir, app_token, launch_id, set_context, token};
+use support::{TempDir, app_token, launch_id, receiver, set_context, subscribe, token};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const APP_SCOPES: &str = "launch patient/Patient.r patient/Observation.cru";
-
-/// A PoC's rest-hook endpoint that acknowledges everything and counts what it received.
-async fn receiver() -> (String, Arc<AtomicUsize>) {
-    let received = Arc::new(AtomicUsize::new(0));
-    let count = received.clone();
-    let app = axum::Router::new().route(
-        "/notify",
-        post(move || {
-            let count = count.clone();
-            async move {
-                count.fetch_add(1, Ordering::SeqCst);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/notify", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
 
 async fn scrape(url: &str) -> Scrape {
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
@@ -142,49 +119,7 @@ async fn a_scripted_flow_shows_in_each_series_with_its_counts() {
     let poc = answer["access_token"].as_str().unwrap().to_string();
 
     // The PoC subscribes to its content updates.
-    let subscription = json!({
-        "resourceType": "Subscription",
-        "meta": {"profile": ["http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"]},
-        "status": "requested",
-        "reason": "PoC content updates",
-        "criteria": halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC,
-        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
-            "_payload": {"extension": [{
-                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content",
-                "valueCode": "id-only"
-            }]}}
-    });
-    let response = http
-        .post(format!("{base}/Subscription"))
-        .bearer_auth(&poc)
-        .header("content-type", "application/fhir+json")
-        .body(subscription.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let created: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    let mut active = false;
-    for _ in 0..300 {
-        let status = http
-            .get(format!("{base}/Subscription/{id}"))
-            .bearer_auth(&poc)
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()["status"]
-            .clone();
-        if status == "active" {
-            active = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(active, "the subscription never became active");
+    let id = subscribe(&http, &base, &poc, &endpoint).await;
 
     // A context, the app's token in it, a read and a write (notified before commit, D-08).
     let (status, answer) = set_context(&http, &base, &poc).await;

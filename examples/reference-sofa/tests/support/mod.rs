@@ -133,3 +133,74 @@ pub async fn app_token(
     )
     .await
 }
+
+/// A PoC's rest-hook endpoint that acknowledges everything: its URL and how many
+/// notifications it received.
+pub async fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let received = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = received.clone();
+    let app = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(move || {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// The PoC's rest-hook Subscription to its content updates at `endpoint`, once active: its id.
+pub async fn subscribe(
+    http: &reqwest::Client,
+    fhir_base: &str,
+    token: &str,
+    endpoint: &str,
+) -> String {
+    let subscription = serde_json::json!({
+        "resourceType": "Subscription",
+        "meta": {"profile": ["http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"]},
+        "status": "requested",
+        "reason": "PoC content updates",
+        "criteria": halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC,
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+            "_payload": {"extension": [{
+                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content",
+                "valueCode": "id-only"
+            }]}}
+    });
+    let response = http
+        .post(format!("{fhir_base}/Subscription"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(subscription.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let created: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    for _ in 0..300 {
+        let current: serde_json::Value = http
+            .get(format!("{fhir_base}/Subscription/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if current["status"] == "active" {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("Subscription/{id} never became active");
+}
