@@ -16,38 +16,17 @@
 use std::time::{Duration, Instant};
 
 use rcgen::{CertificateParams, KeyPair};
-use reference_sofa::{Client, Config, Login, ReferenceSofa, RunningSofa, TlsConfig};
+use reference_sofa::{Config, ReferenceSofa, RunningSofa, TlsConfig};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::{TempDir, app_token, launch_id, receiver, set_context, subscribe, token};
-
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const APP_SCOPES: &str = "launch patient/Patient.r";
+use support::{
+    APP_REDIRECT, APP_SCOPES, POC_SECRET, TempDir, app_token, flow_config, launch_id, receiver,
+    set_context, subscribe, token,
+};
 
 fn config(dir: &TempDir, name: &str) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database: dir.path().join(format!("{name}.db")),
-        login: Login::AutoApprove {
-            user: "dr-a".into(),
-            fhir_user: None,
-        },
-        userless_launches: true,
-        clients: vec![
-            Client::point_of_care(
-                "poc",
-                "poc-secret-0123456789",
-                "system/Subscription.cruds Context.write",
-            ),
-            Client {
-                app_id: None,
-                ..Client::public_app("app", "unused", "http://127.0.0.1:9", APP_SCOPES)
-            },
-        ],
-        development_mode: true,
-        ..Config::default()
-    }
+    flow_config(dir.path().join(format!("{name}.db")))
 }
 
 /// A launch and the app's token in it: the URL of the patient and the token.
@@ -56,7 +35,7 @@ async fn reader(sofa: &RunningSofa, http: &reqwest::Client) -> (String, String) 
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", "poc"),
-        ("client_secret", "poc-secret-0123456789"),
+        ("client_secret", POC_SECRET),
     ];
     let poc = token(http, base, &form).await.1["access_token"]
         .as_str()
@@ -67,7 +46,7 @@ async fn reader(sofa: &RunningSofa, http: &reqwest::Client) -> (String, String) 
     let (status, answer) = set_context(http, base, &poc).await;
     assert_eq!(status, 200, "{answer}");
     let launch = launch_id(&answer);
-    let (status, answer) = app_token(http, base, "app", REDIRECT, &launch, APP_SCOPES).await;
+    let (status, answer) = app_token(http, base, "app", APP_REDIRECT, &launch, APP_SCOPES).await;
     assert_eq!(status, 200, "{answer}");
     (
         format!("{base}/Patient/{}", answer["patient"].as_str().unwrap()),

@@ -10,14 +10,14 @@
 use std::sync::atomic::Ordering;
 
 use prom_text_format_parser::{Sample, Scrape, Type, ValueType};
-use reference_sofa::{Client, Config, Login, ReferenceSofa};
+use reference_sofa::{Config, ReferenceSofa};
 use serde_json::json;
 
 mod support;
-use support::{TempDir, app_token, launch_id, receiver, set_context, subscribe, token};
-
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const APP_SCOPES: &str = "launch patient/Patient.r patient/Observation.cru";
+use support::{
+    APP_REDIRECT, APP_SCOPES, POC_SECRET, TempDir, app_token, flow_config, launch_id, receiver,
+    set_context, subscribe, token,
+};
 
 async fn scrape(url: &str) -> Scrape {
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
@@ -73,27 +73,8 @@ async fn a_scripted_flow_shows_in_each_series_with_its_counts() {
     let dir = TempDir::new("metrics");
     let (endpoint, received) = receiver().await;
     let sofa = ReferenceSofa::start(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-        database: dir.path().join("sofa.db"),
-        login: Login::AutoApprove {
-            user: "dr-a".into(),
-            fhir_user: None,
-        },
-        userless_launches: true,
-        clients: vec![
-            Client::point_of_care(
-                "poc",
-                "poc-secret-0123456789",
-                "system/Subscription.cruds Context.write",
-            ),
-            Client {
-                app_id: None,
-                ..Client::public_app("app", "unused", "http://127.0.0.1:9", APP_SCOPES)
-            },
-        ],
-        development_mode: true,
-        ..Config::default()
+        ..flow_config(dir.path().join("sofa.db"))
     })
     .await
     .unwrap();
@@ -114,7 +95,7 @@ async fn a_scripted_flow_shows_in_each_series_with_its_counts() {
         ]
     };
     assert_eq!(token(&http, &base, &form("wrong")).await.0, 401);
-    let (status, answer) = token(&http, &base, &form("poc-secret-0123456789")).await;
+    let (status, answer) = token(&http, &base, &form(POC_SECRET)).await;
     assert_eq!(status, 200, "{answer}");
     let poc = answer["access_token"].as_str().unwrap().to_string();
 
@@ -125,7 +106,7 @@ async fn a_scripted_flow_shows_in_each_series_with_its_counts() {
     let (status, answer) = set_context(&http, &base, &poc).await;
     assert_eq!(status, 200, "{answer}");
     let launch = launch_id(&answer);
-    let (status, answer) = app_token(&http, &base, "app", REDIRECT, &launch, APP_SCOPES).await;
+    let (status, answer) = app_token(&http, &base, "app", APP_REDIRECT, &launch, APP_SCOPES).await;
     assert_eq!(status, 200, "{answer}");
     let app = answer["access_token"].as_str().unwrap().to_string();
     let patient = answer["patient"].as_str().unwrap().to_string();

@@ -204,3 +204,34 @@ pub async fn subscribe(
     }
     panic!("Subscription/{id} never became active");
 }
+
+/// The PoC's secret in [`flow_config`].
+pub const POC_SECRET: &str = "poc-secret-0123456789";
+/// The app's redirect URI in [`flow_config`].
+pub const APP_REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// The app's scopes in [`flow_config`].
+pub const APP_SCOPES: &str = "launch patient/Patient.r patient/Observation.cru";
+
+/// A SoFA on `database` with a PoC (`poc`, [`POC_SECRET`], subscriptions and contexts) and a
+/// public app (`app`) launched by any context, signed in as `dr-a` without a page.
+pub fn flow_config(database: PathBuf) -> reference_sofa::Config {
+    use reference_sofa::{Client, Config, Login};
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database,
+        login: Login::AutoApprove {
+            user: "dr-a".into(),
+            fhir_user: None,
+        },
+        userless_launches: true,
+        clients: vec![
+            Client::point_of_care("poc", POC_SECRET, "system/Subscription.cruds Context.write"),
+            Client {
+                app_id: None,
+                ..Client::public_app("app", "unused", "http://127.0.0.1:9", APP_SCOPES)
+            },
+        ],
+        development_mode: true,
+        ..Config::default()
+    }
+}
