@@ -11,6 +11,10 @@
 //! | `/fhir/Subscription...`, the websocket | subscriptions, delivered before commit (D-08) |
 //! | `/catalog` | the App Catalog, validated at start |
 //! | `/healthz`, `/readyz` | liveness and readiness probes (OPS-01) |
+//! | `/metrics`, on `metrics_listen` only | Prometheus metrics (OPS-02) |
+//!
+//! With a `[tls]` table it listens with HTTPS, and with mutual TLS for the clients registered
+//! with a certificate when `tls.client_ca_file` is set (OPS-03).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), reference_sofa::Error> {
@@ -1000,6 +1004,50 @@ mod tests {
     fn unknown_keys_are_refused() {
         let error = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
         assert!(error.to_string().contains("listne"), "{error}");
+    }
+
+    // REQ: OPS-02, OPS-03
+    #[test]
+    fn tls_and_metrics_keys_parse_with_paths_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("reference-sofa-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sofa.toml");
+        std::fs::write(
+            &file,
+            "metrics_listen = \"127.0.0.1:9464\"\n\
+             [tls]\ncert_file = \"tls/sofa.pem\"\nkey_file = \"/etc/halo/key.pem\"\n\
+             client_ca_file = \"ca.pem\"\n\
+             [[clients]]\nid = \"emr\"\nscopes = \"Context.write\"\n\
+             tls_client_auth_subject_dn = \"CN=emr.example.org,O=Example EMR\"\n",
+        )
+        .unwrap();
+        let config = Config::from_file_with_env(&file, &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let tls = config.tls.as_ref().unwrap();
+        assert_eq!(tls.cert_file, dir.join("tls/sofa.pem"));
+        assert_eq!(tls.key_file, Path::new("/etc/halo/key.pem"));
+        assert_eq!(
+            tls.client_ca_file.as_deref(),
+            Some(dir.join("ca.pem").as_path())
+        );
+        let registry = client_registry(&config.clients, true).unwrap();
+        assert_eq!(
+            registry.get("emr").unwrap().authentication,
+            ClientAuthentication::TlsClientAuth(TlsClientIdentity::SubjectDn(
+                "CN=emr.example.org,O=Example EMR".into()
+            ))
+        );
+        // A secret and a certificate, or two certificate keys: one way only.
+        let mut both = config.clients.clone();
+        both[0].secret = Some("s".into());
+        assert!(client_registry(&both, true).is_err());
+        let mut two = config.clients.clone();
+        two[0].tls_client_auth_san_dns = Some("emr.example.org".into());
+        assert!(client_registry(&two, true).is_err());
     }
 
     #[test]
