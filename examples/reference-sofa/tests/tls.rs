@@ -15,7 +15,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod support;
-use support::{TempDir, set_context, token};
+use support::{TempDir, json, set_context, token};
 
 /// The subject the EMR's client is registered with, as RFC 4514 writes it (last RDN first).
 const EMR_DN: &str = "CN=emr.example.org,O=Example EMR";
@@ -235,14 +235,7 @@ async fn the_registered_certificate_authenticates_the_emr_and_binds_its_token() 
     // may still connect, for the clients that authenticate otherwise.
     let anonymous = https(&pki.server_ca).build().unwrap();
     for document in ["smart-configuration", "openid-configuration"] {
-        let body: Value = anonymous
-            .get(format!("{}/.well-known/{document}", sofa.fhir_base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json(anonymous.get(format!("{}/.well-known/{document}", sofa.fhir_base))).await;
         let methods = body["token_endpoint_auth_methods_supported"]
             .as_array()
             .unwrap();
@@ -311,6 +304,19 @@ async fn a_bound_token_without_its_certificate_is_refused_on_every_request() {
         let (status, answer) = set_context(client, &sofa.fhir_base, access).await;
         assert_eq!(status, 401, "{who}: {answer}");
     }
+    // Introspection tells a resource server the binding to check (RFC 8705 §3.2).
+    let introspection = json(
+        anonymous
+            .post(format!("{}/auth/introspect", sofa.fhir_base))
+            .basic_auth("poc-secret", Some("poc-secret-0123456789"))
+            .form(&[("token", access)]),
+    )
+    .await;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(
+        introspection["cnf"]["x5t#S256"],
+        pki.emr.thumbprint().as_str()
+    );
     // With its certificate, still accepted after the refusals.
     let (status, answer) = subscriptions(&emr, &sofa.fhir_base, access).await;
     assert_eq!(status, 200, "{answer}");

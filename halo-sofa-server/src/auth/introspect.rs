@@ -55,6 +55,10 @@ pub(super) async fn introspect(
     response.jti = Some(claims.jti);
     response.username = claims.user;
     response.fhir_user = claims.fhir_user;
+    // RFC 8705 §3.2: a resource server relying on introspection checks the binding itself.
+    if let Some(cnf) = claims.cnf {
+        response.extra.insert("cnf".into(), cnf);
+    }
     if let Some(launch) = &verified.launch {
         response.set_launch_context(launch.launch_context());
     }

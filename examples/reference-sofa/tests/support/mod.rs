@@ -188,15 +188,11 @@ pub async fn subscribe(
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     for _ in 0..300 {
-        let current: serde_json::Value = http
-            .get(format!("{fhir_base}/Subscription/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let current = json(
+            http.get(format!("{fhir_base}/Subscription/{id}"))
+                .bearer_auth(token),
+        )
+        .await;
         if current["status"] == "active" {
             return id;
         }
@@ -234,4 +230,9 @@ pub fn flow_config(database: PathBuf) -> reference_sofa::Config {
         development_mode: true,
         ..Config::default()
     }
+}
+
+/// Sends a request and reads its answer as JSON.
+pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
