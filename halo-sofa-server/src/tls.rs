@@ -146,23 +146,27 @@ impl TlsClientIdentity {
 /// and a token whose `cnf` was removed or changed fails there. Tokens that are not JWTs, and
 /// JWTs with no `cnf`, pass unchanged.
 pub async fn require_bound_certificate(request: Request, next: Next) -> Response {
-    let bound = request
+    // Every Authorization header, with the scheme in any case, as the token check reads it:
+    // a binding this check did not see must not be one the validator accepts.
+    let presented = request.extensions().get::<PeerCertificate>();
+    let refused = request
         .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|token| bound_thumbprint(token.trim()));
-    if let Some(expected) = bound {
-        let presented = request.extensions().get::<PeerCertificate>();
-        let same = presented.is_some_and(|p| {
-            subtle::ConstantTimeEq::ct_eq(p.thumbprint.as_bytes(), expected.as_bytes()).into()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .filter_map(|(_, token)| bound_thumbprint(token.trim()))
+        .any(|expected| {
+            !presented.is_some_and(|p| {
+                subtle::ConstantTimeEq::ct_eq(p.thumbprint.as_bytes(), expected.as_bytes()).into()
+            })
         });
-        if !same {
-            return SofaError::unauthorized(
-                "the access token is bound to a client certificate this connection did not present",
-            )
-            .into_response();
-        }
+    if refused {
+        return SofaError::unauthorized(
+            "the access token is bound to a client certificate this connection did not present",
+        )
+        .into_response();
     }
     next.run(request).await
 }

@@ -303,6 +303,14 @@ async fn a_bound_token_without_its_certificate_is_refused_on_every_request() {
         // Every route that takes a token, the context operations too.
         let (status, answer) = set_context(client, &sofa.fhir_base, access).await;
         assert_eq!(status, 401, "{who}: {answer}");
+        // The scheme in another case is the same token to the validator, so to the check.
+        let lower = client
+            .get(format!("{}/Subscription", sofa.fhir_base))
+            .header("authorization", format!("bearer {access}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(lower.status().as_u16(), 401, "{who}");
     }
     // Introspection tells a resource server the binding to check (RFC 8705 §3.2).
     let introspection = json(
@@ -317,34 +325,60 @@ async fn a_bound_token_without_its_certificate_is_refused_on_every_request() {
         introspection["cnf"]["x5t#S256"],
         pki.emr.thumbprint().as_str()
     );
-    // With its certificate, still accepted after the refusals.
+    // With its certificate, still accepted after the refusals, whatever the scheme's case.
     let (status, answer) = subscriptions(&emr, &sofa.fhir_base, access).await;
     assert_eq!(status, 200, "{answer}");
+    let lower = emr
+        .get(format!("{}/Subscription", sofa.fhir_base))
+        .header("authorization", format!("bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status().as_u16(), 200);
     sofa.shutdown().await;
 }
 
 // REQ: OPS-03
 #[tokio::test]
-async fn tls_client_auth_without_a_client_ca_is_refused_at_start() {
+async fn without_a_client_ca_mutual_tls_is_neither_offered_nor_configurable() {
     let (pki, mut tls) = pki("mtls-no-ca");
     tls.client_ca_file = None;
-    let error = ReferenceSofa::start(Config {
+    let config = |clients: Vec<Client>| Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: reference_sofa::IN_MEMORY.into(),
-        tls: Some(tls),
+        tls: Some(tls.clone()),
         login: Login::AutoApprove {
             user: "dr-a".into(),
             fhir_user: None,
         },
-        clients: vec![Client {
-            secret: None,
-            tls_client_auth_subject_dn: Some(EMR_DN.into()),
-            ..Client::point_of_care("emr", "unused", SCOPES)
-        }],
+        clients,
         ..Config::default()
-    })
+    };
+    let error = ReferenceSofa::start(config(vec![Client {
+        secret: None,
+        tls_client_auth_subject_dn: Some(EMR_DN.into()),
+        ..Client::point_of_care("emr", "unused", SCOPES)
+    }]))
     .await
     .unwrap_err();
     assert!(error.to_string().contains("client_ca_file"), "{error}");
-    drop(pki);
+
+    // TLS alone: HTTPS, and the discovery document offers no certificate authentication.
+    let sofa = ReferenceSofa::start(config(Vec::new())).await.unwrap();
+    let anonymous = https(&pki.server_ca).build().unwrap();
+    let body = json(anonymous.get(format!(
+        "{}/.well-known/smart-configuration",
+        sofa.fhir_base
+    )))
+    .await;
+    let methods = body["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap();
+    assert!(!methods.contains(&"tls_client_auth".into()), "{body}");
+    assert!(body["tls_client_certificate_bound_access_tokens"].is_null());
+    // A client certificate is not asked for, so not taken.
+    let emr = pki.emr.client(&pki.server_ca);
+    let (status, answer) = token(&emr, &sofa.fhir_base, &CLIENT_CREDENTIALS).await;
+    assert_eq!(status, 401, "{answer}");
+    sofa.shutdown().await;
 }
