@@ -133,7 +133,18 @@ async fn a_scripted_flow_shows_in_each_series_with_its_counts() {
     // The handshake and at least the write's notification.
     assert!(notifications >= 2.0, "{notifications}");
 
+    // Paths no route matches, inside and outside the FHIR base.
+    for path in [format!("/fhir/a/b/{patient}/d"), format!("/nope/{patient}")] {
+        let response = http
+            .get(format!("{}{path}", sofa.root_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+
     let scrape = scrape(&metrics_url).await;
+
     let http_requests = "halo_http_requests_total";
     let http_duration = "halo_http_request_duration_seconds";
     let read_labels = [
@@ -159,6 +170,14 @@ async fn a_scripted_flow_shows_in_each_series_with_its_counts() {
         );
         assert_eq!(value(&scrape, http_duration, &labels), count);
     }
+    // Both unmatched paths in one series, whatever the path.
+    let unmatched = [("route", "unmatched"), ("status", "404")];
+    assert_eq!(value(&scrape, http_requests, &unmatched), 2.0);
+    assert_eq!(
+        value(&scrape, http_requests, &[("status", "404")]),
+        2.0,
+        "a 404 outside the unmatched series"
+    );
     // Templates only: no series names the patient, the launch or the subscription.
     for (metric, label) in label_values(&scrape) {
         for id in [&patient, &launch, &id] {
