@@ -802,7 +802,7 @@ impl RunningSofa {
 
     /// The URLs worth printing, labelled.
     pub fn urls(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut urls = vec![
             ("FHIR base (iss)", self.fhir_base.clone()),
             (
                 "CapabilityStatement",
@@ -813,7 +813,11 @@ impl RunningSofa {
                 format!("{}/.well-known/smart-configuration", self.fhir_base),
             ),
             ("App Catalog", self.catalog_url.clone()),
-        ]
+        ];
+        if let Some(metrics) = &self.metrics_url {
+            urls.push(("Metrics (private)", metrics.clone()));
+        }
+        urls
     }
 
     /// Stops accepting connections, lets requests in flight finish, then waits for deliveries
