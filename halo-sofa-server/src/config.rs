@@ -118,6 +118,10 @@ pub struct AuthConfig {
     /// Development mode: http on loopback is accepted for the issuer and JWKS URLs
     /// (REQ SEC-04). Off by default.
     pub development_mode: bool,
+    /// Mutual TLS is offered (REQ OPS-03): the host terminates TLS, asks for client
+    /// certificates and hands them to the handlers ([`crate::tls::PeerCertificate`]). The
+    /// discovery documents then advertise `tls_client_auth` and certificate-bound tokens.
+    pub mutual_tls: bool,
 }
 
 impl Default for AuthConfig {
@@ -130,6 +134,7 @@ impl Default for AuthConfig {
             jwks_cache_ttl: Duration::from_secs(5 * 60),
             outbound_timeout: Duration::from_secs(10),
             development_mode: false,
+            mutual_tls: false,
         }
     }
 }

@@ -45,9 +45,11 @@ pub mod fhir;
 pub mod health;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod outbound;
 pub mod store;
 pub mod subscriptions;
+pub mod tls;
 
 /// The code of `docs/sofa-implementer-guide.md`, compiled and run as doc tests so the guide
 /// cannot drift from the API.

@@ -118,6 +118,7 @@ pub(crate) async fn by_address(
         if let Some(address) = limit.address(request.headers(), peer)
             && let Err(wait) = limit.limiter.check(&address.to_string())
         {
+            crate::metrics::rate_limit_refusal("address");
             return SofaError::too_many_requests(wait).into_response();
         }
     }
@@ -146,7 +147,10 @@ impl TokenValidator for RateLimitedTokens {
             let caller = self.inner.validate(token).await?;
             self.limiter
                 .check(&caller.client_id)
-                .map_err(|retry_after| TokenError::RateLimited { retry_after })?;
+                .map_err(|retry_after| {
+                    crate::metrics::rate_limit_refusal("client");
+                    TokenError::RateLimited { retry_after }
+                })?;
             Ok(caller)
         })
     }

@@ -209,6 +209,9 @@ async fn a_plain_smart_launch_hands_the_emr_context_to_the_app() {
             scopes: scopes.into(),
             app_id: Some(APP.into()),
             launch_url: None,
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
         }],
         development_mode: true,
         ..Config::default()

@@ -11,6 +11,10 @@
 //! | `/fhir/Subscription...`, the websocket | subscriptions, delivered before commit (D-08) |
 //! | `/catalog` | the App Catalog, validated at start |
 //! | `/healthz`, `/readyz` | liveness and readiness probes (OPS-01) |
+//! | `/metrics`, on `metrics_listen` only | Prometheus metrics (OPS-02) |
+//!
+//! With a `[tls]` table it listens with HTTPS, and with mutual TLS for the clients registered
+//! with a certificate when `tls.client_ca_file` is set (OPS-03).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), reference_sofa::Error> {
@@ -46,15 +50,21 @@ use halo_sofa_server::http::Sofa;
 use halo_sofa_server::limits::RateLimitedTokens;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
+use halo_sofa_server::tls::TlsClientIdentity;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+mod metrics;
 mod overrides;
+mod serve;
+mod tls;
 
+pub use metrics::METRICS_PATH;
 pub use overrides::{ENV_PREFIX, REDACTED, redact_url};
+pub use tls::TlsConfig;
 
 /// The path the FHIR API is nested under.
 pub const FHIR_PATH: &str = "/fhir";
@@ -150,6 +160,13 @@ pub struct Config {
     /// Rate limits (HARD-04).
     #[serde(default)]
     pub limits: Limits,
+    /// Where `GET /metrics` (Prometheus text format, OPS-02) is served: its own address, so
+    /// it is never public. Off when absent; keep it on loopback or a private network.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// TLS, and optionally mutual TLS for clients (OPS-03). Plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// Rate limits (HARD-04): a steady rate per second and a burst, per client address (writes,
@@ -237,6 +254,8 @@ impl Default for Config {
             database_schema: None,
             log_format: LogFormat::default(),
             limits: Limits::default(),
+            metrics_listen: None,
+            tls: None,
         }
     }
 }
@@ -284,6 +303,9 @@ impl Config {
             && config.database.is_relative()
         {
             config.database = dir.join(&config.database);
+        }
+        if let Some(tls) = &mut config.tls {
+            tls.relative_to(dir);
         }
         if let Some(CatalogSource::File(file)) = &mut config.catalog
             && file.is_relative()
@@ -438,6 +460,17 @@ pub struct Client {
     /// The app's launch URL.
     #[serde(default)]
     pub launch_url: Option<String>,
+    /// `tls_client_auth` (RFC 8705, OPS-03): the client authenticates with a client certificate
+    /// whose subject DN is this RFC 4514 string (`CN=emr.example.org,O=Example EMR`). Needs
+    /// `tls.client_ca_file`; exclusive of `secret` and the other `tls_client_auth_*` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `tls_client_auth` by a dNSName subject alternative name of the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// `tls_client_auth` by a URI subject alternative name of the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -464,6 +497,9 @@ impl Client {
             scopes: scopes.to_string(),
             app_id: Some(app_id.to_string()),
             launch_url: Some(format!("{app_base}/launch")),
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
         }
     }
 
@@ -476,6 +512,9 @@ impl Client {
             scopes: scopes.to_string(),
             app_id: None,
             launch_url: None,
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
         }
     }
 }
@@ -500,6 +539,12 @@ pub struct Lifetimes {
     /// given before its unsettled events are taken for a crash's and compensated, in
     /// milliseconds (30 000 when absent).
     pub settle_margin_ms: Option<u64>,
+    /// How long a connection may take to send a request's headers, in milliseconds, before it
+    /// is closed (10 000 when absent; HARD-04).
+    pub header_read_timeout_ms: Option<u64>,
+    /// How long a request body may take to arrive, all of it, in milliseconds, before the
+    /// answer is 408 (30 000 when absent; HARD-04).
+    pub body_read_timeout_ms: Option<u64>,
 }
 
 impl Default for Lifetimes {
@@ -512,6 +557,8 @@ impl Default for Lifetimes {
             delivery_timeout_secs: 10,
             delivery_timeout_ms: None,
             settle_margin_ms: None,
+            header_read_timeout_ms: None,
+            body_read_timeout_ms: None,
         }
     }
 }
@@ -525,12 +572,23 @@ impl ReferenceSofa {
     /// binds the socket and serves until [`RunningSofa::shutdown`].
     pub async fn start(config: Config) -> Result<RunningSofa, Error> {
         let catalog = load_catalog(config.catalog.as_ref())?;
+        // REQ OPS-03: the certificate and key are read before anything listens.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(TlsConfig::server_config)
+            .transpose()?;
+        let mutual_tls = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let root_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .unwrap_or_else(|| format!("{scheme}://{local_addr}"))
             .trim_end_matches('/')
             .to_string();
         let fhir_base = format!("{root_url}{FHIR_PATH}");
@@ -544,6 +602,9 @@ impl ReferenceSofa {
         sofa_config.software_name = "HALO reference SoFA".to_string();
         sofa_config.userless_launches = config.userless_launches;
         sofa_config.rate_limits = config.limits.rate_limits();
+        if let Some(ms) = config.lifetimes.body_read_timeout_ms {
+            sofa_config.body_read_timeout = Duration::from_millis(ms);
+        }
         if let Some(types) = &config.supported_types {
             sofa_config.supported_types = supported_types(types);
         }
@@ -577,6 +638,7 @@ impl ReferenceSofa {
             access_token_ttl: Duration::from_secs(config.lifetimes.access_token_secs),
             refresh_token_ttl: Duration::from_secs(config.lifetimes.refresh_token_secs),
             development_mode: config.development_mode,
+            mutual_tls,
             ..AuthConfig::default()
         };
         // The signing keys are read from the store (generated there on first start), so the
@@ -586,7 +648,7 @@ impl ReferenceSofa {
             auth_config,
             store.clone(),
             Arc::new(SystemClock),
-            client_registry(&config.clients),
+            client_registry(&config.clients, mutual_tls)?,
             authenticator(&config)?,
         )
         .await
@@ -633,7 +695,7 @@ impl ReferenceSofa {
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
             .build();
-        let tasks = vec![
+        let mut tasks = vec![
             sofa.spawn_purge_task(),
             subscriptions.spawn_heartbeats(),
             subscriptions.spawn_outbox(),
@@ -657,21 +719,41 @@ impl ReferenceSofa {
             )
             // Probes at the root, outside the FHIR base: no authentication, no audit (OPS-01).
             .merge(readiness.router());
+        // REQ OPS-03: a certificate-bound access token is taken only with its certificate, on
+        // every route (over plain HTTP it is never taken).
+        let app = app.layer(axum::middleware::from_fn(
+            halo_sofa_server::tls::require_bound_certificate,
+        ));
+        // REQ OPS-02: counted by route template and status; only when metrics are served.
+        let mut metrics_url = None;
+        let app = match config.metrics_listen {
+            Some(listen) => {
+                metrics::install()?;
+                let (address, serving) = metrics::serve(listen, store.clone()).await?;
+                tasks.extend(serving);
+                metrics_url = Some(format!("http://{address}{METRICS_PATH}"));
+                app.layer(axum::middleware::from_fn(
+                    halo_sofa_server::metrics::track_http,
+                ))
+            }
+            None => app,
+        };
         let app = with_request_ids(app);
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            // With the peer address: the per-address rate limits key on it.
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let header_read_timeout = config
+            .lifetimes
+            .header_read_timeout_ms
+            .map_or(serve::HEADER_READ_TIMEOUT, Duration::from_millis);
+        let server = tokio::spawn(serve::serve(
+            listener,
+            tls,
+            header_read_timeout,
+            app,
+            stopped,
+        ));
         Ok(RunningSofa {
+            metrics_url,
             catalog_url: format!("{root_url}{CATALOG_PATH}"),
             root_url,
             fhir_base,
@@ -756,6 +838,8 @@ pub struct RunningSofa {
     pub catalog_url: String,
     /// The socket address the server listens on.
     pub local_addr: SocketAddr,
+    /// `GET /metrics` on the metrics listener, when `metrics_listen` is set.
+    pub metrics_url: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     subscriptions: Subscriptions,
@@ -783,7 +867,7 @@ impl RunningSofa {
 
     /// The URLs worth printing, labelled.
     pub fn urls(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut urls = vec![
             ("FHIR base (iss)", self.fhir_base.clone()),
             (
                 "CapabilityStatement",
@@ -794,7 +878,11 @@ impl RunningSofa {
                 format!("{}/.well-known/smart-configuration", self.fhir_base),
             ),
             ("App Catalog", self.catalog_url.clone()),
-        ]
+        ];
+        if let Some(metrics) = &self.metrics_url {
+            urls.push(("Metrics (private)", metrics.clone()));
+        }
+        urls
     }
 
     /// Stops accepting connections, lets requests in flight finish, then waits for deliveries
@@ -882,24 +970,53 @@ fn supported_types(types: &[String]) -> SupportedTypes {
     supported
 }
 
-fn client_registry(clients: &[Client]) -> ClientRegistry {
-    clients.iter().fold(ClientRegistry::new(), |registry, c| {
-        let authentication = match &c.secret {
-            Some(secret) => ClientAuthentication::secret(secret),
-            None => ClientAuthentication::Public,
-        };
-        let mut client = RegisteredClient::new(c.id.clone(), authentication).scopes(&c.scopes);
-        for uri in &c.redirect_uris {
-            client = client.redirect_uri(uri.clone());
-        }
-        if let Some(app_id) = &c.app_id {
-            client = client.app_id(app_id.clone());
-        }
-        if let Some(url) = &c.launch_url {
-            client = client.launch_url(url.clone());
-        }
-        registry.with(client)
-    })
+fn client_registry(clients: &[Client], mutual_tls: bool) -> Result<ClientRegistry, Error> {
+    clients
+        .iter()
+        .try_fold(ClientRegistry::new(), |registry, c| {
+            let certificate = [
+                c.tls_client_auth_subject_dn
+                    .clone()
+                    .map(TlsClientIdentity::SubjectDn),
+                c.tls_client_auth_san_dns
+                    .clone()
+                    .map(TlsClientIdentity::SanDns),
+                c.tls_client_auth_san_uri
+                    .clone()
+                    .map(TlsClientIdentity::SanUri),
+            ];
+            let mut certificate = certificate.into_iter().flatten();
+            let authentication = match (&c.secret, certificate.next(), certificate.next()) {
+                (None, Some(identity), None) if mutual_tls => {
+                    ClientAuthentication::TlsClientAuth(identity)
+                }
+                (None, Some(_), None) => {
+                    return Err(Error::Config(format!(
+                        "client {}: tls_client_auth needs tls.client_ca_file",
+                        c.id
+                    )));
+                }
+                (_, Some(_), _) => {
+                    return Err(Error::Config(format!(
+                        "client {}: one way to authenticate: a secret or one tls_client_auth_* key",
+                        c.id
+                    )));
+                }
+                (Some(secret), None, _) => ClientAuthentication::secret(secret),
+                (None, None, _) => ClientAuthentication::Public,
+            };
+            let mut client = RegisteredClient::new(c.id.clone(), authentication).scopes(&c.scopes);
+            for uri in &c.redirect_uris {
+                client = client.redirect_uri(uri.clone());
+            }
+            if let Some(app_id) = &c.app_id {
+                client = client.app_id(app_id.clone());
+            }
+            if let Some(url) = &c.launch_url {
+                client = client.launch_url(url.clone());
+            }
+            Ok(registry.with(client))
+        })
 }
 
 fn authenticator(config: &Config) -> Result<Arc<dyn UserAuthenticator>, Error> {
@@ -956,6 +1073,50 @@ mod tests {
     fn unknown_keys_are_refused() {
         let error = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
         assert!(error.to_string().contains("listne"), "{error}");
+    }
+
+    // REQ: OPS-02, OPS-03
+    #[test]
+    fn tls_and_metrics_keys_parse_with_paths_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("reference-sofa-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sofa.toml");
+        std::fs::write(
+            &file,
+            "metrics_listen = \"127.0.0.1:9464\"\n\
+             [tls]\ncert_file = \"tls/sofa.pem\"\nkey_file = \"/etc/halo/key.pem\"\n\
+             client_ca_file = \"ca.pem\"\n\
+             [[clients]]\nid = \"emr\"\nscopes = \"Context.write\"\n\
+             tls_client_auth_subject_dn = \"CN=emr.example.org,O=Example EMR\"\n",
+        )
+        .unwrap();
+        let config = Config::from_file_with_env(&file, &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let tls = config.tls.as_ref().unwrap();
+        assert_eq!(tls.cert_file, dir.join("tls/sofa.pem"));
+        assert_eq!(tls.key_file, Path::new("/etc/halo/key.pem"));
+        assert_eq!(
+            tls.client_ca_file.as_deref(),
+            Some(dir.join("ca.pem").as_path())
+        );
+        let registry = client_registry(&config.clients, true).unwrap();
+        assert_eq!(
+            registry.get("emr").unwrap().authentication,
+            ClientAuthentication::TlsClientAuth(TlsClientIdentity::SubjectDn(
+                "CN=emr.example.org,O=Example EMR".into()
+            ))
+        );
+        // A secret and a certificate, or two certificate keys: one way only.
+        let mut both = config.clients.clone();
+        both[0].secret = Some("s".into());
+        assert!(client_registry(&both, true).is_err());
+        let mut two = config.clients.clone();
+        two[0].tls_client_auth_san_dns = Some("emr.example.org".into());
+        assert!(client_registry(&two, true).is_err());
     }
 
     #[test]

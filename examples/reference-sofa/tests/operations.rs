@@ -124,3 +124,61 @@ async fn every_response_carries_the_request_id() {
     assert_eq!(response.headers()["x-request-id"], "probe-1");
     sofa.shutdown().await;
 }
+
+// REQ: HARD-04
+/// A connection that sends part of its headers and then nothing is closed once the header read
+/// timeout passes (slowloris), and a request whose body stops coming gets 408: neither holds
+/// the server for longer than the operator allows.
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_slow_bodies_get_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut config = support::flow_config(Path::new(reference_sofa::IN_MEMORY).to_path_buf());
+    config.lifetimes.header_read_timeout_ms = Some(300);
+    config.lifetimes.body_read_timeout_ms = Some(300);
+    let sofa = ReferenceSofa::start(config).await.unwrap();
+    let addr = sofa.local_addr;
+    let wait = std::time::Duration::from_secs(10);
+    let mut buffer = [0u8; 2048];
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let read = tokio::time::timeout(wait, slow.read(&mut buffer))
+        .await
+        .expect("the server closed the connection before the test gave up");
+    // Closed (0 bytes or a reset), or answered 408: never served.
+    if let Ok(n) = read {
+        let answer = String::from_utf8_lossy(&buffer[..n]);
+        assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+
+    let (status, answer) = support::token(
+        &reqwest::Client::new(),
+        &sofa.fhir_base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "poc"),
+            ("client_secret", support::POC_SECRET),
+            ("scope", "Context.write"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["access_token"].as_str().unwrap();
+    let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /fhir/$set-context HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/fhir+json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    trickle.write_all(head.as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(wait, trickle.read(&mut buffer))
+        .await
+        .expect("answered before the test gave up")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buffer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -32,6 +32,10 @@ pub(crate) struct AccessClaims {
     pub(crate) fam: Option<String>,
     #[serde(default, rename = "fhirUser", skip_serializing_if = "Option::is_none")]
     pub(crate) fhir_user: Option<String>,
+    /// The certificate binding (`{"x5t#S256": ...}`, RFC 8705 §3.1), when the token was asked
+    /// for over mutual TLS; checked by [`crate::tls::require_bound_certificate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cnf: Option<serde_json::Value>,
 }
 
 /// A verified access token with its live launch.

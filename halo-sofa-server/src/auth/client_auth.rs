@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::clients::{ClientAuthentication, RegisteredClient};
 use super::server::{Inner, paths};
 use crate::config::url_allowed;
+use crate::tls::PeerCertificate;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// The most a fetched JWKS may weigh (SEC-03).
@@ -63,6 +64,7 @@ pub(crate) async fn authenticate_client<'a>(
     inner: &'a Inner,
     headers: &HeaderMap,
     params: &[(String, String)],
+    peer: Option<&PeerCertificate>,
 ) -> Result<&'a RegisteredClient, OAuthError> {
     let form_client = form_value(params, "client_id")?;
     let unknown = || OAuthError::invalid_client("client authentication failed");
@@ -104,6 +106,12 @@ pub(crate) async fn authenticate_client<'a>(
     let client = inner.clients.get(id).ok_or_else(unknown)?;
     match (&client.authentication, form_value(params, "client_secret")?) {
         (ClientAuthentication::Public, None) => Ok(client),
+        // REQ OPS-03: tls_client_auth, the certificate of this connection is the credential.
+        (ClientAuthentication::TlsClientAuth(identity), None)
+            if peer.is_some_and(|p| identity.matches(p)) =>
+        {
+            Ok(client)
+        }
         (auth @ ClientAuthentication::Secret { .. }, Some(secret))
             if auth.secret_matches(secret) =>
         {

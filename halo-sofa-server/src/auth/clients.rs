@@ -30,6 +30,9 @@ pub enum ClientAuthentication {
         /// The JWKS URL.
         jwks_url: String,
     },
+    /// `tls_client_auth` (RFC 8705, REQ OPS-03): a client certificate with this subject or
+    /// SAN, on a connection whose TLS verified the chain.
+    TlsClientAuth(crate::tls::TlsClientIdentity),
 }
 
 impl fmt::Debug for ClientAuthentication {
@@ -41,6 +44,9 @@ impl fmt::Debug for ClientAuthentication {
             ClientAuthentication::PrivateKeyJwt { .. } => f.write_str("PrivateKeyJwt(jwks)"),
             ClientAuthentication::PrivateKeyJwtUrl { jwks_url } => {
                 write!(f, "PrivateKeyJwtUrl({jwks_url})")
+            }
+            ClientAuthentication::TlsClientAuth(identity) => {
+                write!(f, "TlsClientAuth({identity:?})")
             }
         }
     }

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::{Extension, Form};
 use halo_model::oauth::OAuthError;
 use halo_model::smart::IntrospectionResponse;
 use serde_json::json;
@@ -16,16 +16,18 @@ use serde_json::json;
 use super::builtin::verify;
 use super::client_auth::{authenticate_client, form_value};
 use super::server::{Inner, no_store, oauth_error};
+use crate::tls::PeerCertificate;
 
 pub(super) async fn introspect(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let Ok(Form(params)) = form else {
         return oauth_error(&headers, &OAuthError::invalid_request("send a form"));
     };
-    match authenticate_client(&inner, &headers, &params).await {
+    match authenticate_client(&inner, &headers, &params, peer.as_deref()).await {
         // REQ IDP-08: only resource servers and PoCs, which can keep a credential, may learn
         // whose a token is; a public client proves nothing by naming its client_id.
         Ok(client) if client.authentication.is_confidential() => {}
@@ -56,6 +58,10 @@ pub(super) async fn introspect(
     response.jti = Some(claims.jti);
     response.username = claims.user;
     response.fhir_user = claims.fhir_user;
+    // RFC 8705 §3.2: a resource server relying on introspection checks the binding itself.
+    if let Some(cnf) = claims.cnf {
+        response.extra.insert("cnf".into(), cnf);
+    }
     if let Some(launch) = &verified.launch {
         response.set_launch_context(launch.launch_context());
     }

@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::{Extension, Form};
 use halo_model::oauth::OAuthError;
 
 use super::builtin::verify;
@@ -21,17 +21,19 @@ use super::client_auth::{authenticate_client, form_value};
 use super::clients::RegisteredClient;
 use super::server::{Inner, no_store, oauth_error};
 use super::token::{find_refresh, revoke_family};
+use crate::tls::PeerCertificate;
 
 pub(super) async fn revoke(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let Ok(Form(params)) = form else {
         return oauth_error(&headers, &OAuthError::invalid_request("send a form"));
     };
     let result = async {
-        let client = authenticate_client(&inner, &headers, &params).await?;
+        let client = authenticate_client(&inner, &headers, &params, peer.as_deref()).await?;
         let token = form_value(&params, "token")?
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         // `token_type_hint` only says where to look first (§2.1); both kinds are looked up.

@@ -330,7 +330,19 @@ async fn smart_configuration(
             "permission-v2"
         ],
     });
-    json_response(StatusCode::OK, &body)
+    json_response(StatusCode::OK, &advertise_mutual_tls(&inner, body))
+}
+
+/// With mutual TLS on (REQ OPS-03, RFC 8705 §2.3, §3.3): `tls_client_auth` among the token
+/// endpoint's methods, and certificate-bound access tokens.
+fn advertise_mutual_tls(inner: &Inner, mut body: Value) -> Value {
+    if inner.config.mutual_tls {
+        if let Some(methods) = body["token_endpoint_auth_methods_supported"].as_array_mut() {
+            methods.push(json!("tls_client_auth"));
+        }
+        body["tls_client_certificate_bound_access_tokens"] = json!(true);
+    }
+    body
 }
 
 /// `GET /.well-known/openid-configuration` (REQ AS-02).
@@ -354,7 +366,7 @@ async fn openid_configuration(
         "scopes_supported": ["openid", "fhirUser"],
         "code_challenge_methods_supported": ["S256"],
     });
-    json_response(StatusCode::OK, &body)
+    json_response(StatusCode::OK, &advertise_mutual_tls(&inner, body))
 }
 
 /// `GET /auth/jwks` (REQ AS-02).

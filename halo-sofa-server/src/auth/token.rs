@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use axum::{Extension, Form};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
@@ -25,20 +25,40 @@ use super::grant::{covered, narrow};
 use super::keys::KeyUse;
 use super::server::{Inner, hash_secret, no_store, oauth_error, random_token};
 use crate::store::{LaunchRecord, RefreshTokenRecord, StoreError, Transaction};
+use crate::tls::PeerCertificate;
 
 type Params = Vec<(String, String)>;
 
 pub(super) async fn token(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
     form: Result<Form<Params>, FormRejection>,
 ) -> Response {
-    let result = match form {
-        Ok(Form(params)) => grant(&inner, &headers, &params).await,
-        Err(_) => Err(Refusal::OAuth(OAuthError::invalid_request(
-            "send the token request as application/x-www-form-urlencoded",
-        ))),
+    let (grant_type, result) = match form {
+        Ok(Form(params)) => {
+            let result = grant(&inner, &headers, &params, peer.as_deref()).await;
+            let grant_type = form_value(&params, "grant_type").ok().flatten();
+            (grant_type.map(str::to_string), result)
+        }
+        Err(_) => (
+            None,
+            Err(Refusal::OAuth(OAuthError::invalid_request(
+                "send the token request as application/x-www-form-urlencoded",
+            ))),
+        ),
     };
+    // REQ OPS-02: every token request by grant type and outcome.
+    crate::metrics::grant(
+        grant_type.as_deref(),
+        result.as_ref().map_or_else(
+            |e| match e {
+                Refusal::OAuth(error) => error.error.as_str(),
+                Refusal::Throttled(_) => "rate_limited",
+            },
+            |_| "issued",
+        ),
+    );
     match result {
         Ok(body) => no_store(StatusCode::OK, body),
         Err(Refusal::OAuth(error)) => oauth_error(&headers, &error),
@@ -74,9 +94,14 @@ fn unavailable(_: StoreError) -> OAuthError {
     OAuthError::temporarily_unavailable("the store is unavailable; retry shortly")
 }
 
-async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<String, Refusal> {
+async fn grant(
+    inner: &Inner,
+    headers: &HeaderMap,
+    params: &Params,
+    peer: Option<&PeerCertificate>,
+) -> Result<String, Refusal> {
     let grant_type = form_value(params, "grant_type")?;
-    let client = match authenticate_client(inner, headers, params).await {
+    let client = match authenticate_client(inner, headers, params, peer).await {
         Ok(client) => client,
         // RFC 6749 §6: a public client may refresh without naming itself (client-js does);
         // the refresh token already says whose it is.
@@ -92,11 +117,17 @@ async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<St
     inner
         .client_limit
         .check(&client.client_id)
-        .map_err(Refusal::Throttled)?;
+        .map_err(|wait| {
+            crate::metrics::rate_limit_refusal("client");
+            Refusal::Throttled(wait)
+        })?;
+    // REQ OPS-03 (RFC 8705 §3): a token asked for over a connection with a client certificate
+    // is bound to it, whatever authenticated the client.
+    let cnf = peer.map(PeerCertificate::confirmation);
     let response = match grant_type {
-        Some("authorization_code") => code_grant(inner, client, params).await?,
-        Some("refresh_token") => refresh_grant(inner, client, params).await?,
-        Some("client_credentials") => client_credentials(inner, client, params)?,
+        Some("authorization_code") => code_grant(inner, client, params, cnf).await?,
+        Some("refresh_token") => refresh_grant(inner, client, params, cnf).await?,
+        Some("client_credentials") => client_credentials(inner, client, params, cnf)?,
         Some(_) => {
             return Err(Refusal::OAuth(
                 OAuthError::new(halo_model::oauth::OAuthErrorCode::UnsupportedGrantType)
@@ -119,12 +150,15 @@ struct Grant<'a> {
     family: String,
     nonce: Option<String>,
     fhir_user: Option<String>,
+    /// The certificate binding of the access token (RFC 8705), when there is one.
+    cnf: Option<Value>,
 }
 
 async fn code_grant(
     inner: &Inner,
     client: &RegisteredClient,
     params: &Params,
+    cnf: Option<Value>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = form_value(params, "code")?
         .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
@@ -191,6 +225,7 @@ async fn code_grant(
             family,
             nonce: detail("nonce"),
             fhir_user: detail("fhir_user"),
+            cnf,
         },
         None,
     )
@@ -264,6 +299,7 @@ async fn refresh_grant(
     inner: &Inner,
     client: &RegisteredClient,
     params: &Params,
+    cnf: Option<Value>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form_value(params, "refresh_token")?
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
@@ -325,6 +361,7 @@ async fn refresh_grant(
             family: record.family_id.clone(),
             nonce: None,
             fhir_user: detail("fhir_user"),
+            cnf,
         },
         access_scope,
     )
@@ -339,6 +376,7 @@ fn client_credentials(
     inner: &Inner,
     client: &RegisteredClient,
     params: &Params,
+    cnf: Option<Value>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.authentication.is_confidential() {
         return Err(OAuthError::unauthorized_client(
@@ -372,6 +410,7 @@ fn client_credentials(
         launch: None,
         fam: None,
         fhir_user: None,
+        cnf,
     };
     let mut response = TokenResponse::bearer(sign(inner, KeyUse::AccessToken, &claims)?);
     response.expires_in = Some(ttl);
@@ -431,6 +470,7 @@ async fn issue(
         launch: launch_id.clone(),
         fam: Some(grant.family.clone()),
         fhir_user: fhir_user.clone(),
+        cnf: grant.cnf.clone(),
     };
     let mut response = TokenResponse::bearer(sign(inner, KeyUse::AccessToken, &claims)?);
     response.expires_in = Some(ttl);

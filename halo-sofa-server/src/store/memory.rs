@@ -14,6 +14,7 @@ use super::{
     StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord,
     SubscriptionStatus, Transaction,
 };
+use crate::metrics;
 
 #[derive(Debug, Clone, Default)]
 struct State {
@@ -45,13 +46,13 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn begin(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
-        Box::pin(async move {
+        Box::pin(metrics::store_call("memory", "begin", async move {
             let guard = self.state.clone().lock_owned().await;
             Ok(Box::new(MemoryTransaction {
                 guard,
                 backup: None,
             }) as Box<dyn Transaction>)
-        })
+        }))
     }
 }
 
@@ -93,12 +94,12 @@ fn missing_id() -> StoreError {
 impl Transaction for MemoryTransaction {
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
         self.backup = None;
-        Box::pin(async { Ok(()) })
+        Box::pin(metrics::store_call("memory", "commit", async { Ok(()) }))
     }
 
     fn rollback(self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
         drop(self);
-        Box::pin(async { Ok(()) })
+        Box::pin(metrics::store_call("memory", "rollback", async { Ok(()) }))
     }
 }
 

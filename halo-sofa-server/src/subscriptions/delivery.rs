@@ -1,7 +1,7 @@
 //! Building notifications and delivering them: rest-hook POST or websocket frame (REQ SUB-03,
 //! SUB-05).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use halo_model::subscription::{
     ChannelType, Notification, NotificationType, Subscription, SubscriptionStatus,
@@ -11,6 +11,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::Inner;
+use crate::metrics;
 use crate::store::{SubscriptionRecord, meta_instant};
 
 /// The typed view of a stored subscription, with the status and counter the store holds.
@@ -95,14 +96,21 @@ impl Inner {
     ) -> Result<(), String> {
         let timeout = self.timeout_of(subscription);
         let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-        match subscription.channel.channel_type {
-            ChannelType::RestHook => self.post(subscription, bytes, timeout).await,
+        let started = Instant::now();
+        let (channel, result) = match subscription.channel.channel_type {
+            ChannelType::RestHook => ("rest-hook", self.post(subscription, bytes, timeout).await),
             ChannelType::Websocket => {
                 let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-                self.hub.send(subscription_id, text, timeout).await
+                (
+                    "websocket",
+                    self.hub.send(subscription_id, text, timeout).await,
+                )
             }
-            other => Err(format!("channel type {other} cannot be delivered")),
-        }
+            other => return Err(format!("channel type {other} cannot be delivered")),
+        };
+        // REQ OPS-02: every delivery attempt, acknowledged or not, with its latency.
+        metrics::notification(channel, result.is_ok(), started.elapsed());
+        result
     }
 
     /// REQ SUB-05: `Content-Type` is the channel's payload type and every `channel.header` is

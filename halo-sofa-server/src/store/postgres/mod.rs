@@ -29,6 +29,7 @@ use super::{
     StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord,
     SubscriptionStatus, Transaction,
 };
+use crate::metrics;
 
 /// How a [`PostgresStore`] connects.
 #[derive(Debug, Clone)]
@@ -269,11 +270,19 @@ impl PostgresStore {
 
 impl Store for PostgresStore {
     fn begin(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
-        Box::pin(self.transaction(false))
+        Box::pin(metrics::store_call(
+            "postgres",
+            "begin",
+            self.transaction(false),
+        ))
     }
 
     fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
-        Box::pin(self.transaction(true))
+        Box::pin(metrics::store_call(
+            "postgres",
+            "begin_read",
+            self.transaction(true),
+        ))
     }
 
     fn shared(&self) -> bool {
@@ -504,11 +513,19 @@ fn event(row: &Row) -> StoreResult<EventRecord> {
 
 impl Transaction for PgTransaction {
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
-        self.finish("COMMIT")
+        Box::pin(metrics::store_call(
+            "postgres",
+            "commit",
+            self.finish("COMMIT"),
+        ))
     }
 
     fn rollback(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
-        self.finish("ROLLBACK")
+        Box::pin(metrics::store_call(
+            "postgres",
+            "rollback",
+            self.finish("ROLLBACK"),
+        ))
     }
 }
 

@@ -17,6 +17,7 @@ use super::{
     NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
     StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord, Transaction,
 };
+use crate::metrics;
 
 /// Idle connections kept for reuse; more are opened when needed and closed when returned.
 const POOL_SIZE: usize = 8;
@@ -112,12 +113,20 @@ impl Store for SqliteStore {
     fn begin(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
         // IMMEDIATE takes the write lock now, so a transaction never fails half-way on a lock
         // upgrade.
-        Box::pin(self.transaction("BEGIN IMMEDIATE"))
+        Box::pin(metrics::store_call(
+            "sqlite",
+            "begin",
+            self.transaction("BEGIN IMMEDIATE"),
+        ))
     }
 
     fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
         // DEFERRED: WAL readers run beside the writer on a consistent snapshot.
-        Box::pin(self.transaction("BEGIN DEFERRED"))
+        Box::pin(metrics::store_call(
+            "sqlite",
+            "begin_read",
+            self.transaction("BEGIN DEFERRED"),
+        ))
     }
 }
 
@@ -243,11 +252,19 @@ impl Drop for SqliteTransaction {
 
 impl Transaction for SqliteTransaction {
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
-        self.finish("COMMIT")
+        Box::pin(metrics::store_call(
+            "sqlite",
+            "commit",
+            self.finish("COMMIT"),
+        ))
     }
 
     fn rollback(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
-        self.finish("ROLLBACK")
+        Box::pin(metrics::store_call(
+            "sqlite",
+            "rollback",
+            self.finish("ROLLBACK"),
+        ))
     }
 }
 
