@@ -1,5 +1,6 @@
-//! `$set-context` throughput with the XL third-party request on the SQLite store, through the
-//! real router (no socket), and the store's size on disk per 1,000 contexts.
+//! `$set-context` throughput with the XL third-party request on the SQLite store, and on
+//! PostgreSQL in the same run when `HALO_TEST_POSTGRES_URL` names a server, through the real
+//! router (no socket); and the SQLite store's size on disk per 1,000 contexts.
 //!
 //! The XL fixture posts its MedicationStatement with `request.url` `Location`, which D-04
 //! refuses; the bench fixes that one field so every request is a full seven-entry success.
@@ -15,7 +16,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use halo_sofa_server::auth::{Caller, StaticTokens};
 use halo_sofa_server::config::SofaConfig;
 use halo_sofa_server::http::Sofa;
-use halo_sofa_server::store::{SqliteStore, Store, SubscriptionRecord, SubscriptionStatus};
+use halo_sofa_server::store::{
+    PostgresOptions, PostgresStore, SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
+};
 use tower::ServiceExt;
 
 fn xl_request() -> Vec<u8> {
@@ -32,6 +35,29 @@ fn xl_request() -> Vec<u8> {
 
 async fn server(dir: &std::path::Path) -> (axum::Router, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(dir.join("bench.db")).await.expect("open"));
+    (router_on(store.clone()).await, store)
+}
+
+/// The PostgreSQL store at `HALO_TEST_POSTGRES_URL`, in a fresh schema, with a pool of
+/// `POOL_SIZE` connections; `None` when no URL is set.
+async fn postgres() -> Option<Arc<dyn Store>> {
+    let url = std::env::var("HALO_TEST_POSTGRES_URL").ok()?;
+    let options = PostgresOptions {
+        schema: Some(format!("bench_{}", uuid::Uuid::new_v4().simple())),
+        max_connections: POOL_SIZE,
+        ..Default::default()
+    };
+    Some(Arc::new(
+        PostgresStore::connect_with(&url, options)
+            .await
+            .expect("PostgreSQL at HALO_TEST_POSTGRES_URL"),
+    ))
+}
+
+/// The PostgreSQL pool size the bench uses (the reference SoFA's default is 16).
+const POOL_SIZE: usize = 8;
+
+async fn router_on(store: Arc<dyn Store>) -> axum::Router {
     let mut tx = store.begin().await.expect("begin");
     tx.insert_subscription(SubscriptionRecord {
         id: "sub-1".into(),
@@ -53,11 +79,11 @@ async fn server(dir: &std::path::Path) -> (axum::Router, Arc<SqliteStore>) {
         Caller::new("poc", Some("dr-a"), "Context.write"),
     );
     let sofa = Sofa::builder(SofaConfig::new("http://127.0.0.1/fhir").expect("config"))
-        .store(store.clone())
+        .store(store)
         .token_validator(Arc::new(tokens))
         .audit(Arc::new(NoAudit))
         .build();
-    (sofa.router(), store)
+    sofa.router()
 }
 
 /// Audit lines would dominate a throughput figure measured without a subscriber anyway.
@@ -137,6 +163,15 @@ fn set_context(c: &mut Criterion) {
             assert_eq!(post(&router, &body).await, StatusCode::OK);
         });
     });
+    // The same requests on PostgreSQL, in the same run, when a server is named.
+    if let Some(postgres) = runtime.block_on(postgres()) {
+        let router = runtime.block_on(router_on(postgres));
+        group.bench_function(format!("XL fixture, PostgreSQL (pool {POOL_SIZE})"), |b| {
+            b.to_async(&runtime).iter(|| async {
+                assert_eq!(post(&router, &body).await, StatusCode::OK);
+            });
+        });
+    }
     group.finish();
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
