@@ -823,7 +823,7 @@ async fn postgres_migrations_apply_once_when_instances_start_together() {
         stores.push(start.await.unwrap());
     }
     let applied = stores[0].migrations().await.unwrap();
-    assert_eq!(applied, [1, 2]);
+    assert_eq!(applied, [1, 2, 4]);
     // Every instance works on the same tables.
     let mut tx = stores[1].begin().await.unwrap();
     tx.insert_launch(launch("shared", "poc", Duration::hours(1)))
@@ -865,5 +865,145 @@ async fn a_status_change_read_before_an_allocation_never_puts_the_counter_back()
             (SubscriptionStatus::Active, 2),
             "{name}"
         );
+    }
+}
+
+// REQ: CLU-02, CLU-03
+#[tokio::test]
+async fn binding_tokens_socket_holders_and_delivery_requests_are_shared_and_expire() {
+    use halo_sofa_server::store::BindingTokenRecord;
+    let (_dir, stores) = backends("cluster-records").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let grant = BindingTokenRecord {
+            owner_client_id: "emr".into(),
+            subscriptions: vec!["s1".into(), "s2".into()],
+            expires_at: now + Duration::minutes(1),
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_binding_token("h1", grant.clone()).await.unwrap();
+        assert!(
+            matches!(
+                tx.insert_binding_token("h1", grant.clone()).await,
+                Err(StoreError::AlreadyExists(_))
+            ),
+            "{name}"
+        );
+        tx.insert_binding_token(
+            "h2",
+            BindingTokenRecord {
+                expires_at: now + Duration::seconds(5),
+                ..grant.clone()
+            },
+        )
+        .await
+        .unwrap();
+        tx.insert_binding_token("h3", grant.clone()).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // Used once: the second take finds nothing; an expired token gives nothing either.
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.take_binding_token("h1", now).await.unwrap(),
+            Some(grant.clone()),
+            "{name}"
+        );
+        assert_eq!(tx.take_binding_token("h1", now).await.unwrap(), None);
+        assert_eq!(
+            tx.take_binding_token("h2", now + Duration::seconds(6))
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+        // A take that rolls back leaves the token usable.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.take_binding_token("h3", now).await.unwrap().is_some());
+        tx.rollback().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        tx.hold_socket("s1", "b", now + Duration::seconds(30))
+            .await
+            .unwrap();
+        tx.hold_socket("s1", "a", now + Duration::seconds(2))
+            .await
+            .unwrap();
+        // Renewal moves the lease on.
+        tx.hold_socket("s1", "a", now + Duration::seconds(30))
+            .await
+            .unwrap();
+        tx.hold_socket("s2", "c", now + Duration::seconds(1))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.socket_holders("s1", now + Duration::seconds(10))
+                .await
+                .unwrap(),
+            vec!["a".to_string(), "b".to_string()],
+            "{name}"
+        );
+        // A lease that ran out is no claim.
+        assert!(
+            tx.socket_holders("s2", now + Duration::seconds(2))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        tx.release_socket("s1", "b").await.unwrap();
+        assert_eq!(
+            tx.socket_holders("s1", now).await.unwrap(),
+            vec!["a".to_string()]
+        );
+
+        // Requests: open until confirmed or past their deadline; asking again re-opens.
+        tx.request_socket_delivery("s1", 4, now + Duration::seconds(1))
+            .await
+            .unwrap();
+        tx.request_socket_delivery("s1", 3, now + Duration::seconds(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            tx.socket_delivery_requests("s1", now).await.unwrap(),
+            vec![3, 4],
+            "{name}"
+        );
+        assert!(!tx.socket_delivered("s1", 3).await.unwrap());
+        assert!(tx.confirm_socket_delivery("s1", 3).await.unwrap());
+        assert!(!tx.confirm_socket_delivery("s1", 9).await.unwrap());
+        assert!(tx.socket_delivered("s1", 3).await.unwrap(), "{name}");
+        assert_eq!(
+            tx.socket_delivery_requests("s1", now).await.unwrap(),
+            vec![4]
+        );
+        assert!(
+            tx.socket_delivery_requests("s1", now + Duration::seconds(2))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        tx.request_socket_delivery("s1", 3, now + Duration::seconds(60))
+            .await
+            .unwrap();
+        assert!(!tx.socket_delivered("s1", 3).await.unwrap(), "{name}");
+        tx.commit().await.unwrap();
+
+        // Purge at +20 s: token h3 (1 min) stays; s2's lease, request 4 go; a's lease and
+        // request 3 stay.
+        let mut tx = store.begin().await.unwrap();
+        let purged = tx
+            .purge_cluster_records(now + Duration::seconds(20))
+            .await
+            .unwrap();
+        assert_eq!(purged, 2, "{name}");
+        assert!(tx.take_binding_token("h3", now).await.unwrap().is_some());
+        assert_eq!(
+            tx.socket_delivery_requests("s1", now).await.unwrap(),
+            vec![3]
+        );
+        tx.commit().await.unwrap();
     }
 }

@@ -25,6 +25,8 @@ impl ContextManager {
                 // Revocation and `jti` records past their expiry go with the same round
                 // (REQ IDP-05); they are not launches, so they are not counted.
                 tx.purge_expired_auth_records(now).await?;
+                // So are binding tokens, socket claims and delivery requests (REQ CLU-03).
+                tx.purge_cluster_records(now).await?;
                 tx.commit().await?;
                 return Ok(purged);
             }

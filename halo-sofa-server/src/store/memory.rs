@@ -9,10 +9,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::meta::{references_of, stamp_meta};
 use super::{
-    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
-    NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
-    StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord,
-    SubscriptionStatus, Transaction,
+    AuthOps, AuthorizationCodeRecord, BindingTokenRecord, BoxFuture, ClusterOps, EventRecord,
+    EventState, LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps,
+    ResourceQuery, SigningKeyRecord, Store, StoreError, StoreResult, StoredResource,
+    SubscriptionOps, SubscriptionRecord, SubscriptionStatus, Transaction,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,10 @@ struct State {
     keys: BTreeMap<String, SigningKeyRecord>,
     revoked_families: BTreeMap<String, DateTime<Utc>>,
     jtis: BTreeMap<(String, String), DateTime<Utc>>,
+    binding_tokens: BTreeMap<String, BindingTokenRecord>,
+    socket_holders: BTreeMap<(String, String), DateTime<Utc>>,
+    /// Socket delivery requests: deadline, and whether a socket wrote the event.
+    socket_requests: BTreeMap<(String, u64), (DateTime<Utc>, bool)>,
 }
 
 /// An in-memory [`Store`]. Transactions are serialised; each is all-or-nothing.
@@ -656,6 +660,176 @@ impl AuthOps for MemoryTransaction {
             let mut keys: Vec<SigningKeyRecord> = self.read().keys.values().cloned().collect();
             keys.sort_by_key(|k| k.created_at);
             Ok(keys)
+        })
+    }
+}
+
+impl ClusterOps for MemoryTransaction {
+    fn insert_binding_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+        record: BindingTokenRecord,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().binding_tokens.contains_key(token_hash) {
+                return Err(StoreError::AlreadyExists("binding token".into()));
+            }
+            self.write()
+                .binding_tokens
+                .insert(token_hash.to_string(), record);
+            Ok(())
+        })
+    }
+
+    fn take_binding_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Option<BindingTokenRecord>>> {
+        Box::pin(async move {
+            if !self.read().binding_tokens.contains_key(token_hash) {
+                return Ok(None);
+            }
+            Ok(self
+                .write()
+                .binding_tokens
+                .remove(token_hash)
+                .filter(|record| record.expires_at > now))
+        })
+    }
+
+    fn hold_socket<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        instance: &'a str,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.write().socket_holders.insert(
+                (subscription_id.to_string(), instance.to_string()),
+                lease_until,
+            );
+            Ok(())
+        })
+    }
+
+    fn release_socket<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        instance: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let key = (subscription_id.to_string(), instance.to_string());
+            if self.read().socket_holders.contains_key(&key) {
+                self.write().socket_holders.remove(&key);
+            }
+            Ok(())
+        })
+    }
+
+    fn socket_holders<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .socket_holders
+                .iter()
+                .filter(|((id, _), until)| id == subscription_id && **until > now)
+                .map(|((_, instance), _)| instance.clone())
+                .collect())
+        })
+    }
+
+    fn request_socket_delivery<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+        deadline: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.write().socket_requests.insert(
+                (subscription_id.to_string(), event_number),
+                (deadline, false),
+            );
+            Ok(())
+        })
+    }
+
+    fn socket_delivery_requests<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .socket_requests
+                .iter()
+                .filter(|((id, _), (deadline, delivered))| {
+                    id == subscription_id && !*delivered && *deadline > now
+                })
+                .map(|((_, number), _)| *number)
+                .collect())
+        })
+    }
+
+    fn confirm_socket_delivery<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let key = (subscription_id.to_string(), event_number);
+            if !self.read().socket_requests.contains_key(&key) {
+                return Ok(false);
+            }
+            if let Some(request) = self.write().socket_requests.get_mut(&key) {
+                request.1 = true;
+            }
+            Ok(true)
+        })
+    }
+
+    fn socket_delivered<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .socket_requests
+                .get(&(subscription_id.to_string(), event_number))
+                .is_some_and(|(_, delivered)| *delivered))
+        })
+    }
+
+    fn purge_cluster_records(&mut self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let state = self.read();
+            let stale = state
+                .binding_tokens
+                .values()
+                .filter(|r| r.expires_at <= now)
+                .count()
+                + state.socket_holders.values().filter(|u| **u <= now).count()
+                + state
+                    .socket_requests
+                    .values()
+                    .filter(|(deadline, _)| *deadline <= now)
+                    .count();
+            if stale > 0 {
+                let state = self.write();
+                state.binding_tokens.retain(|_, r| r.expires_at > now);
+                state.socket_holders.retain(|_, u| *u > now);
+                state
+                    .socket_requests
+                    .retain(|_, (deadline, _)| *deadline > now);
+            }
+            Ok(stale as u64)
         })
     }
 }

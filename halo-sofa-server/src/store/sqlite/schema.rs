@@ -2,7 +2,7 @@
 //! one JSON document, so adding a field needs no migration.
 
 /// The schema version written to `PRAGMA user_version`.
-pub(super) const VERSION: i64 = 3;
+pub(super) const VERSION: i64 = 4;
 
 pub(super) const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS resources (
@@ -78,6 +78,25 @@ CREATE TABLE IF NOT EXISTS used_jtis (
     PRIMARY KEY (issuer, jti)
 );
 CREATE INDEX IF NOT EXISTS used_jtis_by_expiry ON used_jtis (expires_at);
+CREATE TABLE IF NOT EXISTS binding_tokens (
+    token_hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS binding_tokens_by_expiry ON binding_tokens (expires_at);
+CREATE TABLE IF NOT EXISTS socket_holders (
+    subscription_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    lease_until INTEGER NOT NULL,
+    PRIMARY KEY (subscription_id, instance)
+);
+CREATE TABLE IF NOT EXISTS socket_deliveries (
+    subscription_id TEXT NOT NULL,
+    event_number INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
+    PRIMARY KEY (subscription_id, event_number)
+);
 ";
 
 /// Upgrades of an existing database: `(version reached, SQL)`, applied in order to every
@@ -91,6 +110,9 @@ pub(super) const UPGRADES: &[(i64, &str)] = &[
     // Version 3 only adds tables (family revocations and `jti` records, REQ IDP-05), which
     // `CREATE` makes on any database that lacks them.
     (3, ""),
+    // Version 4 only adds tables (binding tokens, socket holders and socket delivery
+    // requests, REQ CLU-03), which `CREATE` makes on any database that lacks them.
+    (4, ""),
 ];
 
 /// Indexes on columns an upgrade may have added, created after the upgrades.

@@ -1,0 +1,227 @@
+//! [`ClusterOps`] on SQLite. One process uses the database, so socket holders and requests
+//! are never consulted by the service; they are kept all the same so the contract is one.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::super::meta::{int, uint};
+use super::super::{BindingTokenRecord, BoxFuture, ClusterOps, StoreError, StoreResult};
+use super::SqliteTransaction;
+use super::ops::error;
+
+fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn insert_binding_token(
+    c: &Connection,
+    hash: &str,
+    record: &BindingTokenRecord,
+) -> StoreResult<()> {
+    let json = serde_json::to_string(record).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let inserted = c
+        .execute(
+            "INSERT INTO binding_tokens (token_hash, expires_at, record) VALUES (?1, ?2, ?3)
+             ON CONFLICT (token_hash) DO NOTHING",
+            params![hash, millis(record.expires_at), json],
+        )
+        .map_err(error)?;
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists("binding token".into()));
+    }
+    Ok(())
+}
+
+fn take_binding_token(
+    c: &Connection,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<BindingTokenRecord>> {
+    let row: Option<(i64, String)> = c
+        .query_row(
+            "DELETE FROM binding_tokens WHERE token_hash = ?1 RETURNING expires_at, record",
+            params![hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(error)?;
+    match row {
+        Some((expires_at, record)) if expires_at > millis(now) => serde_json::from_str(&record)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string())),
+        _ => Ok(None),
+    }
+}
+
+fn purge(c: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
+    let now = millis(now);
+    let mut purged = 0;
+    for sql in [
+        "DELETE FROM binding_tokens WHERE expires_at <= ?1",
+        "DELETE FROM socket_holders WHERE lease_until <= ?1",
+        "DELETE FROM socket_deliveries WHERE deadline <= ?1",
+    ] {
+        purged += c.execute(sql, params![now]).map_err(error)? as u64;
+    }
+    Ok(purged)
+}
+
+impl ClusterOps for SqliteTransaction {
+    fn insert_binding_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+        record: BindingTokenRecord,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let hash = token_hash.to_owned();
+        Box::pin(self.call(move |c| insert_binding_token(c, &hash, &record)))
+    }
+
+    fn take_binding_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Option<BindingTokenRecord>>> {
+        let hash = token_hash.to_owned();
+        Box::pin(self.call(move |c| take_binding_token(c, &hash, now)))
+    }
+
+    fn hold_socket<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        instance: &'a str,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (id, instance) = (subscription_id.to_owned(), instance.to_owned());
+        Box::pin(self.call(move |c| {
+            c.execute(
+                "INSERT INTO socket_holders (subscription_id, instance, lease_until)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (subscription_id, instance) DO UPDATE
+                 SET lease_until = excluded.lease_until",
+                params![id, instance, millis(lease_until)],
+            )
+            .map(|_| ())
+            .map_err(error)
+        }))
+    }
+
+    fn release_socket<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        instance: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (id, instance) = (subscription_id.to_owned(), instance.to_owned());
+        Box::pin(self.call(move |c| {
+            c.execute(
+                "DELETE FROM socket_holders WHERE subscription_id = ?1 AND instance = ?2",
+                params![id, instance],
+            )
+            .map(|_| ())
+            .map_err(error)
+        }))
+    }
+
+    fn socket_holders<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        let id = subscription_id.to_owned();
+        Box::pin(self.call(move |c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT instance FROM socket_holders
+                     WHERE subscription_id = ?1 AND lease_until > ?2 ORDER BY instance",
+                )
+                .map_err(error)?;
+            let rows = statement
+                .query_map(params![id, millis(now)], |r| r.get(0))
+                .map_err(error)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(error)
+        }))
+    }
+
+    fn request_socket_delivery<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+        deadline: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let id = subscription_id.to_owned();
+        Box::pin(self.call(move |c| {
+            c.execute(
+                "INSERT INTO socket_deliveries (subscription_id, event_number, deadline, delivered)
+                 VALUES (?1, ?2, ?3, 0)
+                 ON CONFLICT (subscription_id, event_number) DO UPDATE
+                 SET deadline = excluded.deadline, delivered = 0",
+                params![id, int(event_number)?, millis(deadline)],
+            )
+            .map(|_| ())
+            .map_err(error)
+        }))
+    }
+
+    fn socket_delivery_requests<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
+        let id = subscription_id.to_owned();
+        Box::pin(self.call(move |c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT event_number FROM socket_deliveries
+                     WHERE subscription_id = ?1 AND delivered = 0 AND deadline > ?2
+                     ORDER BY event_number",
+                )
+                .map_err(error)?;
+            let rows = statement
+                .query_map(params![id, millis(now)], |r| r.get::<_, i64>(0))
+                .map_err(error)?;
+            rows.map(|n| n.map(uint))
+                .collect::<Result<Vec<u64>, _>>()
+                .map_err(error)
+        }))
+    }
+
+    fn confirm_socket_delivery<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let id = subscription_id.to_owned();
+        Box::pin(self.call(move |c| {
+            c.execute(
+                "UPDATE socket_deliveries SET delivered = 1
+                 WHERE subscription_id = ?1 AND event_number = ?2",
+                params![id, int(event_number)?],
+            )
+            .map(|n| n == 1)
+            .map_err(error)
+        }))
+    }
+
+    fn socket_delivered<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let id = subscription_id.to_owned();
+        Box::pin(self.call(move |c| {
+            let delivered: Option<i64> = c
+                .query_row(
+                    "SELECT delivered FROM socket_deliveries
+                     WHERE subscription_id = ?1 AND event_number = ?2",
+                    params![id, int(event_number)?],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(error)?;
+            Ok(delivered == Some(1))
+        }))
+    }
+
+    fn purge_cluster_records(&mut self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(self.call(move |c| purge(c, now)))
+    }
+}
