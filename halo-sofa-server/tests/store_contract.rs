@@ -1007,3 +1007,68 @@ async fn binding_tokens_socket_holders_and_delivery_requests_are_shared_and_expi
         tx.commit().await.unwrap();
     }
 }
+
+// REQ: CLU-02
+#[tokio::test]
+async fn async_jobs_are_inserted_once_updated_only_while_there_and_purged() {
+    use halo_sofa_server::store::{AsyncJobRecord, AsyncJobResult};
+    let (_dir, stores) = backends("async-jobs").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let job = AsyncJobRecord {
+            id: "j1".into(),
+            client_id: "app".into(),
+            launch_id: Some("l1".into()),
+            lease_until: now + Duration::seconds(30),
+            expires_at: now + Duration::minutes(10),
+            result: None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_async_job(job.clone()).await.unwrap();
+        assert!(
+            matches!(
+                tx.insert_async_job(job.clone()).await,
+                Err(StoreError::AlreadyExists(_))
+            ),
+            "{name}"
+        );
+        tx.insert_async_job(AsyncJobRecord {
+            id: "j2".into(),
+            expires_at: now + Duration::seconds(1),
+            ..job.clone()
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let finished = AsyncJobRecord {
+            result: Some(AsyncJobResult {
+                status: 201,
+                headers: vec![("location".into(), "Observation/1".into())],
+                body_base64: "e30".into(),
+            }),
+            ..job.clone()
+        };
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.update_async_job(finished.clone()).await.unwrap());
+        assert_eq!(
+            tx.get_async_job("j1").await.unwrap(),
+            Some(finished.clone()),
+            "{name}"
+        );
+        // A cancelled (deleted) job is not brought back by a late result.
+        assert!(tx.delete_async_job("j1").await.unwrap());
+        assert!(!tx.delete_async_job("j1").await.unwrap());
+        assert!(!tx.update_async_job(finished).await.unwrap(), "{name}");
+        assert_eq!(tx.get_async_job("j1").await.unwrap(), None);
+        assert_eq!(
+            tx.purge_cluster_records(now + Duration::seconds(2))
+                .await
+                .unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(tx.get_async_job("j2").await.unwrap(), None);
+        tx.commit().await.unwrap();
+    }
+}

@@ -680,6 +680,45 @@ async fn a_websocket_bound_on_one_instance_gets_every_write_made_on_the_others_b
             );
         }
     }
+    // REQ: CLU-02
+    // An asynchronous write accepted by instance 1 is answered on instance 2, once its frame
+    // reached the socket on instance 0.
+    let (_, app, patient, _) =
+        support::launch(&cluster.http, &cluster.base, &poc, APP, APP_ID).await;
+    let accepted = cluster
+        .http
+        .post(format!("{}/Observation", cluster.instances[1].base()))
+        .bearer_auth(&app)
+        .header("prefer", "respond-async")
+        .header("content-type", "application/fhir+json")
+        .body(support::observation(&patient, 99, None).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status().as_u16(), 202);
+    let status_url = accepted.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .replacen(&cluster.base, &cluster.instances[2].base(), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stored: Value = loop {
+        let answer = cluster
+            .http
+            .get(&status_url)
+            .bearer_auth(&app)
+            .send()
+            .await
+            .unwrap();
+        if answer.status().as_u16() != 202 {
+            assert_eq!(answer.status().as_u16(), 201, "{status_url}");
+            break answer.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "{status_url} never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    written += 1;
+    let reference = format!("Observation/{}", stored["id"].as_str().unwrap());
+    assert!(id_map.local_for(&reference).await.unwrap().is_some());
     assert_eq!(frames.load(Ordering::SeqCst), written);
     // Every instance's log agrees: every event committed, none compensated.
     let events = on(2).events(&id, &Default::default()).await.unwrap();

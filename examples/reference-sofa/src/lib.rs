@@ -590,6 +590,7 @@ impl ReferenceSofa {
         let jobs = AsyncJobs::new(
             sofa_config.base_url.clone(),
             tokens,
+            store.clone(),
             sofa_config.json_limits.max_bytes,
         );
 

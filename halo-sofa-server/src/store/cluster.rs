@@ -1,7 +1,7 @@
 //! What instances on one store share besides data (REQ CLU-02, CLU-03): websocket binding
 //! tokens, which instance holds which subscription's socket (under a lease, so a dead
 //! instance's claim runs out), the requests that ask the holder to write a logged event to its
-//! socket, and the wake-ups that tell it to look.
+//! socket, the wake-ups that tell it to look, and asynchronous (`202`) jobs with their results.
 //!
 //! A single-process store (SQLite, memory) keeps the records too (binding tokens are always in
 //! the store), but has no wake-ups: [`Store::wakeups`](super::Store::wakeups) is `None`, and
@@ -22,6 +22,36 @@ pub struct BindingTokenRecord {
     pub subscriptions: Vec<String>,
     /// When it stops being usable.
     pub expires_at: DateTime<Utc>,
+}
+
+/// An asynchronous request (`Prefer: respond-async`, REQ ASY-01): whose it is, and its answer
+/// once it has one. Any instance answers its status URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsyncJobRecord {
+    /// The job id (in the status URL).
+    pub id: String,
+    /// The client that submitted it: nobody else sees it.
+    pub client_id: String,
+    /// The launch of the submitting token: a token of another launch does not see it.
+    pub launch_id: Option<String>,
+    /// While it runs, the instance running it renews this; once it has passed with no
+    /// result, that instance is gone and the job counts as failed.
+    pub lease_until: DateTime<Utc>,
+    /// When the record is purged.
+    pub expires_at: DateTime<Utc>,
+    /// The answer, once the request ran.
+    pub result: Option<AsyncJobResult>,
+}
+
+/// The answer of an asynchronous request, as the route gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsyncJobResult {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers worth handing back (`Content-Type`, `Location`, `ETag`, ...).
+    pub headers: Vec<(String, String)>,
+    /// The body, base64 (it need not be text).
+    pub body_base64: String,
 }
 
 /// A wake-up from another instance (or this one) on a shared store.
@@ -107,7 +137,24 @@ pub trait ClusterOps {
         event_number: u64,
     ) -> BoxFuture<'a, StoreResult<bool>>;
 
-    /// Deletes binding tokens expired at `now`, leases run out by `now` and requests whose
-    /// deadline passed; how many.
+    /// Deletes binding tokens expired at `now`, leases run out by `now`, requests whose
+    /// deadline passed and asynchronous jobs past their `expires_at`; how many.
     fn purge_cluster_records(&mut self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Stores a new asynchronous job. [`StoreError::AlreadyExists`]
+    /// (crate::store::StoreError::AlreadyExists) if the id is taken.
+    fn insert_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Reads an asynchronous job, expired or not.
+    fn get_async_job<'a>(
+        &'a mut self,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AsyncJobRecord>>>;
+
+    /// Replaces an asynchronous job; whether it was there (a cancelled job is not brought
+    /// back).
+    fn update_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Deletes an asynchronous job; whether it was there.
+    fn delete_async_job<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 }

@@ -9,8 +9,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::meta::{references_of, stamp_meta};
 use super::{
-    AuthOps, AuthorizationCodeRecord, BindingTokenRecord, BoxFuture, ClusterOps, EventRecord,
-    EventState, LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps,
+    AsyncJobRecord, AuthOps, AuthorizationCodeRecord, BindingTokenRecord, BoxFuture, ClusterOps,
+    EventRecord, EventState, LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps,
     ResourceQuery, SigningKeyRecord, Store, StoreError, StoreResult, StoredResource,
     SubscriptionOps, SubscriptionRecord, SubscriptionStatus, Transaction,
 };
@@ -30,6 +30,7 @@ struct State {
     socket_holders: BTreeMap<(String, String), DateTime<Utc>>,
     /// Socket delivery requests: deadline, and whether a socket wrote the event.
     socket_requests: BTreeMap<(String, u64), (DateTime<Utc>, bool)>,
+    async_jobs: BTreeMap<String, AsyncJobRecord>,
 }
 
 /// An in-memory [`Store`]. Transactions are serialised; each is all-or-nothing.
@@ -820,6 +821,11 @@ impl ClusterOps for MemoryTransaction {
                     .socket_requests
                     .values()
                     .filter(|(deadline, _)| *deadline <= now)
+                    .count()
+                + state
+                    .async_jobs
+                    .values()
+                    .filter(|j| j.expires_at <= now)
                     .count();
             if stale > 0 {
                 let state = self.write();
@@ -828,8 +834,45 @@ impl ClusterOps for MemoryTransaction {
                 state
                     .socket_requests
                     .retain(|_, (deadline, _)| *deadline > now);
+                state.async_jobs.retain(|_, j| j.expires_at > now);
             }
             Ok(stale as u64)
+        })
+    }
+
+    fn insert_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().async_jobs.contains_key(&job.id) {
+                return Err(StoreError::AlreadyExists(format!("async job {}", job.id)));
+            }
+            self.write().async_jobs.insert(job.id.clone(), job);
+            Ok(())
+        })
+    }
+
+    fn get_async_job<'a>(
+        &'a mut self,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AsyncJobRecord>>> {
+        Box::pin(async move { Ok(self.read().async_jobs.get(id).cloned()) })
+    }
+
+    fn update_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            if !self.read().async_jobs.contains_key(&job.id) {
+                return Ok(false);
+            }
+            self.write().async_jobs.insert(job.id.clone(), job);
+            Ok(true)
+        })
+    }
+
+    fn delete_async_job<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            if !self.read().async_jobs.contains_key(id) {
+                return Ok(false);
+            }
+            Ok(self.write().async_jobs.remove(id).is_some())
         })
     }
 }

@@ -26,7 +26,7 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 
-pub use cluster::{BindingTokenRecord, ClusterOps, Wakeup};
+pub use cluster::{AsyncJobRecord, AsyncJobResult, BindingTokenRecord, ClusterOps, Wakeup};
 pub use memory::MemoryStore;
 pub use meta::{instant as meta_instant, references_of, stamp_meta};
 #[cfg(feature = "postgres")]

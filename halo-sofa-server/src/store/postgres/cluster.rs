@@ -12,8 +12,11 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 use tokio_postgres::AsyncMessage;
 
+use super::super::meta::{from_json, to_json};
 use super::super::meta::{int, uint};
-use super::super::{BindingTokenRecord, BoxFuture, ClusterOps, StoreError, StoreResult, Wakeup};
+use super::super::{
+    AsyncJobRecord, BindingTokenRecord, BoxFuture, ClusterOps, StoreError, StoreResult, Wakeup,
+};
 use super::{PgTransaction, error};
 
 /// How long the listener waits before connecting again after losing its connection.
@@ -122,8 +125,7 @@ impl ClusterOps for PgTransaction {
         record: BindingTokenRecord,
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
-            let json =
-                serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let json = to_json(&record)?;
             let inserted = self
                 .execute(
                     "INSERT INTO binding_tokens (token_hash, expires_at, record)
@@ -158,9 +160,7 @@ impl ClusterOps for PgTransaction {
             if expires_at <= now {
                 return Ok(None);
             }
-            serde_json::from_str(row.get::<_, &str>(1))
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+            from_json(row.get::<_, &str>(1)).map(Some)
         })
     }
 
@@ -296,10 +296,62 @@ impl ClusterOps for PgTransaction {
                 "DELETE FROM binding_tokens WHERE expires_at <= $1",
                 "DELETE FROM socket_holders WHERE lease_until <= $1",
                 "DELETE FROM socket_deliveries WHERE deadline <= $1",
+                "DELETE FROM async_jobs WHERE expires_at <= $1",
             ] {
                 purged += self.execute(sql, &[&now]).await?;
             }
             Ok(purged)
+        })
+    }
+
+    fn insert_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let json = to_json(&job)?;
+            let inserted = self
+                .execute(
+                    "INSERT INTO async_jobs (id, expires_at, record) VALUES ($1, $2, $3)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&job.id, &job.expires_at, &json],
+                )
+                .await?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(format!("async job {}", job.id)));
+            }
+            Ok(())
+        })
+    }
+
+    fn get_async_job<'a>(
+        &'a mut self,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AsyncJobRecord>>> {
+        Box::pin(async move {
+            let row = self
+                .query_opt("SELECT record FROM async_jobs WHERE id = $1", &[&id])
+                .await?;
+            row.map(|r| from_json(r.get::<_, &str>(0))).transpose()
+        })
+    }
+
+    fn update_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let json = to_json(&job)?;
+            let updated = self
+                .execute(
+                    "UPDATE async_jobs SET expires_at = $2, record = $3 WHERE id = $1",
+                    &[&job.id, &job.expires_at, &json],
+                )
+                .await?;
+            Ok(updated == 1)
+        })
+    }
+
+    fn delete_async_job<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let deleted = self
+                .execute("DELETE FROM async_jobs WHERE id = $1", &[&id])
+                .await?;
+            Ok(deleted == 1)
         })
     }
 }

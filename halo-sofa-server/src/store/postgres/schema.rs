@@ -96,8 +96,8 @@ CREATE INDEX used_jtis_by_expiry ON used_jtis (expires_at);
     ),
     (
         4,
-        // Websocket binding tokens, which instance holds which socket, and the requests that
-        // ask it to write a logged event (REQ CLU-03).
+        // Websocket binding tokens, which instance holds which socket, the requests that ask
+        // it to write a logged event (REQ CLU-03), and asynchronous jobs (REQ CLU-02).
         "
 CREATE TABLE binding_tokens (
     token_hash TEXT PRIMARY KEY,
@@ -118,6 +118,12 @@ CREATE TABLE socket_deliveries (
     delivered BOOLEAN NOT NULL,
     PRIMARY KEY (subscription_id, event_number)
 );
+CREATE TABLE async_jobs (
+    id TEXT PRIMARY KEY,
+    expires_at TIMESTAMPTZ NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX async_jobs_by_expiry ON async_jobs (expires_at);
 ",
     ),
 ];

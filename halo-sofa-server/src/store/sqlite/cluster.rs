@@ -4,8 +4,11 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::super::meta::{from_json, to_json};
 use super::super::meta::{int, uint};
-use super::super::{BindingTokenRecord, BoxFuture, ClusterOps, StoreError, StoreResult};
+use super::super::{
+    AsyncJobRecord, BindingTokenRecord, BoxFuture, ClusterOps, StoreError, StoreResult,
+};
 use super::SqliteTransaction;
 use super::ops::error;
 
@@ -18,7 +21,7 @@ fn insert_binding_token(
     hash: &str,
     record: &BindingTokenRecord,
 ) -> StoreResult<()> {
-    let json = serde_json::to_string(record).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let json = to_json(record)?;
     let inserted = c
         .execute(
             "INSERT INTO binding_tokens (token_hash, expires_at, record) VALUES (?1, ?2, ?3)
@@ -46,11 +49,26 @@ fn take_binding_token(
         .optional()
         .map_err(error)?;
     match row {
-        Some((expires_at, record)) if expires_at > millis(now) => serde_json::from_str(&record)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string())),
+        Some((expires_at, record)) if expires_at > millis(now) => from_json(&record).map(Some),
         _ => Ok(None),
     }
+}
+
+/// Inserts (`insert`) or replaces an asynchronous job; whether a row was written.
+fn write_async_job(c: &Connection, job: &AsyncJobRecord, insert: bool) -> StoreResult<bool> {
+    let sql = if insert {
+        "INSERT INTO async_jobs (id, expires_at, record) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO NOTHING"
+    } else {
+        "UPDATE async_jobs SET expires_at = ?2, record = ?3 WHERE id = ?1"
+    };
+    let written = c
+        .execute(sql, params![job.id, millis(job.expires_at), to_json(job)?])
+        .map_err(error)?;
+    if insert && written == 0 {
+        return Err(StoreError::AlreadyExists(format!("async job {}", job.id)));
+    }
+    Ok(written == 1)
 }
 
 fn purge(c: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -60,6 +78,7 @@ fn purge(c: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
         "DELETE FROM binding_tokens WHERE expires_at <= ?1",
         "DELETE FROM socket_holders WHERE lease_until <= ?1",
         "DELETE FROM socket_deliveries WHERE deadline <= ?1",
+        "DELETE FROM async_jobs WHERE expires_at <= ?1",
     ] {
         purged += c.execute(sql, params![now]).map_err(error)? as u64;
     }
@@ -223,5 +242,40 @@ impl ClusterOps for SqliteTransaction {
 
     fn purge_cluster_records(&mut self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(self.call(move |c| purge(c, now)))
+    }
+
+    fn insert_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.call(move |c| write_async_job(c, &job, true).map(|_| ())))
+    }
+
+    fn get_async_job<'a>(
+        &'a mut self,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AsyncJobRecord>>> {
+        let id = id.to_owned();
+        Box::pin(self.call(move |c| {
+            let record: Option<String> = c
+                .query_row(
+                    "SELECT record FROM async_jobs WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(error)?;
+            record.as_deref().map(from_json).transpose()
+        }))
+    }
+
+    fn update_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.call(move |c| write_async_job(c, &job, false)))
+    }
+
+    fn delete_async_job<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let id = id.to_owned();
+        Box::pin(self.call(move |c| {
+            c.execute("DELETE FROM async_jobs WHERE id = ?1", params![id])
+                .map(|n| n == 1)
+                .map_err(error)
+        }))
     }
 }

@@ -97,6 +97,12 @@ CREATE TABLE IF NOT EXISTS socket_deliveries (
     delivered INTEGER NOT NULL,
     PRIMARY KEY (subscription_id, event_number)
 );
+CREATE TABLE IF NOT EXISTS async_jobs (
+    id TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS async_jobs_by_expiry ON async_jobs (expires_at);
 ";
 
 /// Upgrades of an existing database: `(version reached, SQL)`, applied in order to every
@@ -110,8 +116,9 @@ pub(super) const UPGRADES: &[(i64, &str)] = &[
     // Version 3 only adds tables (family revocations and `jti` records, REQ IDP-05), which
     // `CREATE` makes on any database that lacks them.
     (3, ""),
-    // Version 4 only adds tables (binding tokens, socket holders and socket delivery
-    // requests, REQ CLU-03), which `CREATE` makes on any database that lacks them.
+    // Version 4 only adds tables (binding tokens, socket holders, socket delivery requests
+    // and asynchronous jobs, REQ CLU-02, CLU-03), which `CREATE` makes on any database that
+    // lacks them.
     (4, ""),
 ];
 
