@@ -1072,3 +1072,25 @@ async fn async_jobs_are_inserted_once_updated_only_while_there_and_purged() {
         tx.commit().await.unwrap();
     }
 }
+
+// REQ: CLU-02, CLU-04
+#[tokio::test]
+async fn one_transaction_at_a_time_leads_a_task() {
+    let (_dir, stores) = backends("lead").await;
+    for (name, store) in stores {
+        let mut first = store.begin().await.unwrap();
+        assert!(first.try_lead("purge").await.unwrap(), "{name}");
+        if store.shared() {
+            // Another instance's transaction meanwhile: not the leader, of this task only.
+            let mut second = store.begin().await.unwrap();
+            assert!(!second.try_lead("purge").await.unwrap(), "{name}");
+            assert!(second.try_lead("other").await.unwrap(), "{name}");
+            second.rollback().await.unwrap();
+        }
+        first.commit().await.unwrap();
+        // Leadership ends with the transaction.
+        let mut next = store.begin().await.unwrap();
+        assert!(next.try_lead("purge").await.unwrap(), "{name}");
+        next.rollback().await.unwrap();
+    }
+}

@@ -157,4 +157,11 @@ pub trait ClusterOps {
 
     /// Deletes an asynchronous job; whether it was there.
     fn delete_async_job<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Whether this transaction leads `task` (a name such as `"purge"`) until it ends: of
+    /// several instances asking at once, one gets `true` (REQ CLU-02, purge leadership). A
+    /// store no other process shares always answers `true`. On PostgreSQL a transaction-level
+    /// advisory lock, released at commit or rollback, or with the connection if the process
+    /// dies.
+    fn try_lead<'a>(&'a mut self, task: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 }

@@ -354,6 +354,21 @@ impl ClusterOps for PgTransaction {
             Ok(deleted == 1)
         })
     }
+
+    fn try_lead<'a>(&'a mut self, task: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            // Advisory locks are per database: the schema is part of the key, so SoFAs (and
+            // tests) sharing a database in their own schemas do not take turns with each other.
+            let row = self
+                .query_opt(
+                    "SELECT pg_try_advisory_xact_lock(
+                         hashtextextended(current_schema() || '.' || $1, 0))",
+                    &[&task],
+                )
+                .await?;
+            Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+        })
+    }
 }
 
 /// Sends a wake-up on the store's channel through a pooled connection.
