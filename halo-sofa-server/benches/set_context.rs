@@ -56,7 +56,8 @@ async fn server(dir: &std::path::Path) -> (axum::Router, Arc<SqliteStore>) {
         .store(store.clone())
         .token_validator(Arc::new(tokens))
         .audit(Arc::new(NoAudit))
-        .build();
+        .build()
+        .expect("the SoFA builds");
     (sofa.router(), store)
 }
 

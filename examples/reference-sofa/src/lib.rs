@@ -580,7 +580,8 @@ impl ReferenceSofa {
             .resource_server()
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
-            .build();
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
         let tasks = vec![
             sofa.spawn_purge_task(),
             subscriptions.spawn_heartbeats(),

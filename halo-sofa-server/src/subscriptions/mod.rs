@@ -26,7 +26,7 @@
 //!     .store(store)
 //!     .token_validator(tokens)
 //!     .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
-//!     .build();
+//!     .build()?;
 //! let _heartbeats = subscriptions.spawn_heartbeats();
 //! let _outbox = subscriptions.spawn_outbox();
 //! // ... serve sofa.router(); on shutdown:

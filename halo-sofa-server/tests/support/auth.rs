@@ -165,7 +165,7 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
         .token_validator(auth.token_validator())
         .mount(auth.router(), |_| {});
     builder = with_resources(builder, options.notifier);
-    let sofa = builder.build();
+    let sofa = builder.build().unwrap();
     let app = axum::Router::new().nest("/fhir", sofa.router());
     let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     AuthServerUnderTest {
@@ -188,7 +188,8 @@ fn with_resources(
     let builder = builder.resource_server();
     match notifier {
         Some(notifier) => builder.notifier(notifier),
-        None => builder,
+        // These tests are about authorization, not notifications.
+        None => builder.commit_writes_without_notifying_the_poc_for_tests(),
     }
 }
 
