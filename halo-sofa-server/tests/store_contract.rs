@@ -959,28 +959,46 @@ async fn binding_tokens_socket_holders_and_delivery_requests_are_shared_and_expi
             vec!["a".to_string()]
         );
 
-        // Requests: open until confirmed or past their deadline; asking again re-opens.
+        // Requests: open until confirmed or past their deadline; asking again re-opens. A holder
+        // sees the requests of the subscriptions it holds, and only those.
         tx.request_socket_delivery("s1", 4, now + Duration::seconds(1))
             .await
             .unwrap();
         tx.request_socket_delivery("s1", 3, now + Duration::seconds(10))
             .await
             .unwrap();
+        tx.request_socket_delivery("s2", 1, now + Duration::seconds(60))
+            .await
+            .unwrap();
+        let open = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+            pairs.iter().map(|(id, n)| (id.to_string(), *n)).collect()
+        };
         assert_eq!(
-            tx.socket_delivery_requests("s1", now).await.unwrap(),
-            vec![3, 4],
+            tx.socket_delivery_requests("a", now).await.unwrap(),
+            open(&[("s1", 3), ("s1", 4)]),
             "{name}"
+        );
+        assert_eq!(
+            tx.socket_delivery_requests("c", now).await.unwrap(),
+            open(&[("s2", 1)]),
+            "{name}"
+        );
+        assert!(
+            tx.socket_delivery_requests("b", now)
+                .await
+                .unwrap()
+                .is_empty()
         );
         assert!(!tx.socket_delivered("s1", 3).await.unwrap());
         assert!(tx.confirm_socket_delivery("s1", 3).await.unwrap());
         assert!(!tx.confirm_socket_delivery("s1", 9).await.unwrap());
         assert!(tx.socket_delivered("s1", 3).await.unwrap(), "{name}");
         assert_eq!(
-            tx.socket_delivery_requests("s1", now).await.unwrap(),
-            vec![4]
+            tx.socket_delivery_requests("a", now).await.unwrap(),
+            open(&[("s1", 4)])
         );
         assert!(
-            tx.socket_delivery_requests("s1", now + Duration::seconds(2))
+            tx.socket_delivery_requests("a", now + Duration::seconds(2))
                 .await
                 .unwrap()
                 .is_empty()
@@ -1001,8 +1019,8 @@ async fn binding_tokens_socket_holders_and_delivery_requests_are_shared_and_expi
         assert_eq!(purged, 2, "{name}");
         assert!(tx.take_binding_token("h3", now).await.unwrap().is_some());
         assert_eq!(
-            tx.socket_delivery_requests("s1", now).await.unwrap(),
-            vec![3]
+            tx.socket_delivery_requests("a", now).await.unwrap(),
+            vec![("s1".to_string(), 3)]
         );
         tx.commit().await.unwrap();
     }

@@ -115,13 +115,14 @@ pub trait ClusterOps {
         deadline: DateTime<Utc>,
     ) -> BoxFuture<'a, StoreResult<()>>;
 
-    /// The event numbers of the subscription's open requests (not delivered, deadline after
-    /// `now`), in order.
+    /// The open requests (not delivered, deadline after `now`) of the subscriptions whose
+    /// socket `instance` holds: (subscription, event number), ordered. One query however many
+    /// sockets the instance holds.
     fn socket_delivery_requests<'a>(
         &'a mut self,
-        subscription_id: &'a str,
+        instance: &'a str,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>>;
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, u64)>>>;
 
     /// Records that a socket wrote the requested event; whether a request was there.
     fn confirm_socket_delivery<'a>(

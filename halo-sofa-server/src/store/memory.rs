@@ -761,18 +761,23 @@ impl ClusterOps for MemoryTransaction {
 
     fn socket_delivery_requests<'a>(
         &'a mut self,
-        subscription_id: &'a str,
+        instance: &'a str,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, u64)>>> {
         Box::pin(async move {
-            Ok(self
-                .read()
+            let state = self.read();
+            let held = |id: &str| {
+                state
+                    .socket_holders
+                    .contains_key(&(id.to_string(), instance.to_string()))
+            };
+            Ok(state
                 .socket_requests
                 .iter()
                 .filter(|((id, _), (deadline, delivered))| {
-                    id == subscription_id && !*delivered && *deadline > now
+                    held(id) && !*delivered && *deadline > now
                 })
-                .map(|((_, number), _)| *number)
+                .map(|(key, _)| key.clone())
                 .collect())
         })
     }

@@ -17,12 +17,13 @@
 //! On a store no other process shares (SQLite, memory), none of this runs: every socket is
 //! local.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::Duration as ChronoDuration;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Inner;
@@ -44,8 +45,11 @@ pub(crate) struct Relay {
     /// This instance's id in the store's socket holder records.
     pub(crate) instance: String,
     started: AtomicBool,
-    /// Requested events being written here now, so a re-scan does not write one twice.
-    writing: Mutex<HashSet<(String, u64)>>,
+    /// Subscriptions whose requested frames are being written now: one writer per
+    /// subscription, so its frames leave in event-number order.
+    busy: Mutex<HashSet<String>>,
+    /// Asks the relay for another look (a subscription's writer finished).
+    again: Arc<Notify>,
 }
 
 impl Default for Relay {
@@ -53,24 +57,26 @@ impl Default for Relay {
         Relay {
             instance: uuid::Uuid::new_v4().to_string(),
             started: AtomicBool::new(false),
-            writing: Mutex::default(),
+            busy: Mutex::default(),
+            again: Arc::default(),
         }
     }
 }
 
 impl Relay {
-    fn start_writing(&self, id: &str, number: u64) -> bool {
-        self.writing
+    fn start_writing(&self, id: &str) -> bool {
+        self.busy
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((id.to_string(), number))
+            .insert(id.to_string())
     }
 
-    fn done_writing(&self, id: &str, number: u64) {
-        self.writing
+    fn done_writing(&self, id: &str) {
+        self.busy
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&(id.to_string(), number));
+            .remove(id);
+        self.again.notify_one();
     }
 }
 
@@ -191,54 +197,66 @@ impl Inner {
         tokio::spawn(run(Arc::downgrade(self), wakeups));
     }
 
-    /// Writes the open requests of `id` to the sockets bound here, oldest first, confirming
-    /// each in the store.
-    async fn write_requested(self: &Arc<Self>, id: &str) -> Result<(), SofaError> {
-        if !self.hub.is_bound(id) {
+    /// Finds the open requests for the sockets held here (one query) and starts a writer for
+    /// each subscription that has none.
+    async fn scan(self: &Arc<Self>) -> Result<(), SofaError> {
+        if self.hub.bound_ids().is_empty() {
             return Ok(());
         }
-        let mut tx = self.store.begin_read().await?;
-        let numbers = tx.socket_delivery_requests(id, self.clock.now()).await?;
-        if numbers.is_empty() {
-            return Ok(());
+        let requests = {
+            let mut tx = self.store.begin_read().await?;
+            tx.socket_delivery_requests(&self.relay.instance, self.clock.now())
+                .await?
+        };
+        let mut by_subscription: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (id, number) in requests {
+            by_subscription.entry(id).or_default().push(number);
         }
-        let Some(record) = tx.get_subscription(id).await? else {
-            return Ok(());
+        for (id, numbers) in by_subscription {
+            if !self.hub.is_bound(&id) || !self.relay.start_writing(&id) {
+                continue;
+            }
+            let inner = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = inner.write_requested(&id, &numbers).await {
+                    tracing::warn!(subscription = %id, error = %e, "socket requests not served");
+                }
+                inner.relay.done_writing(&id);
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes requested events `numbers` of `id` to the sockets bound here, in order,
+    /// confirming each in the store.
+    async fn write_requested(&self, id: &str, numbers: &[u64]) -> Result<(), SofaError> {
+        let (record, events) = {
+            let mut tx = self.store.begin_read().await?;
+            let Some(record) = tx.get_subscription(id).await? else {
+                return Ok(());
+            };
+            let mut events = Vec::with_capacity(numbers.len());
+            for &number in numbers {
+                events.extend(tx.events(id, number, Some(number)).await?);
+            }
+            (record, events)
         };
         let Some(subscription) = typed(&record) else {
             return Ok(());
         };
-        let mut events = Vec::new();
-        for number in numbers {
-            if self.relay.start_writing(id, number) {
-                match tx.events(id, number, Some(number)).await {
-                    Ok(mut found) => match found.pop() {
-                        Some(event) => events.push(event),
-                        None => self.relay.done_writing(id, number),
-                    },
-                    Err(e) => {
-                        self.relay.done_writing(id, number);
-                        return Err(e.into());
-                    }
-                }
-            }
-        }
-        drop(tx);
         let timeout = self.timeout_of(&subscription);
         for event in events {
             let number = event.event_number;
             let body = self.event_notification(&record, &subscription, &event);
-            let sent = self.hub.send(id, body.to_string(), timeout).await;
-            let confirmed = match sent {
-                Ok(()) => self.confirm(id, number).await,
+            match self.hub.send(id, body.to_string(), timeout).await {
+                Ok(()) => self.confirm(id, number).await?,
                 Err(reason) => {
+                    // The writer times out and compensates; later frames would overtake it.
                     tracing::info!(subscription = %id, event = number, %reason,
                         "requested frame not written");
-                    Ok(())
+                    return Ok(());
                 }
-            };
-            self.relay.done_writing(id, number);
-            confirmed?;
+            }
         }
         Ok(())
     }
@@ -251,45 +269,37 @@ impl Inner {
     }
 }
 
-/// The relay: writes requested frames when woken, on a re-scan tick, and renews this
-/// instance's socket claims; ends with the service.
+/// The relay: looks for requests when woken, on a re-scan tick and after a subscription's
+/// writer finishes, and renews this instance's socket claims; ends with the service.
 async fn run(inner: Weak<Inner>, mut wakeups: tokio::sync::broadcast::Receiver<Wakeup>) {
     let mut rescan = tokio::time::interval(RESCAN_EVERY);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renew = tokio::time::interval(RENEW_EVERY);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The wake-up call only: holding the service here would keep it alive for ever.
+    let Some(again) = inner.upgrade().map(|i| i.relay.again.clone()) else {
+        return;
+    };
     loop {
-        let (ids, renewing) = tokio::select! {
+        let renewing = tokio::select! {
             wakeup = wakeups.recv() => match wakeup {
-                Ok(Wakeup::Payload(id)) => (vec![id], false),
-                Ok(Wakeup::Rescan) | Err(RecvError::Lagged(_)) => (Vec::new(), false),
+                // Any wake-up means a look at every request for a socket held here: one query.
+                Ok(_) | Err(RecvError::Lagged(_)) => false,
                 Err(RecvError::Closed) => return,
             },
-            _ = rescan.tick() => (Vec::new(), false),
-            _ = renew.tick() => (Vec::new(), true),
+            () = again.notified() => false,
+            _ = rescan.tick() => false,
+            _ = renew.tick() => true,
         };
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let ids = if ids.is_empty() {
-            inner.hub.bound_ids()
-        } else {
-            ids
-        };
         if renewing {
-            if let Err(e) = inner.renew(&ids).await {
+            if let Err(e) = inner.renew(&inner.hub.bound_ids()).await {
                 tracing::warn!(error = %e, "socket holders not renewed");
             }
-            continue;
-        }
-        for id in ids {
-            // Each subscription on its own: a slow socket does not hold up the others.
-            let inner = inner.clone();
-            tokio::spawn(async move {
-                if let Err(e) = inner.write_requested(&id).await {
-                    tracing::warn!(subscription = %id, error = %e, "socket requests not served");
-                }
-            });
+        } else if let Err(e) = inner.scan().await {
+            tracing::warn!(error = %e, "socket requests not read");
         }
     }
 }

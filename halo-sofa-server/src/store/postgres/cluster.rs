@@ -237,19 +237,21 @@ impl ClusterOps for PgTransaction {
 
     fn socket_delivery_requests<'a>(
         &'a mut self,
-        subscription_id: &'a str,
+        instance: &'a str,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, u64)>>> {
         Box::pin(async move {
             let rows = self
                 .query(
-                    "SELECT event_number FROM socket_deliveries
-                     WHERE subscription_id = $1 AND NOT delivered AND deadline > $2
-                     ORDER BY event_number",
-                    &[&subscription_id, &now],
+                    "SELECT d.subscription_id, d.event_number FROM socket_deliveries d
+                     JOIN socket_holders h
+                       ON h.subscription_id = d.subscription_id AND h.instance = $1
+                     WHERE NOT d.delivered AND d.deadline > $2
+                     ORDER BY d.subscription_id, d.event_number",
+                    &[&instance, &now],
                 )
                 .await?;
-            Ok(rows.iter().map(|r| uint(r.get(0))).collect())
+            Ok(rows.iter().map(|r| (r.get(0), uint(r.get(1)))).collect())
         })
     }
 

@@ -182,24 +182,26 @@ impl ClusterOps for SqliteTransaction {
 
     fn socket_delivery_requests<'a>(
         &'a mut self,
-        subscription_id: &'a str,
+        instance: &'a str,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        let id = subscription_id.to_owned();
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, u64)>>> {
+        let instance = instance.to_owned();
         Box::pin(self.call(move |c| {
             let mut statement = c
                 .prepare_cached(
-                    "SELECT event_number FROM socket_deliveries
-                     WHERE subscription_id = ?1 AND delivered = 0 AND deadline > ?2
-                     ORDER BY event_number",
+                    "SELECT d.subscription_id, d.event_number FROM socket_deliveries d
+                     JOIN socket_holders h
+                       ON h.subscription_id = d.subscription_id AND h.instance = ?1
+                     WHERE d.delivered = 0 AND d.deadline > ?2
+                     ORDER BY d.subscription_id, d.event_number",
                 )
                 .map_err(error)?;
             let rows = statement
-                .query_map(params![id, millis(now)], |r| r.get::<_, i64>(0))
+                .query_map(params![instance, millis(now)], |r| {
+                    Ok((r.get::<_, String>(0)?, uint(r.get::<_, i64>(1)?)))
+                })
                 .map_err(error)?;
-            rows.map(|n| n.map(uint))
-                .collect::<Result<Vec<u64>, _>>()
-                .map_err(error)
+            rows.collect::<Result<Vec<_>, _>>().map_err(error)
         }))
     }
 
