@@ -730,4 +730,58 @@ async fn a_websocket_bound_on_one_instance_gets_every_write_made_on_the_others_b
         .collect();
     assert_eq!(numbers, (1..=written as u64).collect::<Vec<_>>());
     assert_eq!(receiver.last_event(&id).await, Some(written as u64));
+
+    // The instance holding the socket dies: a write on another instance waits the delivery
+    // timeout (1 s here), is refused and compensated, as with a local socket that stopped
+    // answering; nothing of it commits.
+    let mut cluster = cluster;
+    cluster.instances[0].kill();
+    let started = Instant::now();
+    let refused = create(
+        &cluster.http,
+        &cluster.instances[1].base(),
+        &app,
+        &support::observation(&patient, 100, None),
+    )
+    .await;
+    assert!(refused.is_none(), "a write committed with its socket gone");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let (client, connection) =
+        tokio_postgres::connect(&url.replace("?sslmode=disable", ""), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let states: Vec<String> = client
+        .query(
+            &format!(
+                "SELECT state FROM {}.events WHERE subscription_id = $1 AND event_number > $2
+                 ORDER BY event_number",
+                cluster.schema
+            ),
+            &[&id, &(written as i64)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("aborted"),
+        "{states:?}"
+    );
+    assert!(
+        states[1..].iter().all(|s| s == "outbox"),
+        "the compensation waits in the outbox: {states:?}"
+    );
+    assert_eq!(
+        committed(&url.replace("?sslmode=disable", ""), &cluster.schema, &id)
+            .await
+            .len(),
+        written
+    );
 }
