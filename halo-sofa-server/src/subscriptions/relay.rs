@@ -191,10 +191,8 @@ impl Inner {
         if self.relay.started.swap(true, Ordering::SeqCst) {
             return;
         }
-        let Some(wakeups) = self.store.wakeups() else {
-            return;
-        };
-        tokio::spawn(run(Arc::downgrade(self), wakeups));
+        // A shared store without wake-ups still works, on the re-scan tick alone.
+        tokio::spawn(run(Arc::downgrade(self), self.store.wakeups()));
     }
 
     /// Finds the open requests for the sockets held here (one query) and starts a writer for
@@ -271,7 +269,7 @@ impl Inner {
 
 /// The relay: looks for requests when woken, on a re-scan tick and after a subscription's
 /// writer finishes, and renews this instance's socket claims; ends with the service.
-async fn run(inner: Weak<Inner>, mut wakeups: tokio::sync::broadcast::Receiver<Wakeup>) {
+async fn run(inner: Weak<Inner>, mut wakeups: Option<tokio::sync::broadcast::Receiver<Wakeup>>) {
     let mut rescan = tokio::time::interval(RESCAN_EVERY);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renew = tokio::time::interval(RENEW_EVERY);
@@ -281,11 +279,21 @@ async fn run(inner: Weak<Inner>, mut wakeups: tokio::sync::broadcast::Receiver<W
         return;
     };
     loop {
+        let woken = async {
+            match wakeups.as_mut() {
+                Some(wakeups) => wakeups.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let renewing = tokio::select! {
-            wakeup = wakeups.recv() => match wakeup {
+            wakeup = woken => match wakeup {
                 // Any wake-up means a look at every request for a socket held here: one query.
                 Ok(_) | Err(RecvError::Lagged(_)) => false,
-                Err(RecvError::Closed) => return,
+                // The listener is gone with the store: go on with the ticks.
+                Err(RecvError::Closed) => {
+                    wakeups = None;
+                    false
+                }
             },
             () = again.notified() => false,
             _ = rescan.tick() => false,
