@@ -36,7 +36,10 @@ async fn router(store: Arc<SqliteStore>, limits: Option<RateLimits>) -> axum::Ro
         .store(store)
         .token_validator(tokens)
         .resource_server()
+        // Reads only: no write reaches a notifier.
+        .commit_writes_without_notifying_the_poc_for_tests()
         .build()
+        .expect("the SoFA builds")
         .router()
 }
 

@@ -82,7 +82,8 @@ async fn router_on(store: Arc<dyn Store>) -> axum::Router {
         .store(store)
         .token_validator(Arc::new(tokens))
         .audit(Arc::new(NoAudit))
-        .build();
+        .build()
+        .expect("the SoFA builds");
     sofa.router()
 }
 

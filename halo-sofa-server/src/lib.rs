@@ -14,23 +14,59 @@
 //! | clock | [`clock::Clock`] | [`clock::SystemClock`], [`clock::ManualClock`] |
 //!
 //! [`http::SofaBuilder`] assembles them into a [`http::Sofa`], whose [`http::Sofa::router`] is an
-//! axum `Router` the host nests under its FHIR base path.
+//! axum `Router` the host nests under its FHIR base path. The store is required (no silent
+//! in-memory fallback), and so is a change notifier once the resource server is on;
+//! [`http::SofaBuilder::build`] names a missing part.
 //!
-//! ```no_run
+//! The smallest SoFA, setting a context (a real one opens
+//! `SqliteStore::open("sofa.db")` or a `PostgresStore`, and serves the router):
+//!
+//! ```
 //! use std::sync::Arc;
-//! use halo_sofa_server::{auth::StaticTokens, config::SofaConfig, http::Sofa, store::SqliteStore};
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
+//! use halo_sofa_server::auth::{Caller, StaticTokens};
+//! use halo_sofa_server::{config::SofaConfig, http::Sofa, store::MemoryStore};
+//! use tower::ServiceExt;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = Arc::new(SqliteStore::open("sofa.db").await?);
-//! let sofa = Sofa::builder(SofaConfig::new("https://sofa.example.org/fhir")?)
-//!     .store(store)
-//!     .token_validator(Arc::new(StaticTokens::new()))
-//!     .build();
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = SofaConfig::new("https://sofa.example.org/fhir")?;
+//! // Without subscriptions no PoC can hold an active one (REQ SC-08): a SoFA that lets apps
+//! // write mounts `subscriptions::Subscriptions` and keeps this on.
+//! config.require_active_subscription = false;
+//! let tokens = StaticTokens::new().with(
+//!     "poc-token",
+//!     Caller::new("poc", Some("dr-a"), "Context.write"),
+//! );
+//! let sofa = Sofa::builder(config)
+//!     .store(Arc::new(MemoryStore::new()))
+//!     .token_validator(Arc::new(tokens))
+//!     .build()?;
 //! let _purge = sofa.spawn_purge_task();
-//! let app = axum::Router::new().nest("/fhir", sofa.router());
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//!
+//! let parameters = r#"{"resourceType": "Parameters", "parameter": [
+//!     {"name": "patient", "valueReference": {"reference": "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d"}},
+//!     {"name": "resources", "resource": {"resourceType": "Bundle", "type": "transaction", "entry": [
+//!         {"fullUrl": "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d",
+//!          "resource": {"resourceType": "Patient", "gender": "male"},
+//!          "request": {"method": "POST", "url": "Patient"}}]}}]}"#;
+//! let request = Request::post("/$set-context")
+//!     .header("authorization", "Bearer poc-token")
+//!     .header("content-type", "application/fhir+json")
+//!     .body(Body::from(parameters))?;
+//! let answer = sofa.router().oneshot(request).await?;
+//! assert_eq!(answer.status(), StatusCode::OK);
 //! # Ok(()) }
+//! ```
+//!
+//! A builder missing its store says so:
+//!
+//! ```
+//! use halo_sofa_server::{config::SofaConfig, http::{BuildError, Sofa}};
+//!
+//! let built = Sofa::builder(SofaConfig::new("https://sofa.example.org/fhir").unwrap()).build();
+//! assert_eq!(built.err(), Some(BuildError::MissingStore));
 //! ```
 
 pub mod asynchronous;

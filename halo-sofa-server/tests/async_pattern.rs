@@ -16,7 +16,9 @@ use axum::Router;
 use axum::http::StatusCode as AxumStatus;
 use axum::routing::post;
 use halo_sofa_server::asynchronous::AsyncJobs;
+use halo_sofa_server::auth::{Caller, StaticTokens, TokenValidator};
 use halo_sofa_server::error::SofaError;
+use halo_sofa_server::store::{AsyncJobRecord, MemoryStore, SqliteStore, Store};
 use reqwest::StatusCode;
 use serde_json::Value;
 use subs::{Mode, Receiver, rest_hook, tokens};
@@ -29,6 +31,16 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_on(Arc::new(MemoryStore::new()), tokens(3), None).await
+}
+
+/// A server of slow, failing and hanging write routes behind the middleware, its jobs in
+/// `store` (several servers on one store are several instances).
+async fn start_on(
+    store: Arc<dyn Store>,
+    tokens: Arc<dyn TokenValidator>,
+    lease: Option<Duration>,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/fhir", listener.local_addr().unwrap());
     let done = Arc::new(AtomicUsize::new(0));
@@ -53,7 +65,10 @@ async fn start() -> Server {
             "/Broken",
             post(|| async { SofaError::conflict("this write breaks a business rule") }),
         );
-    let jobs = AsyncJobs::new(base.clone(), tokens(3), 1 << 20);
+    let mut jobs = AsyncJobs::new(base.clone(), tokens, store, 1 << 20);
+    if let Some(lease) = lease {
+        jobs = jobs.with_lease(lease);
+    }
     let app = Router::new().nest("/fhir", jobs.apply(writes));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server {
@@ -65,9 +80,13 @@ async fn start() -> Server {
 
 impl Server {
     async fn submit(&self, path: &str, body: &str) -> reqwest::Response {
+        self.submit_as(path, body, "poc-0").await
+    }
+
+    async fn submit_as(&self, path: &str, body: &str, token: &str) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
-            .bearer_auth("poc-0")
+            .bearer_auth(token)
             .header("prefer", "respond-async")
             .header("content-type", "application/fhir+json")
             .body(body.to_string())
@@ -189,7 +208,7 @@ async fn the_real_router_creates_a_subscription_asynchronously() {
     let h = subs::Harness::start(&dir.db()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/fhir", listener.local_addr().unwrap());
-    let jobs = AsyncJobs::new(base.clone(), tokens(3), 1 << 20);
+    let jobs = AsyncJobs::new(base.clone(), tokens(3), h.store.clone(), 1 << 20);
     let app = Router::new().nest("/fhir", jobs.apply(h.sofa.router()));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let poc = Receiver::start(Mode::Ok).await;
@@ -233,4 +252,142 @@ async fn the_real_router_creates_a_subscription_asynchronously() {
         .await
         .unwrap();
     assert_eq!(metadata.status(), StatusCode::OK);
+}
+
+/// Polls `url` with `token` until it stops answering 202.
+async fn final_answer(server: &Server, url: &str, token: &str) -> reqwest::Response {
+    for _ in 0..200 {
+        let response = server.poll(url, token).await;
+        if response.status() != StatusCode::ACCEPTED {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{url} never finished");
+}
+
+#[tokio::test]
+// REQ: ASY-01, CLU-02
+async fn a_job_is_answered_and_cancelled_on_any_instance_of_the_store() {
+    let dir = TempDir::new("async-instances");
+    let a_store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    let b_store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    let lease = Some(Duration::from_millis(150));
+    let a = start_on(a_store, tokens(3), lease).await;
+    let b = start_on(b_store, tokens(3), lease).await;
+
+    // Submitted on A, polled on B: running, then A's answer.
+    let accepted = a
+        .submit("/Observation", r#"{"resourceType":"Observation"}"#)
+        .await;
+    let on_b = content_location(&accepted).replace(&a.base, &b.base);
+    assert_eq!(b.poll(&on_b, "poc-0").await.status(), StatusCode::ACCEPTED);
+    assert_eq!(b.poll(&on_b, "poc-1").await.status(), StatusCode::NOT_FOUND);
+    let answer = final_answer(&b, &on_b, "poc-0").await;
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    assert_eq!(answer.headers()["location"], "Observation/1/_history/1");
+    assert_eq!(
+        answer.text().await.unwrap(),
+        r#"{"resourceType":"Observation"}"#
+    );
+
+    // Cancelled on B, running on A: A aborts it at its next renewal, before it finishes.
+    let done = a.done.load(Ordering::SeqCst);
+    let accepted = a.submit("/Observation", "{}").await;
+    let on_b = content_location(&accepted).replace(&a.base, &b.base);
+    let cancelled = b
+        .http
+        .delete(&on_b)
+        .bearer_auth("poc-0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        a.done.load(Ordering::SeqCst),
+        done,
+        "the cancelled write ran to its end"
+    );
+    assert_eq!(b.poll(&on_b, "poc-0").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+// REQ: ASY-01
+async fn a_result_is_read_only_with_a_token_of_the_launch_that_asked() {
+    let scopes = "launch patient/Observation.cru";
+    let app = |launch: &str| Caller::new("app", Some("dr-a"), scopes).in_launch(launch);
+    let tokens = Arc::new(
+        StaticTokens::new()
+            .with("app-l1", app("l1"))
+            .with("app-l2", app("l2")),
+    );
+    let server = start_on(Arc::new(MemoryStore::new()), tokens, None).await;
+    let accepted = server
+        .submit_as(
+            "/Observation",
+            r#"{"resourceType":"Observation"}"#,
+            "app-l1",
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let url = content_location(&accepted);
+    // The same app, another launch: the result of launch l1 is not there for it, running or
+    // finished, and it cannot cancel it.
+    assert_eq!(
+        server.poll(&url, "app-l2").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let cancel = server
+        .http
+        .delete(&url)
+        .bearer_auth("app-l2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), StatusCode::NOT_FOUND);
+    let answer = final_answer(&server, &url, "app-l1").await;
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    assert_eq!(
+        server.poll(&url, "app-l2").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+// REQ: ASY-01, CLU-02
+async fn a_job_whose_instance_died_reads_failed_once_its_lease_passed() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let server = start_on(store.clone(), tokens(3), Some(Duration::from_millis(150))).await;
+    // A running job of an instance that stopped renewing it a moment ago...
+    let now = chrono::Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_async_job(AsyncJobRecord {
+        id: "orphan".into(),
+        client_id: "poc-0".into(),
+        launch_id: None,
+        lease_until: now - chrono::Duration::milliseconds(1),
+        expires_at: now + chrono::Duration::minutes(10),
+        result: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let url = format!("{}/$async-status/orphan", server.base);
+    let failed = server.poll(&url, "poc-0").await;
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let outcome: Value = failed.json().await.unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    // ...while one running here, renewed, stays in progress well past its first lease.
+    let accepted = server.submit("/Observation", "{}").await;
+    let url = content_location(&accepted);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        server.poll(&url, "poc-0").await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        final_answer(&server, &url, "poc-0").await.status(),
+        StatusCode::CREATED
+    );
 }

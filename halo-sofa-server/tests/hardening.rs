@@ -62,7 +62,8 @@ async fn a_panicking_handler_answers_500_with_an_operation_outcome() {
             ),
             |_| {},
         )
-        .build();
+        .build()
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new().nest("/fhir", sofa.router());

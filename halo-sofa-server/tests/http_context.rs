@@ -17,7 +17,8 @@ use halo_sofa_server::clock::ManualClock;
 use halo_sofa_server::config::SofaConfig;
 use halo_sofa_server::http::Sofa;
 use halo_sofa_server::store::{
-    NewResource, RefreshTokenRecord, SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
+    MemoryStore, NewResource, RefreshTokenRecord, SqliteStore, Store, SubscriptionRecord,
+    SubscriptionStatus,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -81,7 +82,8 @@ async fn start() -> Server {
         .token_validator(Arc::new(tokens))
         .audit(audit.clone())
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     let app = axum::Router::new().nest("/fhir", sofa.router());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server {
@@ -925,10 +927,12 @@ async fn mounted_routes_join_the_router_and_the_capability_statement() {
         axum::routing::get(|| async { "status" }),
     );
     let sofa = Sofa::builder(SofaConfig::new(&base).unwrap())
+        .store(Arc::new(MemoryStore::new()))
         .mount(extra, |caps| {
             caps.add_subscriptions([canonical::SOFA_CONTENT_UPDATE_TOPIC]);
         })
-        .build();
+        .build()
+        .unwrap();
     let app = sofa.router();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let client = reqwest::Client::new();
@@ -1009,4 +1013,34 @@ async fn unknown_routes_methods_and_foreign_origins_get_fhir_answers() {
         .await
         .unwrap();
     assert_eq!(html.status(), StatusCode::NOT_ACCEPTABLE);
+}
+
+// REQ: CLU-02
+#[test]
+fn a_builder_missing_its_store_or_notifier_names_the_part_and_builds_nothing() {
+    use halo_sofa_server::http::BuildError;
+    let config = || SofaConfig::new("https://sofa.example.org/fhir").unwrap();
+    let store = || Arc::new(MemoryStore::new());
+    assert_eq!(
+        Sofa::builder(config()).build().err(),
+        Some(BuildError::MissingStore)
+    );
+    // The resource server commits app writes: never without telling the PoC, unless a test
+    // says so by name.
+    let missing = Sofa::builder(config())
+        .store(store())
+        .resource_server()
+        .build()
+        .err();
+    assert_eq!(missing, Some(BuildError::MissingNotifier));
+    assert!(missing.unwrap().to_string().contains("notifier"));
+    assert!(
+        Sofa::builder(config())
+            .store(store())
+            .resource_server()
+            .commit_writes_without_notifying_the_poc_for_tests()
+            .build()
+            .is_ok()
+    );
+    assert!(Sofa::builder(config()).store(store()).build().is_ok());
 }

@@ -902,7 +902,7 @@ async fn postgres_migrations_apply_once_when_instances_start_together() {
     }
     let applied = stores[0].migrations().await.unwrap();
     // Each migration once, in order, whatever the instances raced for.
-    assert!(applied.starts_with(&[1, 2]), "{applied:?}");
+    assert!(applied.starts_with(&[1, 2, 4]), "{applied:?}");
     assert!(applied.windows(2).all(|w| w[0] < w[1]), "{applied:?}");
     // Every instance works on the same tables.
     let mut tx = stores[1].begin().await.unwrap();
@@ -945,5 +945,250 @@ async fn a_status_change_read_before_an_allocation_never_puts_the_counter_back()
             (SubscriptionStatus::Active, 2),
             "{name}"
         );
+    }
+}
+
+// REQ: CLU-02, CLU-03
+#[tokio::test]
+async fn binding_tokens_socket_holders_and_delivery_requests_are_shared_and_expire() {
+    use halo_sofa_server::store::BindingTokenRecord;
+    let (_dir, stores) = backends("cluster-records").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let grant = BindingTokenRecord {
+            owner_client_id: "emr".into(),
+            subscriptions: vec!["s1".into(), "s2".into()],
+            expires_at: now + Duration::minutes(1),
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_binding_token("h1", grant.clone()).await.unwrap();
+        assert!(
+            matches!(
+                tx.insert_binding_token("h1", grant.clone()).await,
+                Err(StoreError::AlreadyExists(_))
+            ),
+            "{name}"
+        );
+        tx.insert_binding_token(
+            "h2",
+            BindingTokenRecord {
+                expires_at: now + Duration::seconds(5),
+                ..grant.clone()
+            },
+        )
+        .await
+        .unwrap();
+        tx.insert_binding_token("h3", grant.clone()).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // Used once: the second take finds nothing; an expired token gives nothing either.
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.take_binding_token("h1", now).await.unwrap(),
+            Some(grant.clone()),
+            "{name}"
+        );
+        assert_eq!(tx.take_binding_token("h1", now).await.unwrap(), None);
+        assert_eq!(
+            tx.take_binding_token("h2", now + Duration::seconds(6))
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+        // A take that rolls back leaves the token usable.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.take_binding_token("h3", now).await.unwrap().is_some());
+        tx.rollback().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        tx.hold_socket("s1", "b", now + Duration::seconds(30))
+            .await
+            .unwrap();
+        tx.hold_socket("s1", "a", now + Duration::seconds(2))
+            .await
+            .unwrap();
+        // Renewal moves the lease on.
+        tx.hold_socket("s1", "a", now + Duration::seconds(30))
+            .await
+            .unwrap();
+        tx.hold_socket("s2", "c", now + Duration::seconds(1))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.socket_holders("s1", now + Duration::seconds(10))
+                .await
+                .unwrap(),
+            vec!["a".to_string(), "b".to_string()],
+            "{name}"
+        );
+        // A lease that ran out is no claim.
+        assert!(
+            tx.socket_holders("s2", now + Duration::seconds(2))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        tx.release_socket("s1", "b").await.unwrap();
+        assert_eq!(
+            tx.socket_holders("s1", now).await.unwrap(),
+            vec!["a".to_string()]
+        );
+
+        // Requests: open until confirmed or past their deadline; asking again re-opens. A holder
+        // sees the requests of the subscriptions it holds, and only those.
+        tx.request_socket_delivery("s1", 4, now + Duration::seconds(1))
+            .await
+            .unwrap();
+        tx.request_socket_delivery("s1", 3, now + Duration::seconds(10))
+            .await
+            .unwrap();
+        tx.request_socket_delivery("s2", 1, now + Duration::seconds(60))
+            .await
+            .unwrap();
+        let open = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+            pairs.iter().map(|(id, n)| (id.to_string(), *n)).collect()
+        };
+        assert_eq!(
+            tx.socket_delivery_requests("a", now).await.unwrap(),
+            open(&[("s1", 3), ("s1", 4)]),
+            "{name}"
+        );
+        assert_eq!(
+            tx.socket_delivery_requests("c", now).await.unwrap(),
+            open(&[("s2", 1)]),
+            "{name}"
+        );
+        assert!(
+            tx.socket_delivery_requests("b", now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!tx.socket_delivered("s1", 3).await.unwrap());
+        assert!(tx.confirm_socket_delivery("s1", 3).await.unwrap());
+        assert!(!tx.confirm_socket_delivery("s1", 9).await.unwrap());
+        assert!(tx.socket_delivered("s1", 3).await.unwrap(), "{name}");
+        assert_eq!(
+            tx.socket_delivery_requests("a", now).await.unwrap(),
+            open(&[("s1", 4)])
+        );
+        assert!(
+            tx.socket_delivery_requests("a", now + Duration::seconds(2))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        tx.request_socket_delivery("s1", 3, now + Duration::seconds(60))
+            .await
+            .unwrap();
+        assert!(!tx.socket_delivered("s1", 3).await.unwrap(), "{name}");
+        tx.commit().await.unwrap();
+
+        // Purge at +20 s: token h3 (1 min) stays; s2's lease, request 4 go; a's lease and
+        // request 3 stay.
+        let mut tx = store.begin().await.unwrap();
+        let purged = tx
+            .purge_cluster_records(now + Duration::seconds(20))
+            .await
+            .unwrap();
+        assert_eq!(purged, 2, "{name}");
+        assert!(tx.take_binding_token("h3", now).await.unwrap().is_some());
+        assert_eq!(
+            tx.socket_delivery_requests("a", now).await.unwrap(),
+            vec![("s1".to_string(), 3)]
+        );
+        tx.commit().await.unwrap();
+    }
+}
+
+// REQ: CLU-02
+#[tokio::test]
+async fn async_jobs_are_inserted_once_updated_only_while_there_and_purged() {
+    use halo_sofa_server::store::{AsyncJobRecord, AsyncJobResult};
+    let (_dir, stores) = backends("async-jobs").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let job = AsyncJobRecord {
+            id: "j1".into(),
+            client_id: "app".into(),
+            launch_id: Some("l1".into()),
+            lease_until: now + Duration::seconds(30),
+            expires_at: now + Duration::minutes(10),
+            result: None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_async_job(job.clone()).await.unwrap();
+        assert!(
+            matches!(
+                tx.insert_async_job(job.clone()).await,
+                Err(StoreError::AlreadyExists(_))
+            ),
+            "{name}"
+        );
+        tx.insert_async_job(AsyncJobRecord {
+            id: "j2".into(),
+            expires_at: now + Duration::seconds(1),
+            ..job.clone()
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let finished = AsyncJobRecord {
+            result: Some(AsyncJobResult {
+                status: 201,
+                headers: vec![("location".into(), "Observation/1".into())],
+                body_base64: "e30".into(),
+            }),
+            ..job.clone()
+        };
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.update_async_job(finished.clone()).await.unwrap());
+        assert_eq!(
+            tx.get_async_job("j1").await.unwrap(),
+            Some(finished.clone()),
+            "{name}"
+        );
+        // A cancelled (deleted) job is not brought back by a late result.
+        assert!(tx.delete_async_job("j1").await.unwrap());
+        assert!(!tx.delete_async_job("j1").await.unwrap());
+        assert!(!tx.update_async_job(finished).await.unwrap(), "{name}");
+        assert_eq!(tx.get_async_job("j1").await.unwrap(), None);
+        assert_eq!(
+            tx.purge_cluster_records(now + Duration::seconds(2))
+                .await
+                .unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(tx.get_async_job("j2").await.unwrap(), None);
+        tx.commit().await.unwrap();
+    }
+}
+
+// REQ: CLU-02, CLU-04
+#[tokio::test]
+async fn one_transaction_at_a_time_leads_a_task() {
+    let (_dir, stores) = backends("lead").await;
+    for (name, store) in stores {
+        let mut first = store.begin().await.unwrap();
+        assert!(first.try_lead("purge").await.unwrap(), "{name}");
+        if store.shared() {
+            // Another instance's transaction meanwhile: not the leader, of this task only.
+            let mut second = store.begin().await.unwrap();
+            assert!(!second.try_lead("purge").await.unwrap(), "{name}");
+            assert!(second.try_lead("other").await.unwrap(), "{name}");
+            second.rollback().await.unwrap();
+        }
+        first.commit().await.unwrap();
+        // Leadership ends with the transaction.
+        let mut next = store.begin().await.unwrap();
+        assert!(next.try_lead("purge").await.unwrap(), "{name}");
+        next.rollback().await.unwrap();
     }
 }

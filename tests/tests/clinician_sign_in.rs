@@ -55,7 +55,8 @@ async fn sofa() -> (String, Arc<dyn Store>) {
         .store(store.clone())
         .token_validator(auth.token_validator())
         .mount(auth.router(), |_| {})
-        .build();
+        .build()
+        .unwrap();
     let app = axum::Router::new().nest("/fhir", sofa.router());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, store)

@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
 mod support;
-use support::{POC, POC_SECRET, REDIRECT, free_port, spawn_sofa, token, version_and_value};
+use support::{POC, POC_SECRET, REDIRECT, free_port, spawn_sofa, version_and_value};
 
 const APP: &str = "cluster-app";
 const APP_ID: &str = "9c1f3c2e-7a4d-4e8b-9c6f-1d2e3f4a5b6d";
@@ -67,6 +67,75 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Three instances on one fresh schema behind a round-robin balancer, and an HTTP client that
+/// opens a new connection per request (so the balancer spreads every request).
+struct Cluster {
+    dir: PathBuf,
+    schema: String,
+    public: String,
+    base: String,
+    ports: [u16; 3],
+    instances: Vec<Instance>,
+    served: Arc<Vec<AtomicUsize>>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    async fn start(url: &str) -> Cluster {
+        let dir =
+            std::env::temp_dir().join(format!("halo-cluster-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let catalog = support::catalog(APP_ID);
+        std::fs::write(dir.join("catalog.json"), catalog.to_string()).unwrap();
+        let schema = format!("t_cluster_{}", uuid::Uuid::new_v4().simple());
+        let balancer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public = format!("http://{}", balancer.local_addr().unwrap());
+        let base = format!("{public}/fhir");
+        let ports = [free_port(), free_port(), free_port()];
+        let instances: Vec<Instance> = ports
+            .iter()
+            .map(|&port| Instance::start(&write_config(&dir, port, &public, url, &schema), port))
+            .collect();
+        let served: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
+        tokio::spawn(balance(balancer, ports.to_vec(), served.clone()));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        Cluster {
+            dir,
+            schema,
+            public,
+            base,
+            ports,
+            instances,
+            served,
+            http,
+        }
+    }
+
+    /// The EMR's access token, through the balancer.
+    async fn poc_token(&self) -> String {
+        support::poc_token(&self.http, &self.base).await
+    }
+
+    /// A client of the EMR on `base`.
+    fn client(&self, base: &str, token: &str) -> SofaClient {
+        let options = HttpOptions {
+            timeout: Duration::from_secs(5),
+            ..HttpOptions::default()
+        };
+        SofaClient::new(base, Arc::new(StaticToken::new(token.to_string())), options).unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -254,52 +323,15 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
     let Some(url) = postgres_url() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("halo-cluster-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = support::catalog(APP_ID);
-    std::fs::write(dir.join("catalog.json"), catalog.to_string()).unwrap();
-    let schema = format!("t_cluster_{}", uuid::Uuid::new_v4().simple());
-    let balancer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://{}", balancer.local_addr().unwrap());
-    let base = format!("{public}/fhir");
-    let ports = [free_port(), free_port(), free_port()];
-    let mut instances: Vec<Instance> = ports
-        .iter()
-        .map(|&port| Instance::start(&write_config(&dir, port, &public, &url, &schema), port))
-        .collect();
-    let served: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
-    tokio::spawn(balance(balancer, ports.to_vec(), served.clone()));
-    // A new connection per request: the balancer spreads every request.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-
-    // The EMR, through the balancer.
-    let (status, answer) = token(
-        &http,
-        &base,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", POC),
-            ("client_secret", POC_SECRET),
-            ("scope", "Context.write system/Subscription.cruds"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
-    let poc_token = answer["access_token"].as_str().unwrap().to_string();
-    let options = HttpOptions {
-        timeout: Duration::from_secs(5),
-        ..HttpOptions::default()
-    };
-    let poc = SofaClient::new(
-        &base,
-        Arc::new(StaticToken::new(poc_token.clone())),
-        options,
-    )
-    .unwrap();
+    let mut cluster = Cluster::start(&url).await;
+    let (base, http, schema, served) = (
+        cluster.base.clone(),
+        cluster.http.clone(),
+        cluster.schema.clone(),
+        cluster.served.clone(),
+    );
+    let poc_token = cluster.poc_token().await;
+    let poc = cluster.client(&base, &poc_token);
     let id_map = Arc::new(MemoryIdMap::new());
     let chart = Arc::new(Chart::default());
     let secret = RestHookSecret::generate().unwrap();
@@ -376,13 +408,8 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
     // REQ: CLU-02
     // Every instance answers $status and $events alike, straight from the shared store.
     let mut views = Vec::new();
-    for instance in &instances {
-        let direct = SofaClient::new(
-            &instance.base(),
-            Arc::new(StaticToken::new(poc_token.clone())),
-            HttpOptions::default(),
-        )
-        .unwrap();
+    for instance in &cluster.instances {
+        let direct = cluster.client(&instance.base(), &poc_token);
         let status = direct.status(&subscription_id).await.unwrap();
         let events = direct
             .events(&subscription_id, &Default::default())
@@ -402,7 +429,7 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
     // A code replayed on one instance revokes what it produced on every instance.
     let (app, code) = tokens[0].clone();
     let replayed = http
-        .post(format!("{}/auth/token", instances[1].base()))
+        .post(format!("{}/auth/token", cluster.instances[1].base()))
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
@@ -414,7 +441,7 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
         .await
         .unwrap();
     assert_eq!(replayed.status().as_u16(), 400);
-    for instance in [&instances[0], &instances[2]] {
+    for instance in [&cluster.instances[0], &cluster.instances[2]] {
         let read = http
             .get(format!("{}/Observation", instance.base()))
             .bearer_auth(&app)
@@ -461,7 +488,7 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
         })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
-    instances[1].kill();
+    cluster.instances[1].kill();
     for (reference, version) in writes.await.unwrap() {
         told.insert(reference, version);
     }
@@ -514,5 +541,247 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
             "{reference} was acknowledged to the app"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A websocket bound to `instance_port` with `token`; the first frame it answered.
+async fn bind(
+    cluster: &Cluster,
+    websocket_url: &str,
+    instance_port: u16,
+    token: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    String,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    // The token names the public (balanced) URL; the test picks the instance itself.
+    let public = cluster.public.replacen("http://", "ws://", 1);
+    let direct = websocket_url.replacen(&public, &format!("ws://127.0.0.1:{instance_port}"), 1);
+    assert_ne!(direct, websocket_url, "{websocket_url}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(direct.as_str())
+        .await
+        .unwrap();
+    socket
+        .send(Message::text(format!("bind-with-token {token}")))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the SoFA answers the bind")
+        .unwrap()
+        .unwrap();
+    (socket, first.into_text().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// REQ: CLU-03, CLU-02
+async fn a_websocket_bound_on_one_instance_gets_every_write_made_on_the_others_before_it_commits() {
+    use futures_util::StreamExt;
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let cluster = Cluster::start(&url).await;
+    let poc_token = cluster.poc_token().await;
+    let poc = cluster.client(&cluster.base, &poc_token);
+    let id_map = Arc::new(MemoryIdMap::new());
+    let chart = Arc::new(Chart::default());
+    let receiver =
+        NotificationReceiver::builder(poc.clone(), id_map.clone(), chart.clone()).build();
+    let manager = SubscriptionManager::new(poc.clone());
+    let subscription = manager
+        .subscribe(halo_poc::websocket_channel(
+            PayloadContent::FullResource,
+            None,
+        ))
+        .await
+        .unwrap();
+    let id = subscription.id.clone().unwrap();
+    receiver.track(&id, 0).await;
+
+    // The binding token comes from instance 1; the socket binds on instance 0.
+    let on = |i: usize| cluster.client(&cluster.instances[i].base(), &poc_token);
+    let token = on(1).binding_token(&id).await.unwrap();
+    let (mut socket, handshake) = bind(
+        &cluster,
+        &token.websocket_url,
+        cluster.ports[0],
+        &token.token,
+    )
+    .await;
+    assert!(
+        matches!(
+            receiver.handle_frame(&handshake).await,
+            Ok(halo_poc::Receipt::Handshake { .. })
+        ),
+        "{handshake}"
+    );
+    // Used once, on every instance: the same token is refused on instance 2.
+    let (_refused, answer) = bind(
+        &cluster,
+        &token.websocket_url,
+        cluster.ports[2],
+        &token.token,
+    )
+    .await;
+    assert!(
+        answer.contains("OperationOutcome") && answer.contains("used or expired"),
+        "{answer}"
+    );
+    let frames = Arc::new(AtomicUsize::new(0));
+    {
+        let (receiver, frames) = (receiver.clone(), frames.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = socket.next().await {
+                if let Ok(text) = message.into_text() {
+                    receiver.handle_frame(&text).await.unwrap();
+                    frames.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while on(2).read_subscription(&id).await.unwrap().status
+        != halo_model::subscription::SubscriptionStatus::Active
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bound subscription never turned active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Writes on instances 1 and 2 directly, and through the balancer: each reaches the socket
+    // on instance 0 before the app is told it committed.
+    let mut written = 0;
+    for round in 0..3 {
+        let (_, app, patient, _) =
+            support::launch(&cluster.http, &cluster.base, &poc, APP, APP_ID).await;
+        let bases = [
+            cluster.instances[1].base(),
+            cluster.instances[2].base(),
+            cluster.base.clone(),
+            cluster.base.clone(),
+        ];
+        for (i, base) in bases.iter().enumerate() {
+            let value = round * 10 + i as u64;
+            let (reference, _) = create(
+                &cluster.http,
+                base,
+                &app,
+                &support::observation(&patient, value, None),
+            )
+            .await
+            .unwrap_or_else(|| panic!("a write on {base} commits"));
+            written += 1;
+            assert!(
+                id_map.local_for(&reference).await.unwrap().is_some(),
+                "{reference} committed on {base} before the EMR had it"
+            );
+        }
+    }
+    // REQ: CLU-02
+    // An asynchronous write accepted by instance 1 is answered on instance 2, once its frame
+    // reached the socket on instance 0.
+    let (_, app, patient, _) =
+        support::launch(&cluster.http, &cluster.base, &poc, APP, APP_ID).await;
+    let accepted = cluster
+        .http
+        .post(format!("{}/Observation", cluster.instances[1].base()))
+        .bearer_auth(&app)
+        .header("prefer", "respond-async")
+        .header("content-type", "application/fhir+json")
+        .body(support::observation(&patient, 99, None).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status().as_u16(), 202);
+    let status_url = accepted.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .replacen(&cluster.base, &cluster.instances[2].base(), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stored: Value = loop {
+        let answer = cluster
+            .http
+            .get(&status_url)
+            .bearer_auth(&app)
+            .send()
+            .await
+            .unwrap();
+        if answer.status().as_u16() != 202 {
+            assert_eq!(answer.status().as_u16(), 201, "{status_url}");
+            break answer.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "{status_url} never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    written += 1;
+    let reference = format!("Observation/{}", stored["id"].as_str().unwrap());
+    assert!(id_map.local_for(&reference).await.unwrap().is_some());
+    assert_eq!(frames.load(Ordering::SeqCst), written);
+    // Every instance's log agrees: every event committed, none compensated.
+    let events = on(2).events(&id, &Default::default()).await.unwrap();
+    let numbers: Vec<u64> = events
+        .status
+        .events
+        .iter()
+        .map(|e| e.event_number)
+        .collect();
+    assert_eq!(numbers, (1..=written as u64).collect::<Vec<_>>());
+    assert_eq!(receiver.last_event(&id).await, Some(written as u64));
+
+    // The instance holding the socket dies: a write on another instance waits the delivery
+    // timeout (1 s here), is refused and compensated, as with a local socket that stopped
+    // answering; nothing of it commits.
+    let mut cluster = cluster;
+    cluster.instances[0].kill();
+    let started = Instant::now();
+    let refused = create(
+        &cluster.http,
+        &cluster.instances[1].base(),
+        &app,
+        &support::observation(&patient, 100, None),
+    )
+    .await;
+    assert!(refused.is_none(), "a write committed with its socket gone");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let (client, connection) =
+        tokio_postgres::connect(&url.replace("?sslmode=disable", ""), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let states: Vec<String> = client
+        .query(
+            &format!(
+                "SELECT state FROM {}.events WHERE subscription_id = $1 AND event_number > $2
+                 ORDER BY event_number",
+                cluster.schema
+            ),
+            &[&id, &(written as i64)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("aborted"),
+        "{states:?}"
+    );
+    assert!(
+        states[1..].iter().all(|s| s == "outbox"),
+        "the compensation waits in the outbox: {states:?}"
+    );
+    assert_eq!(
+        committed(&url.replace("?sslmode=disable", ""), &cluster.schema, &id)
+            .await
+            .len(),
+        written
+    );
 }

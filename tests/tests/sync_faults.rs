@@ -43,9 +43,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod support;
-use support::{
-    POC, POC_SECRET, REDIRECT, free_port, observation, spawn_sofa, token, version_and_value,
-};
+use support::{POC, POC_SECRET, REDIRECT, free_port, observation, spawn_sofa, version_and_value};
 
 const APP: &str = "fault-app";
 const APP_ID: &str = "5b1f3c2e-7a4d-4e8b-9c6f-1d2e3f4a5b6c";
@@ -484,19 +482,7 @@ launch_url = "https://apps.example.org/launch"
             .build()
             .unwrap();
 
-        let (status, answer) = token(
-            &http,
-            &base,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", POC),
-                ("client_secret", POC_SECRET),
-                ("scope", "Context.write system/Subscription.cruds"),
-            ],
-        )
-        .await;
-        assert_eq!(status, 200, "{answer}");
-        let poc_token = answer["access_token"].as_str().unwrap().to_string();
+        let poc_token = support::poc_token(&http, &base).await;
         let options = HttpOptions {
             timeout: Duration::from_secs(5),
             ..HttpOptions::default()

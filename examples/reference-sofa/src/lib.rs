@@ -694,7 +694,8 @@ impl ReferenceSofa {
             .resource_server()
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
-            .build();
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
         let mut tasks = vec![
             sofa.spawn_purge_task(),
             subscriptions.spawn_heartbeats(),
@@ -704,6 +705,7 @@ impl ReferenceSofa {
         let jobs = AsyncJobs::new(
             sofa_config.base_url.clone(),
             tokens,
+            store.clone(),
             sofa_config.json_limits.max_bytes,
         );
 

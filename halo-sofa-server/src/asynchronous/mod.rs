@@ -4,68 +4,75 @@
 //! `GET` on the status endpoint answers 202 with `Retry-After` while the write runs, then its
 //! final status, headers and body (an OperationOutcome on failure); `DELETE` cancels it.
 //!
-//! A job is visible only to the client that submitted it. Writes without the header, and
-//! reads, pass through untouched.
+//! A job is visible only to the client that submitted it, with a token of the same launch.
+//! Writes without the header, and reads, pass through untouched.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use axum::{Router, routing::post};
-//! use halo_sofa_server::{asynchronous::AsyncJobs, auth::StaticTokens};
+//! use halo_sofa_server::{asynchronous::AsyncJobs, auth::StaticTokens, store::MemoryStore};
 //!
-//! let jobs = AsyncJobs::new("https://sofa.example.org/fhir", Arc::new(StaticTokens::new()), 1 << 20);
+//! let jobs = AsyncJobs::new(
+//!     "https://sofa.example.org/fhir",
+//!     Arc::new(StaticTokens::new()),
+//!     Arc::new(MemoryStore::new()),
+//!     1 << 20,
+//! );
 //! let writes = Router::new().route("/Observation", post(|| async { "created" }));
 //! let app: Router = jobs.apply(writes);
 //! ```
 //!
-//! Jobs live in the process that accepted them (a load balancer needs sticky routing of the
-//! status URL); results are kept for [`AsyncJobs::retention`] after they finish.
+//! Jobs and their results live in the store, so every instance on it answers the status URL
+//! (REQ CLU-02; no sticky routing). The request itself runs in the process that accepted it,
+//! which renews the job's lease while it runs: a job whose process died reads as failed once
+//! its lease has passed. Results are kept for [`AsyncJobs::retention`] after they finish.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
 use halo_model::outcome::{IssueType, OperationOutcome};
 use tokio::task::AbortHandle;
 
-use crate::auth::TokenValidator;
+use crate::auth::{Caller, TokenValidator};
 use crate::error::SofaError;
 use crate::http::authenticate;
+use crate::store::{AsyncJobRecord, AsyncJobResult, Store};
 
 /// The status endpoint's path, relative to the FHIR base.
 pub const STATUS_PATH: &str = "/$async-status";
 
-/// A finished write's answer, kept until fetched or expired.
-#[derive(Clone)]
-struct Finished {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    at: Instant,
-}
-
-enum JobState {
-    Running(Option<AbortHandle>),
-    Done(Finished),
-}
-
-struct Job {
-    client_id: String,
-    state: JobState,
-}
+/// The headers of a finished write handed back with its answer.
+const KEPT_HEADERS: [HeaderName; 5] = [
+    header::CONTENT_TYPE,
+    header::LOCATION,
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::RETRY_AFTER,
+];
 
 struct Jobs {
     base_url: String,
     tokens: Arc<dyn TokenValidator>,
+    store: Arc<dyn Store>,
     max_body_bytes: usize,
     retention: Duration,
-    jobs: Mutex<HashMap<String, Job>>,
+    lease: Duration,
+    /// The jobs running in this process, so a cancel here aborts at once and the renewal
+    /// knows what to renew.
+    running: Mutex<HashMap<String, AbortHandle>>,
+    renewing: AtomicBool,
 }
 
 /// The asynchronous-request middleware and its status endpoint (see the module docs).
@@ -82,23 +89,41 @@ impl std::fmt::Debug for AsyncJobs {
     }
 }
 
+fn chrono(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::seconds(60))
+}
+
 impl AsyncJobs {
-    /// Jobs whose status URLs start at `base_url`; submitters are identified with `tokens`;
-    /// request bodies above `max_body_bytes` are refused with 413 (SEC-03).
+    /// Jobs whose status URLs start at `base_url`, kept in `store` (so every instance on it
+    /// answers them, REQ CLU-02); submitters are identified with `tokens`; request bodies
+    /// above `max_body_bytes` are refused with 413 (SEC-03).
     pub fn new(
         base_url: impl Into<String>,
         tokens: Arc<dyn TokenValidator>,
+        store: Arc<dyn Store>,
         max_body_bytes: usize,
     ) -> AsyncJobs {
         AsyncJobs {
             jobs: Arc::new(Jobs {
                 base_url: base_url.into().trim_end_matches('/').to_string(),
                 tokens,
+                store,
                 max_body_bytes,
                 retention: Duration::from_secs(600),
-                jobs: Mutex::new(HashMap::new()),
+                lease: Duration::from_secs(30),
+                running: Mutex::default(),
+                renewing: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// How long a running job's instance may go without renewing it before the job counts as
+    /// failed (30 s; renewed every third of it). Set it before [`apply`](Self::apply).
+    pub fn with_lease(mut self, lease: Duration) -> AsyncJobs {
+        if let Some(jobs) = Arc::get_mut(&mut self.jobs) {
+            jobs.lease = lease.max(Duration::from_millis(30));
+        }
+        self
     }
 
     /// How long a finished job's answer is kept (10 minutes).
@@ -117,20 +142,93 @@ impl AsyncJobs {
             .merge(status)
     }
 
-    /// How many jobs are still running.
+    /// How many jobs are running in this process.
     pub fn running(&self) -> usize {
-        let jobs = self.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.values()
-            .filter(|job| matches!(job.state, JobState::Running(_)))
-            .count()
+        let mut running = self.jobs.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.retain(|_, task| !task.is_finished());
+        running.len()
     }
 
-    fn finish(&self, id: &str, finished: Finished) {
-        let mut jobs = self.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(job) = jobs.get_mut(id) {
-            job.state = JobState::Done(finished);
+    fn forget(&self, id: &str) -> Option<AbortHandle> {
+        self.jobs
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+
+    /// Records a finished job's answer (unless it was cancelled meanwhile).
+    async fn finish(&self, id: &str, result: AsyncJobResult) -> Result<(), SofaError> {
+        let now = Utc::now();
+        let mut tx = self.jobs.store.begin().await?;
+        if let Some(mut job) = tx.get_async_job(id).await? {
+            job.result = Some(result);
+            job.expires_at = now + chrono(self.jobs.retention);
+            tx.update_async_job(job).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts renewing this process's running jobs, once.
+    fn start_renewing(&self) {
+        if self.jobs.renewing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(renew(Arc::downgrade(&self.jobs)));
+    }
+}
+
+/// Every third of the lease, moves the lease of this process's running jobs on; a job
+/// cancelled on another instance (its record gone) is aborted here. Ends with the jobs.
+async fn renew(jobs: Weak<Jobs>) {
+    loop {
+        let Some(every) = jobs.upgrade().map(|j| j.lease / 3) else {
+            return;
+        };
+        tokio::time::sleep(every).await;
+        let Some(jobs) = jobs.upgrade() else {
+            return;
+        };
+        let ids: Vec<String> = {
+            let mut running = jobs.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.retain(|_, task| !task.is_finished());
+            running.keys().cloned().collect()
+        };
+        if let Err(e) = renew_leases(&jobs, &ids).await {
+            tracing::warn!(error = %e, "asynchronous job leases not renewed");
         }
     }
+}
+
+async fn renew_leases(jobs: &Jobs, ids: &[String]) -> Result<(), SofaError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let lease_until = Utc::now() + chrono(jobs.lease);
+    let mut tx = jobs.store.begin().await?;
+    for id in ids {
+        match tx.get_async_job(id).await? {
+            Some(mut job) if job.result.is_none() => {
+                job.lease_until = lease_until;
+                job.expires_at = lease_until + chrono(jobs.retention);
+                tx.update_async_job(job).await?;
+            }
+            Some(_) => {}
+            None => {
+                let task = jobs
+                    .running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
+                if let Some(task) = task {
+                    task.abort();
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 fn prefers_async(headers: &HeaderMap) -> bool {
@@ -169,20 +267,8 @@ async fn respond_async(State(jobs): State<AsyncJobs>, request: Request, next: Ne
     };
     let request = Request::from_parts(parts, Body::from(bytes));
     let id = uuid::Uuid::new_v4().to_string();
-    {
-        let mut all = jobs.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let retention = jobs.jobs.retention;
-        all.retain(|_, job| match &job.state {
-            JobState::Done(finished) => finished.at.elapsed() < retention,
-            JobState::Running(_) => true,
-        });
-        all.insert(
-            id.clone(),
-            Job {
-                client_id: caller.client_id,
-                state: JobState::Running(None),
-            },
-        );
+    if let Err(e) = submit(&jobs, &id, &caller).await {
+        return e.into_response();
     }
     let task = {
         let (jobs, id) = (jobs.clone(), id.clone());
@@ -194,31 +280,22 @@ async fn respond_async(State(jobs): State<AsyncJobs>, request: Request, next: Ne
                 .catch_unwind()
                 .await
                 .unwrap_or_else(crate::http::panic_answer);
-            let (parts, body) = response.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX)
-                .await
-                .unwrap_or_default();
-            jobs.finish(
-                &id,
-                Finished {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body,
-                    at: Instant::now(),
-                },
-            );
+            let result = into_result(response).await;
+            if let Err(e) = jobs.finish(&id, result).await {
+                // The lease runs out and the job reads as failed.
+                tracing::warn!(job = %id, error = %e, "asynchronous result not recorded");
+            }
+            jobs.forget(&id);
         })
     };
-    {
-        let mut all = jobs.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Job {
-            state: JobState::Running(abort),
-            ..
-        }) = all.get_mut(&id)
-        {
-            *abort = Some(task.abort_handle());
-        }
+    if !task.is_finished() {
+        jobs.jobs
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), task.abort_handle());
     }
+    jobs.start_renewing();
     let location = format!("{}{STATUS_PATH}/{id}", jobs.jobs.base_url);
     let outcome: OperationOutcome = std::iter::once(halo_model::outcome::Issue::information(
         IssueType::Informational,
@@ -237,14 +314,85 @@ async fn respond_async(State(jobs): State<AsyncJobs>, request: Request, next: Ne
     response
 }
 
-async fn job_client(jobs: &AsyncJobs, headers: &HeaderMap) -> Result<String, SofaError> {
-    Ok(authenticate(jobs.jobs.tokens.as_ref(), headers)
+/// Records a new job of `caller`, running here under a lease.
+async fn submit(jobs: &AsyncJobs, id: &str, caller: &Caller) -> Result<(), SofaError> {
+    let lease_until = Utc::now() + chrono(jobs.jobs.lease);
+    let record = AsyncJobRecord {
+        id: id.to_string(),
+        client_id: caller.client_id.clone(),
+        launch_id: caller.launch_id.clone(),
+        lease_until,
+        expires_at: lease_until + chrono(jobs.jobs.retention),
+        result: None,
+    };
+    let mut tx = jobs.jobs.store.begin().await?;
+    tx.insert_async_job(record).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A route's answer as the store keeps it.
+async fn into_result(response: Response) -> AsyncJobResult {
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let headers = KEPT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = parts.headers.get(name)?.to_str().ok()?;
+            Some((name.as_str().to_string(), value.to_string()))
+        })
+        .collect();
+    AsyncJobResult {
+        status: parts.status.as_u16(),
+        headers,
+        body_base64: STANDARD.encode(&body),
+    }
+}
+
+/// The answer a finished job gives its poller.
+fn from_result(result: &AsyncJobResult) -> Response {
+    let status = StatusCode::from_u16(result.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = Bytes::from(STANDARD.decode(&result.body_base64).unwrap_or_default());
+    let mut response = (status, body).into_response();
+    for (name, value) in &result.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// The job `id` if `caller` may see it: the same client, and the same launch (a token of the
+/// app's next launch does not read the last one's results). 404 otherwise, so others cannot
+/// learn that it exists.
+async fn visible_job(
+    jobs: &AsyncJobs,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<AsyncJobRecord, SofaError> {
+    let caller = authenticate(jobs.jobs.tokens.as_ref(), headers).await?;
+    let mut tx = jobs.jobs.store.begin_read().await?;
+    tx.get_async_job(id)
         .await?
-        .client_id)
+        .filter(|job| job.client_id == caller.client_id && job.launch_id == caller.launch_id)
+        .ok_or_else(|| unknown(id))
 }
 
 fn unknown(id: &str) -> SofaError {
     SofaError::not_found(format!("no asynchronous request {id} is known"))
+}
+
+/// A job whose instance stopped renewing it: it ended without an answer.
+fn abandoned() -> SofaError {
+    SofaError::internal(
+        "the server running this request stopped before it finished; \
+         read the resource to learn whether the write took effect",
+    )
 }
 
 async fn poll(
@@ -252,39 +400,22 @@ async fn poll(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, SofaError> {
-    let client = job_client(&jobs, &headers).await?;
-    let all = jobs.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
-    let job = all
-        .get(&id)
-        .filter(|job| job.client_id == client)
-        .ok_or_else(|| unknown(&id))?;
-    match &job.state {
-        JobState::Running(_) => Ok((
+    let job = visible_job(&jobs, &headers, &id).await?;
+    let now = Utc::now();
+    match &job.result {
+        Some(result) => Ok(from_result(result)),
+        None if job.lease_until < now => Err(abandoned()),
+        None => Ok((
             StatusCode::ACCEPTED,
             [
                 (header::RETRY_AFTER, HeaderValue::from_static("1")),
                 (
-                    header::HeaderName::from_static("x-progress"),
+                    HeaderName::from_static("x-progress"),
                     HeaderValue::from_static("in progress"),
                 ),
             ],
         )
             .into_response()),
-        JobState::Done(finished) => {
-            let mut response = (finished.status, finished.body.clone()).into_response();
-            for name in [
-                header::CONTENT_TYPE,
-                header::LOCATION,
-                header::ETAG,
-                header::LAST_MODIFIED,
-                header::RETRY_AFTER,
-            ] {
-                if let Some(value) = finished.headers.get(&name) {
-                    response.headers_mut().insert(name, value.clone());
-                }
-            }
-            Ok(response)
-        }
     }
 }
 
@@ -293,19 +424,15 @@ async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, SofaError> {
-    let client = job_client(&jobs, &headers).await?;
-    let mut all = jobs.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
-    if all.get(&id).is_none_or(|job| job.client_id != client) {
-        return Err(unknown(&id));
-    }
-    if let Some(Job {
-        state: JobState::Running(Some(abort)),
-        ..
-    }) = all.remove(&id)
-    {
-        // Aborting drops the write's future: an uncommitted transaction rolls back, and a
-        // delivery in progress ends without a commit (D-08).
-        abort.abort();
+    visible_job(&jobs, &headers, &id).await?;
+    let mut tx = jobs.jobs.store.begin().await?;
+    tx.delete_async_job(&id).await?;
+    tx.commit().await?;
+    // Aborting drops the write's future: an uncommitted transaction rolls back, and a
+    // delivery in progress ends without a commit (D-08). A job running on another instance
+    // is aborted there when it next renews its lease and finds the record gone.
+    if let Some(task) = jobs.forget(&id) {
+        task.abort();
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }

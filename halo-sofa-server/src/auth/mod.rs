@@ -23,6 +23,7 @@ mod users;
 pub use clients::{ClientAuthentication, ClientRegistry, RegisteredClient};
 pub use external::{ExternalJwtTokens, IntrospectionTokens};
 pub use keys::{KeyError, KeyRing, KeyUse};
+pub(crate) use server::hash_secret;
 pub use server::{AuthServer, AuthServerError, paths};
 pub use users::{
     AuthenticatedUser, Authentication, AutoApprove, DevLogin, LoginRequest, UserAuthenticator,

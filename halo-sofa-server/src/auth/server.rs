@@ -112,7 +112,7 @@ pub enum AuthServerError {
 ///     .store(store)
 ///     .token_validator(auth.token_validator())
 ///     .mount(auth.router(), |_| {})
-///     .build();
+///     .build()?;
 /// # let _ = sofa; Ok(()) }
 /// ```
 #[derive(Clone)]

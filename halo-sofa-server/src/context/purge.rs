@@ -1,5 +1,6 @@
 //! Expiry (D-05, REQ SC-07): contexts past their lifetime are purged with their resources by a
-//! query over `expires_at`, so any number of instances may run the task side by side.
+//! query over `expires_at`, so any number of instances may run the task side by side; of those
+//! whose rounds meet, one leads (a PostgreSQL advisory lock) and the others skip the round.
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use crate::error::SofaError;
 
 /// Launches removed per transaction, to keep write-lock holds short.
 const PURGE_BATCH: u64 = 100;
+/// The purge's name for [`try_lead`](crate::store::ClusterOps::try_lead).
+const PURGE_TASK: &str = "purge";
 
 impl ContextManager {
     /// Purges every context expired now; how many.
@@ -20,11 +23,17 @@ impl ContextManager {
         loop {
             let now = self.clock.now();
             let mut tx = self.store.begin().await?;
+            // One instance purges at a time (REQ CLU-02): the others skip the round.
+            if !tx.try_lead(PURGE_TASK).await? {
+                return Ok(purged);
+            }
             let expired = tx.expired_launches(now, PURGE_BATCH).await?;
             if expired.is_empty() {
                 // Revocation and `jti` records past their expiry go with the same round
                 // (REQ IDP-05); they are not launches, so they are not counted.
                 tx.purge_expired_auth_records(now).await?;
+                // So are binding tokens, socket claims and delivery requests (REQ CLU-03).
+                tx.purge_cluster_records(now).await?;
                 tx.commit().await?;
                 return Ok(purged);
             }

@@ -3,6 +3,7 @@
 //! with its status (REQ REL-03).
 
 mod body;
+mod build_error;
 mod handlers;
 mod panic;
 
@@ -20,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 pub use body::{authenticate, read_fhir_json, response_format};
 pub(crate) use body::{fhir_json, format_parameter};
+pub use build_error::BuildError;
 
 use crate::audit::{AuditSink, TracingAuditSink};
 use crate::auth::{StaticTokens, TokenValidator};
@@ -29,7 +31,7 @@ use crate::context::ContextManager;
 use crate::fhir::resources::ResourceServer;
 use crate::fhir::{Capabilities, OperationCapability, ProfileValidator, ResourceValidator};
 use crate::fhir::{ChangeNotifier, CommitDirectly};
-use crate::store::{MemoryStore, Store};
+use crate::store::Store;
 
 /// The shared state of the handlers.
 #[derive(Clone)]
@@ -41,7 +43,10 @@ pub(crate) struct AppState {
     pub(crate) capabilities: Arc<Capabilities>,
 }
 
-/// Assembles a [`Sofa`] from the host's seams; each has a default.
+/// Assembles a [`Sofa`] from the host's seams. The store is required, and so is a change
+/// notifier once the resource server is on: [`build`](Self::build) names what is missing
+/// rather than fall back to something that loses data or skips the PoC. The other seams have
+/// defaults.
 pub struct SofaBuilder {
     config: SofaConfig,
     store: Option<Arc<dyn Store>>,
@@ -62,15 +67,25 @@ impl SofaBuilder {
         self
     }
 
-    /// The write path's notification step (default: [`CommitDirectly`], which notifies no one;
-    /// a SoFA passes its subscriptions' notifier, D-08).
+    /// The write path's notification step: the subscriptions' notifier, which delivers every
+    /// app write to the PoC before it commits (D-08). Required with
+    /// [`resource_server`](Self::resource_server).
     pub fn notifier(mut self, notifier: Arc<dyn ChangeNotifier>) -> SofaBuilder {
         self.notifier = Some(notifier);
         self
     }
 
-    /// The store (default: an in-memory store; a real deployment passes a
-    /// [`SqliteStore`](crate::store::SqliteStore) or its own).
+    /// **Tests only**: the resource server commits app writes without telling the PoC
+    /// ([`CommitDirectly`]), which breaks deliver-before-commit (D-08). For tests of the
+    /// resource API that have no subscriptions; a SoFA passes [`notifier`](Self::notifier).
+    pub fn commit_writes_without_notifying_the_poc_for_tests(mut self) -> SofaBuilder {
+        self.notifier = Some(Arc::new(CommitDirectly));
+        self
+    }
+
+    /// The store (required): a [`SqliteStore`](crate::store::SqliteStore), a
+    /// `PostgresStore`, a [`MemoryStore`](crate::store::MemoryStore) in tests, or the host's
+    /// own.
     pub fn store(mut self, store: Arc<dyn Store>) -> SofaBuilder {
         self.store = Some(store);
         self
@@ -110,12 +125,16 @@ impl SofaBuilder {
         self
     }
 
-    /// Builds the server.
-    pub fn build(self) -> Sofa {
+    /// Builds the server; [`BuildError`] names a required part that was not given.
+    pub fn build(self) -> Result<Sofa, BuildError> {
         let config = Arc::new(self.config);
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+        let store = self.store.ok_or(BuildError::MissingStore)?;
+        // Without the resource server nothing writes, so nothing needs notifying.
+        let notifier = match (self.resources, self.notifier) {
+            (false, _) => None,
+            (true, None) => return Err(BuildError::MissingNotifier),
+            (true, Some(notifier)) => Some(notifier),
+        };
         let validator = self.validator.unwrap_or_else(|| {
             Arc::new(ProfileValidator::new(config.supported_types.clone()))
                 as Arc<dyn ResourceValidator>
@@ -123,13 +142,12 @@ impl SofaBuilder {
         let tokens = self
             .tokens
             .unwrap_or_else(|| Arc::new(StaticTokens::new()) as Arc<dyn TokenValidator>);
-        let resource_server = self.resources.then(|| {
+        let resource_server = notifier.map(|notifier| {
             ResourceServer::new(
                 store.clone(),
                 tokens.clone(),
                 validator.clone(),
-                self.notifier
-                    .unwrap_or_else(|| Arc::new(CommitDirectly) as Arc<dyn ChangeNotifier>),
+                notifier,
                 self.clock.clone(),
                 config.clone(),
             )
@@ -161,7 +179,7 @@ impl SofaBuilder {
             merge(&mut capabilities, offered);
             extra = extra.merge(routes);
         }
-        Sofa {
+        Ok(Sofa {
             state: AppState {
                 context,
                 tokens,
@@ -170,7 +188,7 @@ impl SofaBuilder {
                 capabilities: Arc::new(capabilities),
             },
             extra,
-        }
+        })
     }
 }
 
@@ -224,7 +242,8 @@ impl std::fmt::Debug for Sofa {
 }
 
 impl Sofa {
-    /// A builder with the project's defaults for everything but the configuration.
+    /// A builder: give it a store (and, with the resource server, a notifier); the other
+    /// seams have defaults.
     pub fn builder(config: SofaConfig) -> SofaBuilder {
         SofaBuilder {
             config,

@@ -9,10 +9,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::meta::{references_of, stamp_meta};
 use super::{
-    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
-    NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
-    StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord,
-    SubscriptionStatus, Transaction,
+    AsyncJobRecord, AuthOps, AuthorizationCodeRecord, BindingTokenRecord, BoxFuture, ClusterOps,
+    EventRecord, EventState, LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps,
+    ResourceQuery, SigningKeyRecord, Store, StoreError, StoreResult, StoredResource,
+    SubscriptionOps, SubscriptionRecord, SubscriptionStatus, Transaction,
 };
 use crate::metrics;
 
@@ -29,6 +29,11 @@ struct State {
     keys: BTreeMap<String, SigningKeyRecord>,
     revoked_families: BTreeMap<String, DateTime<Utc>>,
     jtis: BTreeMap<(String, String), DateTime<Utc>>,
+    binding_tokens: BTreeMap<String, BindingTokenRecord>,
+    socket_holders: BTreeMap<(String, String), DateTime<Utc>>,
+    /// Socket delivery requests: deadline, and whether a socket wrote the event.
+    socket_requests: BTreeMap<(String, u64), (DateTime<Utc>, bool)>,
+    async_jobs: BTreeMap<String, AsyncJobRecord>,
 }
 
 /// An in-memory [`Store`]. Transactions are serialised; each is all-or-nothing.
@@ -695,5 +700,228 @@ impl AuthOps for MemoryTransaction {
             keys.sort_by_key(|k| k.created_at);
             Ok(keys)
         })
+    }
+}
+
+impl ClusterOps for MemoryTransaction {
+    fn insert_binding_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+        record: BindingTokenRecord,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().binding_tokens.contains_key(token_hash) {
+                return Err(StoreError::AlreadyExists("binding token".into()));
+            }
+            self.write()
+                .binding_tokens
+                .insert(token_hash.to_string(), record);
+            Ok(())
+        })
+    }
+
+    fn take_binding_token<'a>(
+        &'a mut self,
+        token_hash: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Option<BindingTokenRecord>>> {
+        Box::pin(async move {
+            if !self.read().binding_tokens.contains_key(token_hash) {
+                return Ok(None);
+            }
+            Ok(self
+                .write()
+                .binding_tokens
+                .remove(token_hash)
+                .filter(|record| record.expires_at > now))
+        })
+    }
+
+    fn hold_socket<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        instance: &'a str,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.write().socket_holders.insert(
+                (subscription_id.to_string(), instance.to_string()),
+                lease_until,
+            );
+            Ok(())
+        })
+    }
+
+    fn release_socket<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        instance: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let key = (subscription_id.to_string(), instance.to_string());
+            if self.read().socket_holders.contains_key(&key) {
+                self.write().socket_holders.remove(&key);
+            }
+            Ok(())
+        })
+    }
+
+    fn socket_holders<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .socket_holders
+                .iter()
+                .filter(|((id, _), until)| id == subscription_id && **until > now)
+                .map(|((_, instance), _)| instance.clone())
+                .collect())
+        })
+    }
+
+    fn request_socket_delivery<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+        deadline: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.write().socket_requests.insert(
+                (subscription_id.to_string(), event_number),
+                (deadline, false),
+            );
+            Ok(())
+        })
+    }
+
+    fn socket_delivery_requests<'a>(
+        &'a mut self,
+        instance: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, u64)>>> {
+        Box::pin(async move {
+            let state = self.read();
+            let held = |id: &str| {
+                state
+                    .socket_holders
+                    .contains_key(&(id.to_string(), instance.to_string()))
+            };
+            Ok(state
+                .socket_requests
+                .iter()
+                .filter(|((id, _), (deadline, delivered))| {
+                    held(id) && !*delivered && *deadline > now
+                })
+                .map(|(key, _)| key.clone())
+                .collect())
+        })
+    }
+
+    fn confirm_socket_delivery<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let key = (subscription_id.to_string(), event_number);
+            if !self.read().socket_requests.contains_key(&key) {
+                return Ok(false);
+            }
+            if let Some(request) = self.write().socket_requests.get_mut(&key) {
+                request.1 = true;
+            }
+            Ok(true)
+        })
+    }
+
+    fn socket_delivered<'a>(
+        &'a mut self,
+        subscription_id: &'a str,
+        event_number: u64,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .socket_requests
+                .get(&(subscription_id.to_string(), event_number))
+                .is_some_and(|(_, delivered)| *delivered))
+        })
+    }
+
+    fn purge_cluster_records(&mut self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let state = self.read();
+            let stale = state
+                .binding_tokens
+                .values()
+                .filter(|r| r.expires_at <= now)
+                .count()
+                + state.socket_holders.values().filter(|u| **u <= now).count()
+                + state
+                    .socket_requests
+                    .values()
+                    .filter(|(deadline, _)| *deadline <= now)
+                    .count()
+                + state
+                    .async_jobs
+                    .values()
+                    .filter(|j| j.expires_at <= now)
+                    .count();
+            if stale > 0 {
+                let state = self.write();
+                state.binding_tokens.retain(|_, r| r.expires_at > now);
+                state.socket_holders.retain(|_, u| *u > now);
+                state
+                    .socket_requests
+                    .retain(|_, (deadline, _)| *deadline > now);
+                state.async_jobs.retain(|_, j| j.expires_at > now);
+            }
+            Ok(stale as u64)
+        })
+    }
+
+    fn insert_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if self.read().async_jobs.contains_key(&job.id) {
+                return Err(StoreError::AlreadyExists(format!("async job {}", job.id)));
+            }
+            self.write().async_jobs.insert(job.id.clone(), job);
+            Ok(())
+        })
+    }
+
+    fn get_async_job<'a>(
+        &'a mut self,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AsyncJobRecord>>> {
+        Box::pin(async move { Ok(self.read().async_jobs.get(id).cloned()) })
+    }
+
+    fn update_async_job(&mut self, job: AsyncJobRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            if !self.read().async_jobs.contains_key(&job.id) {
+                return Ok(false);
+            }
+            self.write().async_jobs.insert(job.id.clone(), job);
+            Ok(true)
+        })
+    }
+
+    fn delete_async_job<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            if !self.read().async_jobs.contains_key(id) {
+                return Ok(false);
+            }
+            Ok(self.write().async_jobs.remove(id).is_some())
+        })
+    }
+
+    fn try_lead<'a>(&'a mut self, task: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        // Transactions are serialised: the one asking leads.
+        let _ = task;
+        Box::pin(async { Ok(true) })
     }
 }

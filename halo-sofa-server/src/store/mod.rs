@@ -3,8 +3,8 @@
 //! Everything goes through a transaction, so a unit of work (a `$set-context`, later an app
 //! write with its event numbers) commits whole or leaves nothing (REQ SC-04, REL-02). Dropping a
 //! transaction without [`Transaction::commit`] rolls it back. The operations are grouped by
-//! area ([`ResourceOps`], [`LaunchOps`], [`SubscriptionOps`], [`AuthOps`]); a backend implements
-//! all four on its transaction type.
+//! area ([`ResourceOps`], [`LaunchOps`], [`SubscriptionOps`], [`AuthOps`], [`ClusterOps`]); a
+//! backend implements them all on its transaction type.
 //!
 //! The contracts assume nothing SQLite-specific: keys are strings, times are UTC instants,
 //! counters are allocated inside the caller's transaction (a row lock or sequence in PostgreSQL),
@@ -13,6 +13,7 @@
 //! Backends: [`SqliteStore`] (embedded, WAL, the default), `PostgresStore` (several instances
 //! on one database; feature `postgres`, on by default) and [`MemoryStore`] (tests).
 
+mod cluster;
 mod memory;
 mod meta;
 #[cfg(feature = "postgres")]
@@ -25,6 +26,7 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 
+pub use cluster::{AsyncJobRecord, AsyncJobResult, BindingTokenRecord, ClusterOps, Wakeup};
 pub use memory::MemoryStore;
 pub use meta::{instant as meta_instant, references_of, stamp_meta};
 #[cfg(feature = "postgres")]
@@ -63,11 +65,27 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool {
         false
     }
+
+    /// Wakes every instance listening on this store (REQ CLU-03) with `payload` (at most a
+    /// few hundred bytes). A wake-up may be lost; listeners re-scan on a tick. A no-op where
+    /// no other process shares the store.
+    fn wake<'a>(&'a self, payload: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let _ = payload;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The wake-ups sent by the instances on this store (this one included), once this
+    /// process listens; `None` where no other process shares the store.
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<Wakeup>> {
+        None
+    }
 }
 
 /// A unit of work. Nothing it wrote is visible to others before [`commit`](Self::commit);
 /// dropped without commit, it leaves nothing.
-pub trait Transaction: ResourceOps + LaunchOps + SubscriptionOps + AuthOps + Send {
+pub trait Transaction:
+    ResourceOps + LaunchOps + SubscriptionOps + AuthOps + ClusterOps + Send
+{
     /// Makes every write of the transaction durable and visible, all at once.
     fn commit(self: Box<Self>) -> BoxFuture<'static, StoreResult<()>>;
 

@@ -88,17 +88,28 @@ impl Inner {
     }
 
     /// Delivers `body` on the subscription's channel; `Err` says why it was not acknowledged.
+    /// `event` is the number of the logged event `body` announces: with it, a websocket bound
+    /// on another instance of a shared store is asked to write the event (REQ CLU-03).
     pub(crate) async fn deliver(
         &self,
         subscription_id: &str,
         subscription: &Subscription,
         body: &Value,
+        event: Option<u64>,
     ) -> Result<(), String> {
         let timeout = self.timeout_of(subscription);
         let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let (channel, result) = match subscription.channel.channel_type {
             ChannelType::RestHook => ("rest-hook", self.post(subscription, bytes, timeout).await),
+            ChannelType::Websocket if !self.hub.is_bound(subscription_id) && event.is_some() => {
+                let number = event.unwrap_or_default();
+                (
+                    "websocket",
+                    self.deliver_remotely(subscription_id, number, timeout)
+                        .await,
+                )
+            }
             ChannelType::Websocket => {
                 let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
                 (

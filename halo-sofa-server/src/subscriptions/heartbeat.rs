@@ -135,7 +135,7 @@ async fn send(inner: &Arc<Inner>, id: &str) -> bool {
         }
     };
     let body = inner.bare_notification(&record, &subscription, NotificationType::Heartbeat);
-    let result = match inner.deliver(id, &subscription, &body).await {
+    let result = match inner.deliver(id, &subscription, &body, None).await {
         Ok(()) => Ok(true),
         Err(reason) => {
             tracing::info!(subscription = %id, %reason, "heartbeat not delivered");

@@ -254,7 +254,7 @@ impl Inner {
         tokio::spawn(async move {
             let _guard = guard;
             let body = inner.bare_notification(&record, &subscription, NotificationType::Handshake);
-            let outcome = inner.deliver(&record.id, &subscription, &body).await;
+            let outcome = inner.deliver(&record.id, &subscription, &body, None).await;
             let result = match outcome {
                 Ok(()) => {
                     inner

@@ -26,7 +26,7 @@
 //!     .store(store)
 //!     .token_validator(tokens)
 //!     .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
-//!     .build();
+//!     .build()?;
 //! let _heartbeats = subscriptions.spawn_heartbeats();
 //! let _outbox = subscriptions.spawn_outbox();
 //! // ... serve sofa.router(); on shutdown:
@@ -37,10 +37,11 @@
 //! Start [`spawn_outbox`](Subscriptions::spawn_outbox) too: it delivers the compensating events
 //! of writes that did not commit, and resolves what a crash left (D-16).
 //!
-//! Scaling note: subscriptions, statuses, counters and the event log live in the store, and
-//! heartbeats are found by a query over it, so they survive restarts and work with several
-//! instances. Live websocket connections, and the short-lived binding tokens that lead to them,
-//! are the only per-process state.
+//! Scaling note: subscriptions, statuses, counters, the event log and websocket binding tokens
+//! live in the store, and heartbeats are found by a query over it, so they survive restarts and
+//! work with several instances. Live websocket connections are the only per-process state: on
+//! a shared store, an instance without the socket asks the one holding it to write the frame
+//! (REQ CLU-03, see `relay`).
 
 mod delivery;
 mod heartbeat;
@@ -49,6 +50,7 @@ mod manager;
 mod notifier;
 mod operations;
 mod outbox;
+mod relay;
 mod routes;
 mod websocket;
 
@@ -132,6 +134,7 @@ pub(crate) struct Inner {
     pub(crate) locks: locks::PocLocks,
     pub(crate) tracker: Arc<locks::Tracker>,
     pub(crate) hub: websocket::Hub,
+    pub(crate) relay: relay::Relay,
     pub(crate) heartbeats: heartbeat::Sending,
     pub(crate) outbox: outbox::Outbox,
     /// The events this process logged whose write is still in progress: never a crash's.
@@ -186,6 +189,7 @@ impl Subscriptions {
                 locks: locks::PocLocks::default(),
                 tracker: Arc::default(),
                 hub: websocket::Hub::default(),
+                relay: relay::Relay::default(),
                 heartbeats: heartbeat::Sending::default(),
                 outbox: outbox::Outbox::default(),
                 in_flight: Default::default(),

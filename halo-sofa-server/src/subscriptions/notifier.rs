@@ -403,10 +403,11 @@ impl Inner {
         let mut deliveries = JoinSet::new();
         for ((record, subscription), event) in required.into_iter().zip(events) {
             let body = self.event_notification(&record, &subscription, event);
+            let number = event.event_number;
             let inner = self.clone();
             deliveries.spawn(async move {
                 inner
-                    .deliver(&record.id, &subscription, &body)
+                    .deliver(&record.id, &subscription, &body, Some(number))
                     .await
                     .map_err(|reason| format!("Subscription/{}: {reason}", record.id))
             });
@@ -450,16 +451,18 @@ impl Inner {
         if required.is_empty() {
             return Err(NotifyError::NoActiveSubscription.into());
         }
-        // A websocket subscription with no socket bound cannot be reached: refuse before any
-        // number is used, since nothing could leave (a socket lost later is compensated).
-        if let Some((record, _)) = required.iter().find(|(record, subscription)| {
-            subscription.channel.channel_type == ChannelType::Websocket
-                && !self.hub.is_bound(&record.id)
-        }) {
-            return Err(refused(format!(
-                "Subscription/{}: no websocket is bound to the subscription",
-                record.id
-            )));
+        // A websocket subscription with no socket bound (here, or on another instance of a
+        // shared store) cannot be reached: refuse before any number is used, since nothing
+        // could leave (a socket lost later is compensated).
+        for (record, subscription) in &required {
+            if subscription.channel.channel_type == ChannelType::Websocket
+                && !self.socket_reachable(&record.id).await
+            {
+                return Err(refused(format!(
+                    "Subscription/{}: no websocket is bound to the subscription",
+                    record.id
+                )));
+            }
         }
         let events = self.log_intent(&change, &required).await?;
         let _in_flight = InFlight {

@@ -166,8 +166,8 @@ impl Inner {
             .unwrap_or(ChronoDuration::seconds(60));
         let expires_at = now + ttl;
         let token = self
-            .hub
-            .issue_token(&caller.client_id, ids.clone(), now, expires_at);
+            .issue_binding_token(&caller.client_id, ids.clone(), expires_at)
+            .await?;
         Ok(BindingToken {
             token,
             expiration: meta_instant(expires_at),

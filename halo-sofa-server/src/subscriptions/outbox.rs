@@ -162,7 +162,7 @@ impl Inner {
         };
         for event in outbox.iter().filter(|e| e.state == EventState::Outbox) {
             let body = self.event_notification(record, &subscription, event);
-            self.deliver(&record.id, &subscription, &body)
+            self.deliver(&record.id, &subscription, &body, Some(event.event_number))
                 .await
                 .map_err(|reason| format!("Subscription/{}: {reason}", record.id))?;
             let mut tx = self.store.begin().await.map_err(|e| e.to_string())?;

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use halo_model::outcome::{IssueType, OperationOutcome};
 use halo_model::subscription::{ChannelType, NotificationType, parse_bind_message};
@@ -16,7 +15,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Inner;
 use super::delivery::typed;
-use crate::store::{SubscriptionRecord, SubscriptionStatus};
+use chrono::{DateTime, Utc};
+
+use crate::auth::hash_secret;
+use crate::error::SofaError;
+use crate::store::{BindingTokenRecord, SubscriptionRecord, SubscriptionStatus};
 
 /// A frame to write, and where to say whether it was written.
 pub(crate) struct Outgoing {
@@ -24,55 +27,18 @@ pub(crate) struct Outgoing {
     written: oneshot::Sender<bool>,
 }
 
-/// A binding token's grant, until it is used or expires.
-struct PendingBinding {
-    owner: String,
-    subscriptions: Vec<String>,
-    expires_at: DateTime<Utc>,
-}
-
 /// The sockets bound to one subscription: connection id and its frame queue.
 type BoundSockets = Vec<(u64, mpsc::Sender<Outgoing>)>;
 
-/// Bound sockets per subscription, and the outstanding binding tokens.
+/// The sockets bound in this process, per subscription. Binding tokens live in the store, so
+/// a token issued by one instance binds on any (REQ CLU-03).
 #[derive(Default)]
 pub(crate) struct Hub {
     bound: Mutex<HashMap<String, BoundSockets>>,
-    tokens: Mutex<HashMap<String, PendingBinding>>,
     next_connection: AtomicU64,
 }
 
 impl Hub {
-    /// Issues a token binding `subscriptions` of `owner`, usable once until `expires_at`.
-    pub(crate) fn issue_token(
-        &self,
-        owner: &str,
-        subscriptions: Vec<String>,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> String {
-        let token = random_token();
-        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.retain(|_, pending| pending.expires_at > now);
-        tokens.insert(
-            token.clone(),
-            PendingBinding {
-                owner: owner.to_string(),
-                subscriptions,
-                expires_at,
-            },
-        );
-        token
-    }
-
-    /// Takes a token: a second use, or a use after expiry, finds nothing.
-    fn take_token(&self, token: &str, now: DateTime<Utc>) -> Option<PendingBinding> {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .remove(token)
-            .filter(|pending| pending.expires_at > now)
-    }
-
     fn register(&self, subscription_id: &str, connection: u64, sender: mpsc::Sender<Outgoing>) {
         let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
         bound
@@ -81,12 +47,25 @@ impl Hub {
             .push((connection, sender));
     }
 
-    fn unregister(&self, connection: u64) {
+    /// Forgets the connection's sockets; the subscriptions left with no socket here.
+    fn unregister(&self, connection: u64) -> Vec<String> {
         let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
-        for senders in bound.values_mut() {
+        let mut left = Vec::new();
+        for (id, senders) in bound.iter_mut() {
+            let before = senders.len();
             senders.retain(|(id, _)| *id != connection);
+            if senders.is_empty() && before > 0 {
+                left.push(id.clone());
+            }
         }
         bound.retain(|_, senders| !senders.is_empty());
+        left
+    }
+
+    /// The subscriptions with a socket bound here.
+    pub(crate) fn bound_ids(&self) -> Vec<String> {
+        let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        bound.keys().cloned().collect()
     }
 
     /// Whether a socket is bound to the subscription.
@@ -133,7 +112,7 @@ impl Hub {
     }
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     if getrandom::fill(&mut bytes).is_err() {
         // getrandom failing means no OS randomness at all; a v4 UUID pair is the fallback.
@@ -178,6 +157,10 @@ pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket) {
                     };
                     match bind(&inner, &token).await {
                         Ok(records) => {
+                            let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+                            // Other instances learn where the socket is (REQ CLU-03) before the
+                            // subscription turns active and writes start to need it.
+                            inner.hold_sockets(&ids).await;
                             let mut failed = false;
                             for record in records {
                                 let Some(subscription) = typed(&record) else { continue };
@@ -218,14 +201,15 @@ pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket) {
             },
         }
     }
-    inner.hub.unregister(connection);
+    let left = inner.hub.unregister(connection);
+    inner.release_sockets(&left).await;
 }
 
 /// The subscriptions a binding token grants, checked against the store.
 async fn bind(inner: &Inner, token: &str) -> Result<Vec<SubscriptionRecord>, String> {
     let pending = inner
-        .hub
-        .take_token(token, inner.clock.now())
+        .take_binding_token(token)
+        .await?
         .ok_or("the binding token is unknown, used or expired")?;
     let mut tx = inner
         .store
@@ -238,10 +222,48 @@ async fn bind(inner: &Inner, token: &str) -> Result<Vec<SubscriptionRecord>, Str
             .get_subscription(id)
             .await
             .map_err(|_| "the store is unavailable")?
-            .filter(|r| r.owner_client_id == pending.owner && r.status != SubscriptionStatus::Off)
+            .filter(|r| {
+                r.owner_client_id == pending.owner_client_id && r.status != SubscriptionStatus::Off
+            })
             .filter(|r| typed(r).is_some_and(|s| s.channel.channel_type == ChannelType::Websocket))
             .ok_or_else(|| format!("Subscription/{id} cannot be bound"))?;
         records.push(record);
     }
     Ok(records)
+}
+
+impl Inner {
+    /// Issues a token binding `subscriptions` of `owner`, usable once until `expires_at`, on
+    /// any instance of the store (only its hash is kept).
+    pub(crate) async fn issue_binding_token(
+        &self,
+        owner: &str,
+        subscriptions: Vec<String>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, SofaError> {
+        let token = random_token();
+        let record = BindingTokenRecord {
+            owner_client_id: owner.to_string(),
+            subscriptions,
+            expires_at,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.insert_binding_token(&hash_secret(&token), record)
+            .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Takes a binding token: a second use, on this instance or another, or a use after
+    /// expiry, finds nothing.
+    async fn take_binding_token(&self, token: &str) -> Result<Option<BindingTokenRecord>, String> {
+        let unavailable = |_| "the store is unavailable".to_string();
+        let mut tx = self.store.begin().await.map_err(unavailable)?;
+        let taken = tx
+            .take_binding_token(&hash_secret(token), self.clock.now())
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(taken)
+    }
 }

@@ -186,7 +186,7 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
         .token_validator(tokens)
         .mount(auth.router(), |_| {});
     builder = with_resources(builder, options.notifier);
-    let sofa = builder.build();
+    let sofa = builder.build().unwrap();
     let app = axum::Router::new().nest("/fhir", sofa.router());
     // With the peer address, as a host serves it, so per-address limits apply.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -211,7 +211,8 @@ fn with_resources(
     let builder = builder.resource_server();
     match notifier {
         Some(notifier) => builder.notifier(notifier),
-        None => builder,
+        // These tests are about authorization, not notifications.
+        None => builder.commit_writes_without_notifying_the_poc_for_tests(),
     }
 }
 

@@ -361,7 +361,8 @@ impl Harness {
             .resource_server()
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
-            .build();
+            .build()
+            .unwrap();
         let app = Router::new().nest("/fhir", sofa.router());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();

@@ -169,3 +169,20 @@ pub async fn launch(
         code,
     )
 }
+
+/// The EMR's access token (client credentials, context and subscription scopes).
+pub async fn poc_token(http: &reqwest::Client, base: &str) -> String {
+    let (status, answer) = token(
+        http,
+        base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", POC),
+            ("client_secret", POC_SECRET),
+            ("scope", "Context.write system/Subscription.cruds"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["access_token"].as_str().unwrap().to_string()
+}

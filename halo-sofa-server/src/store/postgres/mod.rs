@@ -9,6 +9,7 @@
 //! clear fence (REQ SYNC-05). Inserts use `ON CONFLICT DO NOTHING`, so a duplicate is an
 //! ordinary answer and never aborts the caller's transaction.
 
+mod cluster;
 mod schema;
 
 use std::path::PathBuf;
@@ -63,6 +64,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Pool,
     options: Arc<PostgresOptions>,
+    listener: Arc<cluster::Listener>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -141,9 +143,15 @@ impl PostgresStore {
             // text unless asked for; production URLs say `sslmode=require`.
             config.ssl_mode(SslMode::Disable);
         }
+        let tls = tls(&options)?;
+        let listener = Arc::new(cluster::Listener::new(
+            config.clone(),
+            tls.clone(),
+            options.schema.as_deref(),
+        ));
         let manager = Manager::from_config(
             config,
-            tls(&options)?,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -158,6 +166,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             options: Arc::new(options),
+            listener,
         };
         store.migrate().await?;
         Ok(store)
@@ -287,6 +296,14 @@ impl Store for PostgresStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn wake<'a>(&'a self, payload: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(cluster::notify(self, payload))
+    }
+
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<super::Wakeup>> {
+        Some(self.listener.subscribe())
     }
 }
 

@@ -95,6 +95,38 @@ CREATE INDEX used_jtis_by_expiry ON used_jtis (expires_at);
 ",
     ),
     (
+        4,
+        // Websocket binding tokens, which instance holds which socket, the requests that ask
+        // it to write a logged event (REQ CLU-03), and asynchronous jobs (REQ CLU-02).
+        "
+CREATE TABLE binding_tokens (
+    token_hash TEXT PRIMARY KEY,
+    expires_at TIMESTAMPTZ NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX binding_tokens_by_expiry ON binding_tokens (expires_at);
+CREATE TABLE socket_holders (
+    subscription_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    lease_until TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (subscription_id, instance)
+);
+CREATE TABLE socket_deliveries (
+    subscription_id TEXT NOT NULL,
+    event_number BIGINT NOT NULL,
+    deadline TIMESTAMPTZ NOT NULL,
+    delivered BOOLEAN NOT NULL,
+    PRIMARY KEY (subscription_id, event_number)
+);
+CREATE TABLE async_jobs (
+    id TEXT PRIMARY KEY,
+    expires_at TIMESTAMPTZ NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX async_jobs_by_expiry ON async_jobs (expires_at);
+",
+    ),
+    (
         7,
         // Past versions of resources (vread and `_history`), gone with the resource.
         "

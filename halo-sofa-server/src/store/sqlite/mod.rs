@@ -2,6 +2,7 @@
 //! (taken from a small pool), every SQLite call on a blocking thread so the async runtime never
 //! waits on disk or on the write lock.
 
+mod cluster;
 mod ops;
 mod schema;
 

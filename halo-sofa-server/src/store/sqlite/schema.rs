@@ -88,6 +88,31 @@ CREATE TABLE IF NOT EXISTS used_jtis (
     PRIMARY KEY (issuer, jti)
 );
 CREATE INDEX IF NOT EXISTS used_jtis_by_expiry ON used_jtis (expires_at);
+CREATE TABLE IF NOT EXISTS binding_tokens (
+    token_hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS binding_tokens_by_expiry ON binding_tokens (expires_at);
+CREATE TABLE IF NOT EXISTS socket_holders (
+    subscription_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    lease_until INTEGER NOT NULL,
+    PRIMARY KEY (subscription_id, instance)
+);
+CREATE TABLE IF NOT EXISTS socket_deliveries (
+    subscription_id TEXT NOT NULL,
+    event_number INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
+    PRIMARY KEY (subscription_id, event_number)
+);
+CREATE TABLE IF NOT EXISTS async_jobs (
+    id TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS async_jobs_by_expiry ON async_jobs (expires_at);
 ";
 
 /// Upgrades of an existing database: `(version reached, SQL)`, applied in order to every
@@ -101,6 +126,10 @@ pub(super) const UPGRADES: &[(i64, &str)] = &[
     // Version 3 only adds tables (family revocations and `jti` records, REQ IDP-05), which
     // `CREATE` makes on any database that lacks them.
     (3, ""),
+    // Version 4 only adds tables (binding tokens, socket holders, socket delivery requests
+    // and asynchronous jobs, REQ CLU-02, CLU-03), which `CREATE` makes on any database that
+    // lacks them.
+    (4, ""),
     // Version 7 only adds the past versions of resources (vread and `_history`).
     (7, ""),
 ];
