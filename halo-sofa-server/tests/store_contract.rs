@@ -15,7 +15,8 @@ use halo_model::fhir::RawResource;
 use halo_sofa_server::error::StoreError;
 use halo_sofa_server::store::{
     AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, MemoryStore, NewResource,
-    RefreshTokenRecord, ResourceQuery, SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
+    RefreshTokenRecord, ResourceQuery, SigningKeyRecord, SqliteStore, Store, SubscriptionRecord,
+    SubscriptionStatus,
 };
 use serde_json::json;
 use support::{TempDir, counts, patient};
@@ -865,5 +866,77 @@ async fn a_status_change_read_before_an_allocation_never_puts_the_counter_back()
             (SubscriptionStatus::Active, 2),
             "{name}"
         );
+    }
+}
+
+// REQ: IDP-06
+#[tokio::test]
+async fn signing_keys_keep_their_rotation_fields_and_are_deleted_by_id() {
+    let (_dir, stores) = backends("signing-keys").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let key = |kid: &str, created: chrono::DateTime<Utc>| SigningKeyRecord {
+            kid: kid.into(),
+            algorithm: "ES256".into(),
+            private_key_pem: String::new(),
+            sealed_private_key: Some(format!("sealed-{kid}")),
+            public_jwk: json!({"kid": kid}),
+            created_at: created,
+            retired: false,
+            not_before: Some(created + Duration::minutes(5)),
+            expires_at: None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.put_signing_key(key("k1", now)).await.unwrap();
+        tx.put_signing_key(key("k2", now + Duration::seconds(1)))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // A rotation replaces k1 with its retirement fields set.
+        let mut retired = key("k1", now);
+        retired.retired = true;
+        retired.expires_at = Some(now + Duration::hours(1));
+        let mut tx = store.begin().await.unwrap();
+        tx.put_signing_key(retired.clone()).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin_read().await.unwrap();
+        let keys = tx.signing_keys().await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(keys.len(), 2, "{name}");
+        // Oldest first, every field as written (times to the stored precision).
+        assert_eq!(keys[0].kid, "k1", "{name}");
+        assert!(keys[0].retired, "{name}");
+        assert_eq!(keys[0].sealed_private_key.as_deref(), Some("sealed-k1"));
+        assert_eq!(
+            keys[0].expires_at.map(|t| t.timestamp()),
+            retired.expires_at.map(|t| t.timestamp()),
+            "{name}"
+        );
+        assert_eq!(
+            keys[1].not_before.map(|t| t.timestamp()),
+            Some((now + Duration::seconds(1) + Duration::minutes(5)).timestamp()),
+            "{name}"
+        );
+
+        // A delete rolled back leaves the key; committed, it is gone.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.delete_signing_key("k1").await.unwrap(), "{name}");
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.signing_keys().await.unwrap().len(), 2, "{name}");
+        assert!(tx.delete_signing_key("k1").await.unwrap(), "{name}");
+        assert!(!tx.delete_signing_key("k1").await.unwrap(), "{name}");
+        assert!(!tx.delete_signing_key("unknown").await.unwrap(), "{name}");
+        tx.commit().await.unwrap();
+        let mut tx = store.begin_read().await.unwrap();
+        let kids: Vec<String> = tx
+            .signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert_eq!(kids, ["k2"], "{name}");
     }
 }

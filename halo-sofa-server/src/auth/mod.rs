@@ -15,13 +15,15 @@ mod external;
 mod grant;
 mod introspect;
 mod keys;
+mod protect;
 mod server;
 mod token;
 mod users;
 
 pub use clients::{ClientAuthentication, ClientRegistry, RegisteredClient};
 pub use external::{ExternalJwtTokens, IntrospectionTokens};
-pub use keys::{KeyError, KeyRing, KeyUse};
+pub use keys::{KeyError, KeyRing, KeyUse, Rotation};
+pub use protect::{AesGcmKek, KeyProtector};
 pub use server::{AuthServer, AuthServerError, paths};
 pub use users::{
     AuthenticatedUser, Authentication, AutoApprove, DevLogin, LoginRequest, UserAuthenticator,

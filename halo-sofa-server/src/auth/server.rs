@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -17,7 +17,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use super::builtin::BuiltinTokens;
 use super::clients::ClientRegistry;
-use super::keys::{KeyError, KeyRing, KeyUse};
+use super::keys::{KeyError, KeyRing, KeyUse, Rotation};
 use super::users::UserAuthenticator;
 use super::{TokenValidator, authorize, introspect, token};
 use crate::clock::Clock;
@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: RwLock<Arc<KeyRing>>,
+    /// When the keys were last read from the store (real time: it paces store reads).
+    pub(crate) keys_read_at: Mutex<Instant>,
     pub(crate) clients: ClientRegistry,
     pub(crate) users: Arc<dyn UserAuthenticator>,
     /// Fetched client JWKS by URL, with when they were fetched.
@@ -58,6 +60,44 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The keys, read again from the store when the last read is older than
+    /// [`AuthConfig::key_refresh_interval`] (or one second with `unknown_kid`: a token names a
+    /// key this instance has not seen, perhaps rotated in by another). A failed read keeps the
+    /// keys held and is logged.
+    pub(crate) async fn fresh_keys(&self, unknown_kid: bool) -> Arc<KeyRing> {
+        let interval = if unknown_kid {
+            Duration::from_secs(1).min(self.config.key_refresh_interval)
+        } else {
+            self.config.key_refresh_interval
+        };
+        let due = {
+            let mut read_at = self
+                .keys_read_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let due = read_at.elapsed() >= interval;
+            if due {
+                // Claimed before the read, so concurrent requests do not all read.
+                *read_at = Instant::now();
+            }
+            due
+        };
+        if due {
+            let held = self.keys();
+            let protector = self.config.key_protector.as_deref();
+            match held
+                .reload(self.store.as_ref(), protector, self.clock.now())
+                .await
+            {
+                Ok(ring) => {
+                    *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+                }
+                Err(e) => tracing::warn!(error = %e, "the signing keys could not be re-read"),
+            }
+        }
+        self.keys()
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -132,10 +172,20 @@ impl AuthServer {
         clients: ClientRegistry,
         users: Arc<dyn UserAuthenticator>,
     ) -> Result<AuthServer, AuthServerError> {
+        // Outside development mode the keys are never stored in clear (REQ IDP-06).
+        if config.key_protector.is_none() && !config.development_mode {
+            return Err(AuthServerError::Keys(KeyError::Protection(
+                "outside development mode the signing keys must be encrypted: configure a \
+                 key-encryption key"
+                    .into(),
+            )));
+        }
         if !url_allowed(&sofa.base_url, config.development_mode) {
             return Err(AuthServerError::Issuer(sofa.base_url.clone()));
         }
-        let keys = KeyRing::load_or_generate(store.as_ref(), clock.now()).await?;
+        let keys =
+            KeyRing::load_or_generate(store.as_ref(), config.key_protector.as_deref(), clock.now())
+                .await?;
         // Client JWKS URLs come with client registrations: fetched only from addresses the
         // server may reach, checked after resolution (REQ HARD-03).
         let http = crate::outbound::client_builder(config.development_mode)
@@ -150,6 +200,7 @@ impl AuthServer {
                 store,
                 clock,
                 keys: RwLock::new(Arc::new(keys)),
+                keys_read_at: Mutex::new(Instant::now()),
                 clients,
                 users,
                 jwks_cache: Mutex::new(HashMap::new()),
@@ -175,11 +226,19 @@ impl AuthServer {
         Arc::new(BuiltinTokens::new(self.inner.clone()))
     }
 
-    /// Retires the current key for `key_use` and signs with a new one from now on; the old key
-    /// stays in the JWKS so tokens it signed keep verifying.
+    /// Rotates the key for `key_use` (REQ IDP-06): the new key is in the JWKS at once and signs
+    /// after [`AuthConfig::key_activation_delay`]; the old one signs until then and stays in
+    /// the JWKS until its last token has expired. Other instances see it at their next read of
+    /// the keys.
     pub async fn rotate_keys(&self, key_use: KeyUse) -> Result<(), KeyError> {
-        let ring =
-            KeyRing::rotate(self.inner.store.as_ref(), key_use, self.inner.clock.now()).await?;
+        let ring = KeyRing::rotate(
+            self.inner.store.as_ref(),
+            self.inner.config.key_protector.as_deref(),
+            key_use,
+            self.inner.clock.now(),
+            self.rotation(),
+        )
+        .await?;
         *self
             .inner
             .keys
@@ -188,9 +247,18 @@ impl AuthServer {
         Ok(())
     }
 
-    /// The public JWKS.
+    /// The schedule [`rotate_keys`](Self::rotate_keys) follows: this server's activation delay,
+    /// and its token lifetime (access tokens and id_tokens live as long).
+    pub fn rotation(&self) -> Rotation {
+        Rotation {
+            activation_delay: self.inner.config.key_activation_delay,
+            token_lifetime: self.inner.config.access_token_ttl,
+        }
+    }
+
+    /// The public JWKS, as last read from the store.
     pub fn jwks(&self) -> Value {
-        self.inner.keys().jwks()
+        self.inner.keys().jwks(self.inner.clock.now())
     }
 
     /// The routes, relative to the FHIR base: discovery (any origin), authorize, token,
@@ -334,5 +402,6 @@ async fn openid_configuration(
 
 /// `GET /auth/jwks` (REQ AS-02).
 async fn jwks(axum::extract::State(inner): axum::extract::State<Arc<Inner>>) -> Response {
-    json_response(StatusCode::OK, &inner.keys().jwks())
+    let keys = inner.fresh_keys(false).await;
+    json_response(StatusCode::OK, &keys.jwks(inner.clock.now()))
 }

@@ -50,6 +50,8 @@ fn unavailable(_: StoreError) -> OAuthError {
 }
 
 async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<String, OAuthError> {
+    // Tokens are signed with the keys as the store has them (a rotation by another instance).
+    inner.fresh_keys(false).await;
     let client = authenticate_client(inner, headers, params).await?;
     let response = match form_value(params, "grant_type")? {
         Some("authorization_code") => code_grant(inner, client, params).await?,
@@ -316,7 +318,7 @@ fn sign<T: serde::Serialize>(
 ) -> Result<String, OAuthError> {
     inner
         .keys()
-        .sign(key_use, claims)
+        .sign_at(key_use, inner.clock.now(), claims)
         .map_err(|_| OAuthError::server_error("the token could not be signed"))
 }
 

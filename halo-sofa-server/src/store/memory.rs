@@ -658,4 +658,8 @@ impl AuthOps for MemoryTransaction {
             Ok(keys)
         })
     }
+
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move { Ok(self.write().keys.remove(kid).is_some()) })
+    }
 }

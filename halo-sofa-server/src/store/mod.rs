@@ -313,4 +313,8 @@ pub trait AuthOps {
 
     /// Every signing key, oldest first.
     fn signing_keys(&mut self) -> BoxFuture<'_, StoreResult<Vec<SigningKeyRecord>>>;
+
+    /// Deletes a signing key (one whose last token has expired, REQ IDP-06); whether it
+    /// existed.
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 }

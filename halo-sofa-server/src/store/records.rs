@@ -329,14 +329,26 @@ pub struct SigningKeyRecord {
     pub kid: String,
     /// The JWS algorithm (`ES256`, `RS256`).
     pub algorithm: String,
-    /// The private key, PEM (a host may store it encrypted and decrypt in its validator).
+    /// The private key in clear, PEM: empty when the key is sealed (development mode only
+    /// keeps keys in clear, REQ IDP-06).
+    #[serde(default)]
     pub private_key_pem: String,
+    /// The private key sealed by the server's key protector (REQ IDP-06).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_private_key: Option<String>,
     /// The public JWK.
     pub public_jwk: Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Retired keys only verify; they still appear in the JWKS until removed.
+    /// Replaced by a rotation: it signs until the new key's `not_before`, then only verifies.
     pub retired: bool,
+    /// When it starts signing (`created_at` when absent): a rotation publishes the new key
+    /// before it signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    /// When the last token it may have signed has expired: it leaves the JWKS and the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for SigningKeyRecord {
@@ -345,7 +357,10 @@ impl fmt::Debug for SigningKeyRecord {
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
             .field("private_key_pem", &"<redacted>")
+            .field("sealed", &self.sealed_private_key.is_some())
             .field("retired", &self.retired)
+            .field("not_before", &self.not_before)
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }

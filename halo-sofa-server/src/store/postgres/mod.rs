@@ -1197,6 +1197,15 @@ impl AuthOps for PgTransaction {
             rows.iter().map(|r| from_json(r.get("record"))).collect()
         })
     }
+
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            Ok(self
+                .execute("DELETE FROM signing_keys WHERE kid = $1", &[&kid])
+                .await?
+                > 0)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -525,4 +525,9 @@ impl AuthOps for SqliteTransaction {
     fn signing_keys(&mut self) -> BoxFuture<'_, StoreResult<Vec<SigningKeyRecord>>> {
         Box::pin(self.call(ops::signing_keys))
     }
+
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let kid = kid.to_string();
+        Box::pin(self.call(move |c| ops::delete_signing_key(c, &kid)))
+    }
 }

@@ -655,6 +655,13 @@ pub(super) fn signing_keys(c: &Connection) -> StoreResult<Vec<SigningKeyRecord>>
         .collect()
 }
 
+pub(super) fn delete_signing_key(c: &Connection, kid: &str) -> StoreResult<bool> {
+    let deleted = c
+        .execute("DELETE FROM signing_keys WHERE kid = ?1", params![kid])
+        .map_err(error)?;
+    Ok(deleted > 0)
+}
+
 // ---- revoked token families and one-time `jti`s (REQ IDP-05) ----
 
 pub(super) fn revoke_access_family(
