@@ -36,8 +36,7 @@ use halo_model::set_context::SupportedTypes;
 use halo_sofa_server::asynchronous::AsyncJobs;
 use halo_sofa_server::audit::TracingAuditSink;
 use halo_sofa_server::auth::{
-    AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, DevLogin, RegisteredClient,
-    UserAuthenticator,
+    AuthServer, AuthServerError, AutoApprove, DevLogin, KeyError, UserAuthenticator,
 };
 use halo_sofa_server::clock::SystemClock;
 use halo_sofa_server::config::{AuthConfig, SofaConfig};
@@ -52,8 +51,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 mod overrides;
+mod registry;
 
 pub use overrides::{ENV_PREFIX, REDACTED, redact_url};
+pub use registry::registered_client;
 
 /// The path the FHIR API is nested under.
 pub const FHIR_PATH: &str = "/fhir";
@@ -146,6 +147,14 @@ pub struct Config {
     /// line, for a log collector).
     #[serde(default)]
     pub log_format: LogFormat,
+    /// A file holding the key-encryption key of the token-signing keys: base64 of 32 random
+    /// bytes (`openssl rand -base64 32`), e.g. a mounted secret (REQ IDP-06). Required outside
+    /// development mode, unless `key_encryption_key_env` is given.
+    #[serde(default)]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The environment variable holding the key-encryption key instead.
+    #[serde(default)]
+    pub key_encryption_key_env: Option<String>,
 }
 
 /// How log lines are written.
@@ -190,6 +199,8 @@ impl Default for Config {
             database_pool_size: None,
             database_schema: None,
             log_format: LogFormat::default(),
+            key_encryption_key_file: None,
+            key_encryption_key_env: None,
         }
     }
 }
@@ -239,6 +250,11 @@ impl Config {
             config.database = dir.join(&config.database);
         }
         if let Some(CatalogSource::File(file)) = &mut config.catalog
+            && file.is_relative()
+        {
+            *file = dir.join(&*file);
+        }
+        if let Some(file) = &mut config.key_encryption_key_file
             && file.is_relative()
         {
             *file = dir.join(&*file);
@@ -380,6 +396,14 @@ pub struct Client {
     /// a public SMART app (PKCE only).
     #[serde(default)]
     pub secret: Option<String>,
+    /// The public keys of a `private_key_jwt` client (RS384 or ES384), inline as a JWK Set:
+    /// `jwks = { keys = [{ kty = "EC", crv = "P-384", kid = "...", x = "...", y = "..." }] }`.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// The URL of a `private_key_jwt` client's JWK Set, fetched and cached (https; http on
+    /// loopback in development mode).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
     /// The exact redirect URIs of a SMART app.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -401,6 +425,7 @@ impl std::fmt::Debug for Client {
             .field("redirect_uris", &self.redirect_uris)
             .field("scopes", &self.scopes)
             .field("app_id", &self.app_id)
+            .field("jwks_url", &self.jwks_url)
             .finish_non_exhaustive()
     }
 }
@@ -413,6 +438,8 @@ impl Client {
         Client {
             id: id.to_string(),
             secret: None,
+            jwks: None,
+            jwks_url: None,
             redirect_uris: vec![format!("{app_base}/callback")],
             scopes: scopes.to_string(),
             app_id: Some(app_id.to_string()),
@@ -425,6 +452,8 @@ impl Client {
         Client {
             id: id.to_string(),
             secret: Some(secret.to_string()),
+            jwks: None,
+            jwks_url: None,
             redirect_uris: Vec::new(),
             scopes: scopes.to_string(),
             app_id: None,
@@ -443,6 +472,11 @@ pub struct Lifetimes {
     pub access_token_secs: u64,
     /// Refresh token lifetime (a refresh token also dies with its launch).
     pub refresh_token_secs: u64,
+    /// How long a rotated-in signing key is published before it signs (REQ IDP-06).
+    pub key_activation_secs: u64,
+    /// How often each instance re-reads the signing keys (and sees another's rotation), in
+    /// milliseconds (5 000 when absent).
+    pub key_refresh_ms: Option<u64>,
     /// How often expired launches are purged.
     pub purge_interval_secs: u64,
     /// How long a notification may take when the Subscription sets no `backport-timeout`.
@@ -461,6 +495,8 @@ impl Default for Lifetimes {
             launch_secs: 12 * 60 * 60,
             access_token_secs: 60 * 60,
             refresh_token_secs: 12 * 60 * 60,
+            key_activation_secs: 5 * 60,
+            key_refresh_ms: None,
             purge_interval_secs: 60,
             delivery_timeout_secs: 10,
             delivery_timeout_ms: None,
@@ -529,20 +565,31 @@ impl ReferenceSofa {
             access_token_ttl: Duration::from_secs(config.lifetimes.access_token_secs),
             refresh_token_ttl: Duration::from_secs(config.lifetimes.refresh_token_secs),
             development_mode: config.development_mode,
+            key_protector: registry::key_protector(&config, &|name| std::env::var(name).ok())?,
+            key_activation_delay: Duration::from_secs(config.lifetimes.key_activation_secs),
+            key_refresh_interval: config
+                .lifetimes
+                .key_refresh_ms
+                .map_or(Duration::from_secs(5), Duration::from_millis),
             ..AuthConfig::default()
         };
-        // The signing keys are read from the store (generated there on first start), so the
-        // database file is also where the keys live.
+        // The signing keys are read from the store (generated there on first start), sealed
+        // under the key-encryption key, which lives outside the database (REQ IDP-06).
         let auth = AuthServer::start(
             &sofa_config,
             auth_config,
             store.clone(),
             Arc::new(SystemClock),
-            client_registry(&config.clients),
+            registry::client_registry(&config.clients, config.development_mode)?,
             authenticator(&config)?,
         )
         .await
-        .map_err(|e| Error::Auth(e.to_string()))?;
+        .map_err(|e| match e {
+            AuthServerError::Keys(KeyError::Protection(_)) => Error::Auth(format!(
+                "{e} (key_encryption_key_file or key_encryption_key_env names it)"
+            )),
+            e => Error::Auth(e.to_string()),
+        })?;
         let tokens = auth.token_validator();
         let readiness = Readiness::new(store.clone()).signing_keys(&auth);
         let readiness = match &schema {
@@ -824,26 +871,6 @@ fn supported_types(types: &[String]) -> SupportedTypes {
         supported.insert(t.clone());
     }
     supported
-}
-
-fn client_registry(clients: &[Client]) -> ClientRegistry {
-    clients.iter().fold(ClientRegistry::new(), |registry, c| {
-        let authentication = match &c.secret {
-            Some(secret) => ClientAuthentication::secret(secret),
-            None => ClientAuthentication::Public,
-        };
-        let mut client = RegisteredClient::new(c.id.clone(), authentication).scopes(&c.scopes);
-        for uri in &c.redirect_uris {
-            client = client.redirect_uri(uri.clone());
-        }
-        if let Some(app_id) = &c.app_id {
-            client = client.app_id(app_id.clone());
-        }
-        if let Some(url) = &c.launch_url {
-            client = client.launch_url(url.clone());
-        }
-        registry.with(client)
-    })
 }
 
 fn authenticator(config: &Config) -> Result<Arc<dyn UserAuthenticator>, Error> {
