@@ -9,10 +9,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::meta::{references_of, stamp_meta};
 use super::{
-    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
-    NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
-    StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord,
-    SubscriptionStatus, Transaction,
+    AuditOps, AuthOps, AuthorizationCodeRecord, BoxFuture, ClientRecord, EventRecord, EventState,
+    LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery,
+    SigningKeyRecord, Store, StoreError, StoreResult, StoredResource, SubscriptionOps,
+    SubscriptionRecord, SubscriptionStatus, Transaction,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,8 @@ struct State {
     keys: BTreeMap<String, SigningKeyRecord>,
     revoked_families: BTreeMap<String, DateTime<Utc>>,
     jtis: BTreeMap<(String, String), DateTime<Utc>>,
+    clients: BTreeMap<String, ClientRecord>,
+    audit: Vec<(DateTime<Utc>, String)>,
 }
 
 /// An in-memory [`Store`]. Transactions are serialised; each is all-or-nothing.
@@ -282,6 +284,18 @@ impl LaunchOps for MemoryTransaction {
 
     fn count_launches(&mut self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move { Ok(self.read().launches.len() as u64) })
+    }
+
+    fn list_launches(&mut self, limit: u64) -> BoxFuture<'_, StoreResult<Vec<LaunchRecord>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .launches
+                .values()
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .cloned()
+                .collect())
+        })
     }
 }
 
@@ -661,5 +675,56 @@ impl AuthOps for MemoryTransaction {
 
     fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         Box::pin(async move { Ok(self.write().keys.remove(kid).is_some()) })
+    }
+
+    fn put_client(&mut self, client: ClientRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            self.write()
+                .clients
+                .insert(client.client_id.clone(), client);
+            Ok(())
+        })
+    }
+
+    fn get_client<'a>(
+        &'a mut self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<ClientRecord>>> {
+        Box::pin(async move { Ok(self.read().clients.get(client_id).cloned()) })
+    }
+
+    fn list_clients(&mut self) -> BoxFuture<'_, StoreResult<Vec<ClientRecord>>> {
+        Box::pin(async move { Ok(self.read().clients.values().cloned().collect()) })
+    }
+}
+
+impl AuditOps for MemoryTransaction {
+    fn append_audit_event(
+        &mut self,
+        time: DateTime<Utc>,
+        event_json: String,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            self.write().audit.push((time, event_json));
+            Ok(())
+        })
+    }
+
+    fn audit_events(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .audit
+                .iter()
+                .filter(|(time, _)| from <= *time && *time < to)
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .map(|(_, event)| event.clone())
+                .collect())
+        })
     }
 }

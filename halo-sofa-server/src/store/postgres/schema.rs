@@ -94,4 +94,22 @@ CREATE TABLE used_jtis (
 CREATE INDEX used_jtis_by_expiry ON used_jtis (expires_at);
 ",
     ),
+    (
+        5,
+        // Clients registered at run time and the audit log (REQ OPS-05). Signing keys sealed
+        // under a key-encryption key (REQ IDP-06) need no SQL: the key record is JSON.
+        "
+CREATE TABLE clients (
+    client_id TEXT PRIMARY KEY,
+    disabled BOOLEAN NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE audit_events (
+    seq BIGSERIAL PRIMARY KEY,
+    time TIMESTAMPTZ NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_time ON audit_events (time, seq);
+",
+    ),
 ];

@@ -2,7 +2,7 @@
 //! one JSON document, so adding a field needs no migration.
 
 /// The schema version written to `PRAGMA user_version`.
-pub(super) const VERSION: i64 = 3;
+pub(super) const VERSION: i64 = 5;
 
 pub(super) const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS resources (
@@ -78,6 +78,17 @@ CREATE TABLE IF NOT EXISTS used_jtis (
     PRIMARY KEY (issuer, jti)
 );
 CREATE INDEX IF NOT EXISTS used_jtis_by_expiry ON used_jtis (expires_at);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY,
+    disabled INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (time, seq);
 ";
 
 /// Upgrades of an existing database: `(version reached, SQL)`, applied in order to every
@@ -91,6 +102,11 @@ pub(super) const UPGRADES: &[(i64, &str)] = &[
     // Version 3 only adds tables (family revocations and `jti` records, REQ IDP-05), which
     // `CREATE` makes on any database that lacks them.
     (3, ""),
+    // Version 5 only adds tables (clients registered at run time and the audit log, REQ
+    // OPS-05), which `CREATE` makes on any database that lacks them. Signing keys sealed
+    // under a key-encryption key (REQ IDP-06) need no SQL: the key record is JSON, and the
+    // server seals keys stored in clear on its first start with a key-encryption key.
+    (5, ""),
 ];
 
 /// Indexes on columns an upgrade may have added, created after the upgrades.
