@@ -124,6 +124,9 @@ pub struct AuthConfig {
     /// another process reaches it (a token naming an unknown key id re-reads at once, at most
     /// once a second).
     pub key_refresh_interval: Duration,
+    /// How long a client read from the store is reused: a client registered or disabled by
+    /// the admin command line reaches every instance within it (REQ OPS-05).
+    pub client_refresh_interval: Duration,
 }
 
 impl Default for AuthConfig {
@@ -139,6 +142,7 @@ impl Default for AuthConfig {
             key_protector: None,
             key_activation_delay: Duration::from_secs(5 * 60),
             key_refresh_interval: Duration::from_secs(5),
+            client_refresh_interval: Duration::from_secs(5),
         }
     }
 }

@@ -34,7 +34,7 @@ use axum::routing::get;
 use halo_catalog::{Catalog, Mode};
 use halo_model::set_context::SupportedTypes;
 use halo_sofa_server::asynchronous::AsyncJobs;
-use halo_sofa_server::audit::TracingAuditSink;
+use halo_sofa_server::audit::{FanOutAuditSink, StoreAuditSink, TracingAuditSink};
 use halo_sofa_server::auth::{
     AuthServer, AuthServerError, AutoApprove, DevLogin, KeyError, UserAuthenticator,
 };
@@ -50,6 +50,7 @@ use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+pub mod admin;
 mod overrides;
 mod registry;
 
@@ -477,6 +478,9 @@ pub struct Lifetimes {
     /// How often each instance re-reads the signing keys (and sees another's rotation), in
     /// milliseconds (5 000 when absent).
     pub key_refresh_ms: Option<u64>,
+    /// How long each instance reuses a client read from the store (one registered or disabled
+    /// by `reference-sofa admin`), in milliseconds (5 000 when absent).
+    pub client_refresh_ms: Option<u64>,
     /// How often expired launches are purged.
     pub purge_interval_secs: u64,
     /// How long a notification may take when the Subscription sets no `backport-timeout`.
@@ -497,6 +501,7 @@ impl Default for Lifetimes {
             refresh_token_secs: 12 * 60 * 60,
             key_activation_secs: 5 * 60,
             key_refresh_ms: None,
+            client_refresh_ms: None,
             purge_interval_secs: 60,
             delivery_timeout_secs: 10,
             delivery_timeout_ms: None,
@@ -536,30 +541,7 @@ impl ReferenceSofa {
             sofa_config.supported_types = supported_types(types);
         }
 
-        let busy_timeout = config
-            .database_busy_timeout_ms
-            .map_or(Duration::from_secs(5), Duration::from_millis);
-        // The readiness probe reads the schema version back the way each store records it.
-        let (store, schema): (Arc<dyn Store>, Schema) = if config.database == Path::new(IN_MEMORY) {
-            (Arc::new(MemoryStore::new()), Schema::None)
-        } else if let Some(url) = config.database_url() {
-            let options = PostgresOptions {
-                max_connections: config.database_pool_size.unwrap_or(16),
-                wait_timeout: busy_timeout,
-                schema: config.database_schema.clone(),
-                ..PostgresOptions::default()
-            };
-            // The URL may hold a password: the error names the database, not the URL.
-            let postgres = PostgresStore::connect_with(url, options)
-                .await
-                .map_err(|e| Error::Store(format!("PostgreSQL: {e}")))?;
-            (Arc::new(postgres.clone()), Schema::Postgres(postgres))
-        } else {
-            let sqlite = SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
-                .await
-                .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?;
-            (Arc::new(sqlite.clone()), Schema::Sqlite(sqlite))
-        };
+        let (store, schema) = open_store(&config).await?;
 
         let auth_config = AuthConfig {
             access_token_ttl: Duration::from_secs(config.lifetimes.access_token_secs),
@@ -570,6 +552,10 @@ impl ReferenceSofa {
             key_refresh_interval: config
                 .lifetimes
                 .key_refresh_ms
+                .map_or(Duration::from_secs(5), Duration::from_millis),
+            client_refresh_interval: config
+                .lifetimes
+                .client_refresh_ms
                 .map_or(Duration::from_secs(5), Duration::from_millis),
             ..AuthConfig::default()
         };
@@ -619,16 +605,20 @@ impl ReferenceSofa {
                 ..SubscriptionSettings::default()
             },
         );
+        // Audit events go to the log and to the store, where `admin audit export` reads them.
+        let (stored_audit, audit_writer) = StoreAuditSink::spawn(store.clone());
+        let audit = FanOutAuditSink(vec![Arc::new(TracingAuditSink), Arc::new(stored_audit)]);
         let sofa = Sofa::builder(sofa_config.clone())
             .store(store.clone())
             .token_validator(tokens.clone())
-            .audit(Arc::new(TracingAuditSink))
+            .audit(Arc::new(audit))
             .mount(auth.router(), |_| {})
             .resource_server()
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
             .build();
         let tasks = vec![
+            audit_writer,
             sofa.spawn_purge_task(),
             subscriptions.spawn_heartbeats(),
             subscriptions.spawn_outbox(),
@@ -728,6 +718,35 @@ async fn drop_malformed_request_id(mut request: axum::extract::Request) -> axum:
         headers.remove(REQUEST_ID_HEADER);
     }
     request
+}
+
+/// Opens the store the configuration names (the server and the admin command line alike).
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Schema), Error> {
+    let busy_timeout = config
+        .database_busy_timeout_ms
+        .map_or(Duration::from_secs(5), Duration::from_millis);
+    // The readiness probe reads the schema version back the way each store records it.
+    let (store, schema): (Arc<dyn Store>, Schema) = if config.database == Path::new(IN_MEMORY) {
+        (Arc::new(MemoryStore::new()), Schema::None)
+    } else if let Some(url) = config.database_url() {
+        let options = PostgresOptions {
+            max_connections: config.database_pool_size.unwrap_or(16),
+            wait_timeout: busy_timeout,
+            schema: config.database_schema.clone(),
+            ..PostgresOptions::default()
+        };
+        // The URL may hold a password: the error names the database, not the URL.
+        let postgres = PostgresStore::connect_with(url, options)
+            .await
+            .map_err(|e| Error::Store(format!("PostgreSQL: {e}")))?;
+        (Arc::new(postgres.clone()), Schema::Postgres(postgres))
+    } else {
+        let sqlite = SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
+            .await
+            .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?;
+        (Arc::new(sqlite.clone()), Schema::Sqlite(sqlite))
+    };
+    Ok((store, schema))
 }
 
 /// The store, kept by kind for the readiness probe's schema check.

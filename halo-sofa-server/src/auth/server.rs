@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::builtin::BuiltinTokens;
-use super::clients::ClientRegistry;
+use super::clients::{ClientLookup, ClientRegistry, RegisteredClient};
 use super::keys::{KeyError, KeyRing, KeyUse, Rotation};
 use super::users::UserAuthenticator;
 use super::{TokenValidator, authorize, introspect, token};
@@ -47,7 +47,7 @@ pub(crate) struct Inner {
     pub(crate) keys: RwLock<Arc<KeyRing>>,
     /// When the keys were last read from the store (real time: it paces store reads).
     pub(crate) keys_read_at: Mutex<Instant>,
-    pub(crate) clients: ClientRegistry,
+    pub(crate) clients: ClientLookup,
     pub(crate) users: Arc<dyn UserAuthenticator>,
     /// Fetched client JWKS by URL, with when they were fetched.
     pub(crate) jwks_cache: Mutex<HashMap<String, (Instant, Value)>>,
@@ -98,6 +98,15 @@ impl Inner {
             }
         }
         self.keys()
+    }
+
+    /// The registered client with this id: configured, or registered at run time in the
+    /// store (REQ OPS-05); a client disabled in the store is `None`.
+    pub(crate) async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<RegisteredClient>, crate::store::StoreError> {
+        self.clients.get(self.store.as_ref(), client_id).await
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -192,6 +201,7 @@ impl AuthServer {
             .timeout(config.outbound_timeout)
             .build()
             .map_err(|e| AuthServerError::Http(e.to_string()))?;
+        let clients = ClientLookup::new(clients, config.client_refresh_interval);
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 base_url: sofa.base_url.clone(),

@@ -54,9 +54,9 @@ async fn grant(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<St
     inner.fresh_keys(false).await;
     let client = authenticate_client(inner, headers, params).await?;
     let response = match form_value(params, "grant_type")? {
-        Some("authorization_code") => code_grant(inner, client, params).await?,
-        Some("refresh_token") => refresh_grant(inner, client, params).await?,
-        Some("client_credentials") => client_credentials(inner, client, params)?,
+        Some("authorization_code") => code_grant(inner, &client, params).await?,
+        Some("refresh_token") => refresh_grant(inner, &client, params).await?,
+        Some("client_credentials") => client_credentials(inner, &client, params)?,
         Some(_) => {
             return Err(
                 OAuthError::new(halo_model::oauth::OAuthErrorCode::UnsupportedGrantType)
