@@ -166,6 +166,23 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The private key `sealed` holds, opened with `kek`, appears nowhere in `stored`: not as
+/// bytes, not as base64 of either kind (PEM is base64). 32 bytes (or characters) from inside
+/// the key suffice to find any copy.
+async fn assert_key_not_in(stored: &[u8], kek: &AesGcmKek, kid: &str, sealed: &str) {
+    let der = kek.open(kid, sealed).await.unwrap();
+    assert!(der.len() > 64);
+    assert!(!contains(stored, b"PRIVATE KEY"));
+    let inner = &der[der.len() - 48..der.len() - 16];
+    assert!(!contains(stored, inner), "key bytes of {kid} in clear");
+    for encoded in [STANDARD.encode(&der), URL_SAFE_NO_PAD.encode(&der)] {
+        assert!(
+            !contains(stored, &encoded.as_bytes()[8..40]),
+            "{kid} as base64"
+        );
+    }
+}
+
 // REQ: IDP-06
 #[tokio::test]
 async fn the_sqlite_file_holds_no_pem_and_no_private_key_bytes_in_clear() {
@@ -193,19 +210,7 @@ async fn the_sqlite_file_holds_no_pem_and_no_private_key_bytes_in_clear() {
             contains(&file, sealed.as_bytes()),
             "the sealed key is stored"
         );
-        // The private key, opened with the key-encryption key, appears nowhere in the
-        // database: not as bytes, not as base64 of either kind. A 16-byte window of it
-        // suffices to find any copy.
-        let der = kek(1).open(&record.kid, sealed).await.unwrap();
-        let inner = &der[der.len() - 48..der.len() - 16];
-        assert!(
-            !contains(&file, inner),
-            "key bytes of {} in clear",
-            record.kid
-        );
-        for encoded in [STANDARD.encode(&der), URL_SAFE_NO_PAD.encode(&der)] {
-            assert!(!contains(&file, &encoded.as_bytes()[8..40]));
-        }
+        assert_key_not_in(&file, &kek(1), &record.kid, sealed).await;
     }
 }
 
@@ -377,17 +382,11 @@ async fn postgres_keeps_the_keys_sealed() {
         .unwrap();
     assert!(sofa.active(&sofa.token().await).await);
     for record in stored_keys(store.as_ref()).await {
-        assert!(
-            !serde_json::to_string(&record)
-                .unwrap()
-                .contains("PRIVATE KEY")
-        );
+        // The record column holds this JSON text.
+        let column = serde_json::to_string(&record).unwrap();
         assert!(record.private_key_pem.is_empty());
-        assert!(
-            record
-                .sealed_private_key
-                .unwrap()
-                .starts_with("halo-aes256gcm-v1.")
-        );
+        let sealed = record.sealed_private_key.as_deref().unwrap();
+        assert!(sealed.starts_with("halo-aes256gcm-v1."));
+        assert_key_not_in(column.as_bytes(), &kek(7), &record.kid, sealed).await;
     }
 }

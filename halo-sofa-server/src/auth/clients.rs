@@ -179,15 +179,15 @@ impl RegisteredClient {
             ClientCredentials::SecretSha256 { sha256 } => ClientAuthentication::Secret {
                 secret_sha256: URL_SAFE_NO_PAD.decode(sha256).ok()?.try_into().ok()?,
             },
-            ClientCredentials::Jwks { jwks } => ClientAuthentication::PrivateKeyJwt {
-                jwks: jwks.clone(),
-            },
+            ClientCredentials::Jwks { jwks } => {
+                ClientAuthentication::PrivateKeyJwt { jwks: jwks.clone() }
+            }
             ClientCredentials::JwksUrl { jwks_url } => ClientAuthentication::PrivateKeyJwtUrl {
                 jwks_url: jwks_url.clone(),
             },
         };
-        let mut client = RegisteredClient::new(record.client_id.clone(), authentication)
-            .scopes(&record.scopes);
+        let mut client =
+            RegisteredClient::new(record.client_id.clone(), authentication).scopes(&record.scopes);
         client.redirect_uris = record.redirect_uris.clone();
         client.app_id = record.app_id.clone();
         client.launch_url = record.launch_url.clone();
