@@ -132,7 +132,7 @@ pub enum AuthServerError {
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use halo_sofa_server::auth::{AuthServer, AutoApprove, ClientRegistry};
+/// use halo_sofa_server::auth::{AesGcmKek, AuthServer, AutoApprove, ClientRegistry};
 /// use halo_sofa_server::clock::SystemClock;
 /// use halo_sofa_server::config::{AuthConfig, SofaConfig};
 /// use halo_sofa_server::http::Sofa;
@@ -142,9 +142,14 @@ pub enum AuthServerError {
 /// let mut config = SofaConfig::new("https://sofa.example.org/fhir")?;
 /// config.oauth = Some(AuthServer::oauth_uris(&config.base_url));
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let auth_config = AuthConfig {
+///     // Signing keys are stored sealed under it (REQ IDP-06).
+///     key_protector: Some(Arc::new(AesGcmKek::from_file("/run/secrets/sofa-kek")?)),
+///     ..AuthConfig::default()
+/// };
 /// let auth = AuthServer::start(
 ///     &config,
-///     AuthConfig::default(),
+///     auth_config,
 ///     store.clone(),
 ///     Arc::new(SystemClock),
 ///     ClientRegistry::new(),
