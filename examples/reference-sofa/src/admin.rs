@@ -217,31 +217,59 @@ pub async fn run(config: Config, command: Command, out: &mut dyn Write) -> Resul
         }
         Command::Audit(AuditCommand::Export { from, to }) => {
             let to = to.unwrap_or_else(Utc::now);
-            let mut from = from.unwrap_or_else(|| to - chrono::Duration::hours(24));
-            // Read in pages, so a long range never holds the whole log in memory.
-            loop {
-                let mut tx = store.begin_read().await.map_err(store_error)?;
-                let events = tx
-                    .audit_events(from, to, LIST_LIMIT)
-                    .await
-                    .map_err(store_error)?;
-                tx.rollback().await.map_err(store_error)?;
-                let full = events.len() as u64 == LIST_LIMIT;
-                let mut last = None;
-                for event in &events {
-                    writeln!(out, "{event}").map_err(Error::Io)?;
-                    last = serde_json::from_str::<Value>(event)
-                        .ok()
-                        .and_then(|v| v["time"].as_str().and_then(|t| t.parse().ok()));
-                }
-                match (full, last) {
-                    // The next page starts after the last event's time (events of that very
-                    // millisecond past the page are rare and would repeat, not be lost).
-                    (true, Some(time)) if time > from => from = time,
-                    _ => return Ok(()),
-                }
-            }
+            let from = from.unwrap_or_else(|| to - chrono::Duration::hours(24));
+            export_audit(store.as_ref(), from, to, LIST_LIMIT, out).await
         }
+    }
+}
+
+/// Prints the audit events of `[from, to)` as JSON lines, read `page` at a time so a long
+/// range never holds the whole log in memory. A page ends at some event's time; the next
+/// starts at that millisecond and skips the events of it already printed (the store orders by
+/// time, then by append order, so they come first again).
+async fn export_audit(
+    store: &dyn Store,
+    mut from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    page: u64,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let millis = |event: &str| {
+        serde_json::from_str::<Value>(event)
+            .ok()
+            .and_then(|v| v["time"].as_str()?.parse::<DateTime<Utc>>().ok())
+            .map(|t| t.timestamp_millis())
+    };
+    // Events at the start of the range already printed.
+    let mut skip: usize = 0;
+    loop {
+        let limit = page.saturating_add(skip as u64);
+        let mut tx = store.begin_read().await.map_err(store_error)?;
+        let events = tx
+            .audit_events(from, to, limit)
+            .await
+            .map_err(store_error)?;
+        tx.rollback().await.map_err(store_error)?;
+        for event in events.iter().skip(skip) {
+            writeln!(out, "{event}").map_err(Error::Io)?;
+        }
+        if (events.len() as u64) < limit {
+            return Ok(());
+        }
+        let Some(last) = events.last().and_then(|e| millis(e)) else {
+            return Ok(());
+        };
+        let next = DateTime::<Utc>::from_timestamp_millis(last)
+            .unwrap_or(to)
+            // Never before the range asked for (a start finer than a millisecond).
+            .max(from);
+        skip = if next > from {
+            events.iter().filter(|e| millis(e) == Some(last)).count()
+        } else {
+            // The whole page is within the range's first millisecond.
+            events.len()
+        };
+        from = next;
     }
 }
 
@@ -484,4 +512,51 @@ async fn purge(config: &Config, store: Arc<dyn Store>) -> Result<Value, Error> {
         "launches": launches,
         "signing_keys": before.len() - after.kids().len(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halo_sofa_server::store::MemoryStore;
+
+    // REQ: OPS-05
+    #[tokio::test]
+    async fn the_audit_export_pages_through_events_of_the_same_millisecond_once_each() {
+        let store = MemoryStore::new();
+        let t0 = DateTime::<Utc>::from_timestamp_millis(1_800_000_000_000).unwrap();
+        let at = |ms: i64, micros: i64| {
+            t0 + chrono::Duration::milliseconds(ms) + chrono::Duration::microseconds(micros)
+        };
+        // Three events within one millisecond straddle the page boundary.
+        let times = [at(0, 0), at(1, 100), at(1, 200), at(1, 300), at(2, 0)];
+        let mut tx = store.begin().await.unwrap();
+        for (n, time) in times.iter().enumerate() {
+            let event = json!({"time": time, "n": n}).to_string();
+            tx.append_audit_event(*time, event).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let export = |from, page| {
+            let store = store.clone();
+            async move {
+                let mut out = Vec::new();
+                export_audit(&store, from, at(3, 0), page, &mut out)
+                    .await
+                    .unwrap();
+                String::from_utf8(out)
+                    .unwrap()
+                    .lines()
+                    .map(|l| {
+                        serde_json::from_str::<Value>(l).unwrap()["n"]
+                            .as_u64()
+                            .unwrap()
+                    })
+                    .collect::<Vec<u64>>()
+            }
+        };
+        assert_eq!(export(t0, 2).await, [0, 1, 2, 3, 4]);
+        assert_eq!(export(t0, 1).await, [0, 1, 2, 3, 4]);
+        // Starting inside the crowded millisecond: each once, none before the start.
+        assert_eq!(export(at(1, 0), 1).await, [1, 2, 3, 4]);
+        assert_eq!(export(at(1, 150), 1).await, [2, 3, 4]);
+    }
 }

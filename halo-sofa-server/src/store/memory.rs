@@ -717,11 +717,16 @@ impl AuditOps for MemoryTransaction {
         limit: u64,
     ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         Box::pin(async move {
-            Ok(self
+            let mut events: Vec<&(DateTime<Utc>, String)> = self
                 .read()
                 .audit
                 .iter()
                 .filter(|(time, _)| from <= *time && *time < to)
+                .collect();
+            // Stable: events of the same time stay in the order appended.
+            events.sort_by_key(|(time, _)| *time);
+            Ok(events
+                .into_iter()
                 .take(usize::try_from(limit).unwrap_or(usize::MAX))
                 .map(|(_, event)| event.clone())
                 .collect())

@@ -347,7 +347,9 @@ pub trait AuditOps {
         event_json: String,
     ) -> BoxFuture<'_, StoreResult<()>>;
 
-    /// The events with `from <= time < to`, in the order they were appended, at most `limit`.
+    /// The events with `from <= time < to`, by time (to the millisecond at least) and, at the
+    /// same time, in the order they were appended; at most `limit`. A caller reads a long range
+    /// in pages by starting the next page at the last event's time.
     fn audit_events(
         &mut self,
         from: DateTime<Utc>,

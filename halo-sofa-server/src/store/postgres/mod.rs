@@ -1283,7 +1283,7 @@ impl AuditOps for PgTransaction {
             let rows = self
                 .query(
                     "SELECT record FROM audit_events WHERE time >= $1 AND time < $2
-                     ORDER BY seq LIMIT $3",
+                     ORDER BY time, seq LIMIT $3",
                     &[&from, &to, &int(limit)?],
                 )
                 .await?;

@@ -738,7 +738,8 @@ pub(super) fn audit_events(
 ) -> StoreResult<Vec<String>> {
     let mut statement = c
         .prepare_cached(
-            "SELECT record FROM audit_events WHERE time >= ?1 AND time < ?2 ORDER BY seq LIMIT ?3",
+            "SELECT record FROM audit_events WHERE time >= ?1 AND time < ?2
+             ORDER BY time, seq LIMIT ?3",
         )
         .map_err(error)?;
     let rows = statement
