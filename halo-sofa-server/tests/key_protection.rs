@@ -390,3 +390,47 @@ async fn postgres_keeps_the_keys_sealed() {
         assert_key_not_in(column.as_bytes(), &kek(7), &record.kid, sealed).await;
     }
 }
+
+// REQ: IDP-06
+#[tokio::test]
+async fn keys_stored_in_clear_are_sealed_on_the_first_start_with_a_key_encryption_key() {
+    let dir = TempDir::new("migrate-keys");
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    // An earlier start without a key-encryption key (development mode) left the keys in clear.
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    let (clear, issuer) = instance(store.clone(), None, auth_config(None, true), clock.clone())
+        .await
+        .unwrap();
+    let before = clear.token().await;
+    let mut kids = clear.jwks_kids().await;
+    kids.sort();
+    assert!(
+        stored_keys(store.as_ref())
+            .await
+            .iter()
+            .all(|r| r.private_key_pem.contains("PRIVATE KEY"))
+    );
+    drop(clear);
+
+    // The first start with one seals them: same keys, same JWKS, earlier tokens still verify.
+    let reopened: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    let (sealed, _) = instance(
+        reopened.clone(),
+        Some(&issuer),
+        auth_config(Some(kek(4)), true),
+        clock,
+    )
+    .await
+    .unwrap();
+    let mut after = sealed.jwks_kids().await;
+    after.sort();
+    assert_eq!(after, kids);
+    assert!(sealed.active(&before).await);
+    assert!(sealed.active(&sealed.token().await).await);
+    for record in stored_keys(reopened.as_ref()).await {
+        assert!(record.private_key_pem.is_empty());
+        let stored = serde_json::to_string(&record).unwrap();
+        let sealed_key = record.sealed_private_key.as_deref().unwrap();
+        assert_key_not_in(stored.as_bytes(), &kek(4), &record.kid, sealed_key).await;
+    }
+}
