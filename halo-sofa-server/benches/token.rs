@@ -162,7 +162,11 @@ fn token_exchange(c: &mut Criterion) {
     group.finish();
 
     let keys = runtime
-        .block_on(KeyRing::load_or_generate(&MemoryStore::new(), Utc::now()))
+        .block_on(KeyRing::load_or_generate(
+            &MemoryStore::new(),
+            None,
+            Utc::now(),
+        ))
         .unwrap();
     let claims = json!({"iss": BASE, "sub": "dr-a", "aud": "app", "exp": 1, "iat": 1,
         "fhirUser": "https://sofa.example.org/fhir/Practitioner/dr-a"});

@@ -138,3 +138,84 @@ impl AuditSink for MemoryAuditSink {
         Box::pin(async {})
     }
 }
+
+/// Several sinks at once (the log and the store).
+pub struct FanOutAuditSink(pub Vec<std::sync::Arc<dyn AuditSink>>);
+
+impl std::fmt::Debug for FanOutAuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FanOutAuditSink")
+            .field(&self.0.len())
+            .finish()
+    }
+}
+
+impl AuditSink for FanOutAuditSink {
+    fn record(&self, event: AuditEvent) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for sink in &self.0 {
+                sink.record(event.clone()).await;
+            }
+        })
+    }
+}
+
+/// How many events wait for the store writer before a request waits for room.
+const STORE_AUDIT_QUEUE: usize = 4096;
+/// The most events written in one transaction.
+const STORE_AUDIT_BATCH: usize = 256;
+
+/// Keeps audit events in the store (REQ RS-09, OPS-05), so the admin command line can export
+/// them for a time range. A request only queues its event; one writer task appends queued
+/// events in batches, one transaction each, so auditing adds no store write to the request's
+/// path. Launch ids are kept as their [`launch_fingerprint`], as in the log. An event the
+/// store refuses is logged with the error and dropped.
+#[derive(Debug, Clone)]
+pub struct StoreAuditSink {
+    queue: tokio::sync::mpsc::Sender<AuditEvent>,
+}
+
+impl StoreAuditSink {
+    /// The sink and its writer task (which ends once every clone of the sink is dropped and
+    /// the queue is written).
+    pub fn spawn(
+        store: std::sync::Arc<dyn crate::store::Store>,
+    ) -> (StoreAuditSink, tokio::task::JoinHandle<()>) {
+        let (queue, mut events) = tokio::sync::mpsc::channel::<AuditEvent>(STORE_AUDIT_QUEUE);
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(STORE_AUDIT_BATCH);
+            while events.recv_many(&mut batch, STORE_AUDIT_BATCH).await > 0 {
+                if let Err(e) = append(store.as_ref(), &batch).await {
+                    tracing::warn!(error = %e, lost = batch.len(), "audit events not stored");
+                }
+                batch.clear();
+            }
+        });
+        (StoreAuditSink { queue }, writer)
+    }
+}
+
+async fn append(
+    store: &dyn crate::store::Store,
+    batch: &[AuditEvent],
+) -> Result<(), crate::store::StoreError> {
+    let mut tx = store.begin().await?;
+    for event in batch {
+        let mut kept = event.clone();
+        kept.launch_id = kept.launch_id.as_deref().map(launch_fingerprint);
+        let json = serde_json::to_string(&kept)
+            .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
+        tx.append_audit_event(event.time, json).await?;
+    }
+    tx.commit().await
+}
+
+impl AuditSink for StoreAuditSink {
+    fn record(&self, event: AuditEvent) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.queue.send(event).await.is_err() {
+                tracing::warn!("the audit writer has stopped; an event was not stored");
+            }
+        })
+    }
+}

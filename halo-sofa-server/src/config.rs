@@ -1,11 +1,14 @@
 //! Server configuration: every HALO decision a host may change (D-05, D-06, D-07, D-14) and
 //! the limits of SEC-03, with the project's defaults.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use halo_model::fhir::JsonLimits;
 use halo_model::scope::HALO_CONTEXT_WRITE;
 use halo_model::set_context::SupportedTypes;
+
+use crate::auth::KeyProtector;
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,12 +119,25 @@ pub struct AuthConfig {
     /// The timeout of every outbound call (JWKS URLs, an external IdP) (REQ SEC-03).
     pub outbound_timeout: Duration,
     /// Development mode: http on loopback is accepted for the issuer and JWKS URLs
-    /// (REQ SEC-04). Off by default.
+    /// (REQ SEC-04), and signing keys may be stored in clear. Off by default.
     pub development_mode: bool,
     /// Mutual TLS is offered (REQ OPS-03): the host terminates TLS, asks for client
     /// certificates and hands them to the handlers ([`crate::tls::PeerCertificate`]). The
     /// discovery documents then advertise `tls_client_auth` and certificate-bound tokens.
     pub mutual_tls: bool,
+    /// Seals the token-signing private keys in the store (REQ IDP-06), e.g.
+    /// [`AesGcmKek`](crate::auth::AesGcmKek). Required outside development mode.
+    pub key_protector: Option<Arc<dyn KeyProtector>>,
+    /// How long a rotated-in key is published before it signs, so verifiers that cache the
+    /// JWKS know it first (REQ IDP-06).
+    pub key_activation_delay: Duration,
+    /// How often an instance re-reads the signing keys from the store, so a rotation made by
+    /// another process reaches it (a token naming an unknown key id re-reads at once, at most
+    /// once a second).
+    pub key_refresh_interval: Duration,
+    /// How long a client read from the store is reused: a client registered or disabled by
+    /// the admin command line reaches every instance within it (REQ OPS-05).
+    pub client_refresh_interval: Duration,
 }
 
 impl Default for AuthConfig {
@@ -135,6 +151,10 @@ impl Default for AuthConfig {
             outbound_timeout: Duration::from_secs(10),
             development_mode: false,
             mutual_tls: false,
+            key_protector: None,
+            key_activation_delay: Duration::from_secs(5 * 60),
+            key_refresh_interval: Duration::from_secs(5),
+            client_refresh_interval: Duration::from_secs(5),
         }
     }
 }

@@ -649,6 +649,8 @@ async fn rotated_keys_keep_old_tokens_valid_and_sign_new_ones() {
         .rotate_keys(halo_sofa_server::auth::KeyUse::AccessToken)
         .await
         .unwrap();
+    // The new key is published first and signs once its activation delay has passed.
+    server.clock.advance(chrono::Duration::seconds(5 * 60 + 1));
     let after = server.launch_token(&launch, SCOPE).await;
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     assert_ne!(kid(before.access_token()), kid(after.access_token()));

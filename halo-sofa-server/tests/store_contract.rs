@@ -14,8 +14,9 @@ use chrono::{Duration, Utc};
 use halo_model::fhir::RawResource;
 use halo_sofa_server::error::StoreError;
 use halo_sofa_server::store::{
-    AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, MemoryStore, NewResource,
-    RefreshTokenRecord, ResourceQuery, SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
+    AuthorizationCodeRecord, ClientCredentials, ClientRecord, EventRecord, EventState,
+    LaunchRecord, MemoryStore, NewResource, RefreshTokenRecord, ResourceQuery, SigningKeyRecord,
+    SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
 };
 use serde_json::json;
 use support::{TempDir, counts, patient};
@@ -1190,5 +1191,171 @@ async fn one_transaction_at_a_time_leads_a_task() {
         let mut next = store.begin().await.unwrap();
         assert!(next.try_lead("purge").await.unwrap(), "{name}");
         next.rollback().await.unwrap();
+    }
+}
+
+// REQ: IDP-06
+#[tokio::test]
+async fn signing_keys_keep_their_rotation_fields_and_are_deleted_by_id() {
+    let (_dir, stores) = backends("signing-keys").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let key = |kid: &str, created: chrono::DateTime<Utc>| SigningKeyRecord {
+            kid: kid.into(),
+            algorithm: "ES256".into(),
+            private_key_pem: String::new(),
+            sealed_private_key: Some(format!("sealed-{kid}")),
+            public_jwk: json!({"kid": kid}),
+            created_at: created,
+            retired: false,
+            not_before: Some(created + Duration::minutes(5)),
+            expires_at: None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.put_signing_key(key("k1", now)).await.unwrap();
+        tx.put_signing_key(key("k2", now + Duration::seconds(1)))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // A rotation replaces k1 with its retirement fields set.
+        let mut retired = key("k1", now);
+        retired.retired = true;
+        retired.expires_at = Some(now + Duration::hours(1));
+        let mut tx = store.begin().await.unwrap();
+        tx.put_signing_key(retired.clone()).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin_read().await.unwrap();
+        let keys = tx.signing_keys().await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(keys.len(), 2, "{name}");
+        // Oldest first, every field as written (times to the stored precision).
+        assert_eq!(keys[0].kid, "k1", "{name}");
+        assert!(keys[0].retired, "{name}");
+        assert_eq!(keys[0].sealed_private_key.as_deref(), Some("sealed-k1"));
+        assert_eq!(
+            keys[0].expires_at.map(|t| t.timestamp()),
+            retired.expires_at.map(|t| t.timestamp()),
+            "{name}"
+        );
+        assert_eq!(
+            keys[1].not_before.map(|t| t.timestamp()),
+            Some((now + Duration::seconds(1) + Duration::minutes(5)).timestamp()),
+            "{name}"
+        );
+
+        // A delete rolled back leaves the key; committed, it is gone.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.delete_signing_key("k1").await.unwrap(), "{name}");
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.signing_keys().await.unwrap().len(), 2, "{name}");
+        assert!(tx.delete_signing_key("k1").await.unwrap(), "{name}");
+        assert!(!tx.delete_signing_key("k1").await.unwrap(), "{name}");
+        assert!(!tx.delete_signing_key("unknown").await.unwrap(), "{name}");
+        tx.commit().await.unwrap();
+        let mut tx = store.begin_read().await.unwrap();
+        let kids: Vec<String> = tx
+            .signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert_eq!(kids, ["k2"], "{name}");
+    }
+}
+
+// REQ: OPS-05
+#[tokio::test]
+async fn clients_launch_lists_and_the_audit_log_are_kept_for_the_admin_command_line() {
+    let (_dir, stores) = backends("admin-records").await;
+    let now = Utc::now();
+    for (name, store) in stores {
+        let client = |id: &str, disabled: bool| ClientRecord {
+            client_id: id.into(),
+            credentials: ClientCredentials::SecretSha256 {
+                sha256: format!("hash-of-{id}"),
+            },
+            redirect_uris: vec!["https://app.example.org/cb".into()],
+            scopes: "system/Patient.rs".into(),
+            app_id: None,
+            launch_url: None,
+            disabled,
+            updated_at: now,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.put_client(client("b-emr", false)).await.unwrap();
+        tx.put_client(client("a-app", false)).await.unwrap();
+        tx.insert_launch(launch("l2", "emr", Duration::minutes(5)))
+            .await
+            .unwrap();
+        tx.insert_launch(launch("l1", "emr", Duration::minutes(-5)))
+            .await
+            .unwrap();
+        for (offset, action) in [(-120, "old"), (0, "first"), (1, "second")] {
+            tx.append_audit_event(
+                now + Duration::seconds(offset),
+                json!({"action": action}).to_string(),
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        // Disabling replaces the record; a rolled-back change leaves it.
+        let mut tx = store.begin().await.unwrap();
+        tx.put_client(client("b-emr", true)).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.put_client(client("a-app", true)).await.unwrap();
+        tx.append_audit_event(now, "{}".into()).await.unwrap();
+        tx.rollback().await.unwrap();
+
+        let mut tx = store.begin_read().await.unwrap();
+        let listed = tx.list_clients().await.unwrap();
+        let ids: Vec<(&str, bool)> = listed
+            .iter()
+            .map(|c| (c.client_id.as_str(), c.disabled))
+            .collect();
+        assert_eq!(ids, [("a-app", false), ("b-emr", true)], "{name}");
+        assert_eq!(
+            tx.get_client("a-app").await.unwrap().unwrap().credentials,
+            client("a-app", false).credentials,
+            "{name}"
+        );
+        assert!(tx.get_client("nobody").await.unwrap().is_none(), "{name}");
+        // Every launch, expired or not, by id; the limit holds.
+        let launches = tx.list_launches(10).await.unwrap();
+        let ids: Vec<&str> = launches.iter().map(|l| l.launch_id.as_str()).collect();
+        assert_eq!(ids, ["l1", "l2"], "{name}");
+        assert_eq!(tx.list_launches(1).await.unwrap().len(), 1, "{name}");
+        // The audit range is [from, to), in the order appended.
+        let events = tx
+            .audit_events(now - Duration::seconds(60), now + Duration::seconds(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            events,
+            [
+                json!({"action": "first"}).to_string(),
+                json!({"action": "second"}).to_string()
+            ],
+            "{name}"
+        );
+        let events = tx
+            .audit_events(now - Duration::seconds(600), now + Duration::seconds(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 2, "{name}: the end is excluded");
+        assert_eq!(
+            tx.audit_events(now - Duration::seconds(600), now + Duration::seconds(60), 1)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}"
+        );
+        tx.rollback().await.unwrap();
     }
 }

@@ -205,6 +205,8 @@ async fn a_plain_smart_launch_hands_the_emr_context_to_the_app() {
         clients: vec![Client {
             id: "plain-app".into(),
             secret: None,
+            jwks: None,
+            jwks_url: None,
             redirect_uris: vec![redirect_uri.into()],
             scopes: scopes.into(),
             app_id: Some(APP.into()),

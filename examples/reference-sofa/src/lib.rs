@@ -38,10 +38,9 @@ use axum::routing::get;
 use halo_catalog::{Catalog, Mode};
 use halo_model::set_context::SupportedTypes;
 use halo_sofa_server::asynchronous::AsyncJobs;
-use halo_sofa_server::audit::TracingAuditSink;
+use halo_sofa_server::audit::{FanOutAuditSink, StoreAuditSink, TracingAuditSink};
 use halo_sofa_server::auth::{
-    AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, DevLogin, RegisteredClient,
-    TokenValidator, UserAuthenticator,
+    AuthServer, AuthServerError, AutoApprove, DevLogin, KeyError, TokenValidator, UserAuthenticator,
 };
 use halo_sofa_server::clock::SystemClock;
 use halo_sofa_server::config::{AuthConfig, Rate, RateLimits, SofaConfig};
@@ -50,20 +49,22 @@ use halo_sofa_server::http::Sofa;
 use halo_sofa_server::limits::RateLimitedTokens;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
-use halo_sofa_server::tls::TlsClientIdentity;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+pub mod admin;
 mod metrics;
 mod overrides;
+mod registry;
 mod serve;
 mod tls;
 
 pub use metrics::METRICS_PATH;
 pub use overrides::{ENV_PREFIX, REDACTED, redact_url};
+pub use registry::registered_client;
 pub use tls::TlsConfig;
 
 /// The path the FHIR API is nested under.
@@ -167,6 +168,14 @@ pub struct Config {
     /// TLS, and optionally mutual TLS for clients (OPS-03). Plain HTTP when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// A file holding the key-encryption key of the token-signing keys: base64 of 32 random
+    /// bytes (`openssl rand -base64 32`), e.g. a mounted secret (REQ IDP-06). Required outside
+    /// development mode, unless `key_encryption_key_env` is given.
+    #[serde(default)]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The environment variable holding the key-encryption key instead.
+    #[serde(default)]
+    pub key_encryption_key_env: Option<String>,
 }
 
 /// Rate limits (HARD-04): a steady rate per second and a burst, per client address (writes,
@@ -256,6 +265,8 @@ impl Default for Config {
             limits: Limits::default(),
             metrics_listen: None,
             tls: None,
+            key_encryption_key_file: None,
+            key_encryption_key_env: None,
         }
     }
 }
@@ -308,6 +319,11 @@ impl Config {
             tls.relative_to(dir);
         }
         if let Some(CatalogSource::File(file)) = &mut config.catalog
+            && file.is_relative()
+        {
+            *file = dir.join(&*file);
+        }
+        if let Some(file) = &mut config.key_encryption_key_file
             && file.is_relative()
         {
             *file = dir.join(&*file);
@@ -449,6 +465,14 @@ pub struct Client {
     /// a public SMART app (PKCE only).
     #[serde(default)]
     pub secret: Option<String>,
+    /// The public keys of a `private_key_jwt` client (RS384 or ES384), inline as a JWK Set:
+    /// `jwks = { keys = [{ kty = "EC", crv = "P-384", kid = "...", x = "...", y = "..." }] }`.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// The URL of a `private_key_jwt` client's JWK Set, fetched and cached (https; http on
+    /// loopback in development mode).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
     /// The exact redirect URIs of a SMART app.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -481,6 +505,7 @@ impl std::fmt::Debug for Client {
             .field("redirect_uris", &self.redirect_uris)
             .field("scopes", &self.scopes)
             .field("app_id", &self.app_id)
+            .field("jwks_url", &self.jwks_url)
             .finish_non_exhaustive()
     }
 }
@@ -493,6 +518,8 @@ impl Client {
         Client {
             id: id.to_string(),
             secret: None,
+            jwks: None,
+            jwks_url: None,
             redirect_uris: vec![format!("{app_base}/callback")],
             scopes: scopes.to_string(),
             app_id: Some(app_id.to_string()),
@@ -508,6 +535,8 @@ impl Client {
         Client {
             id: id.to_string(),
             secret: Some(secret.to_string()),
+            jwks: None,
+            jwks_url: None,
             redirect_uris: Vec::new(),
             scopes: scopes.to_string(),
             app_id: None,
@@ -529,6 +558,14 @@ pub struct Lifetimes {
     pub access_token_secs: u64,
     /// Refresh token lifetime (a refresh token also dies with its launch).
     pub refresh_token_secs: u64,
+    /// How long a rotated-in signing key is published before it signs (REQ IDP-06).
+    pub key_activation_secs: u64,
+    /// How often each instance re-reads the signing keys (and sees another's rotation), in
+    /// milliseconds (5 000 when absent).
+    pub key_refresh_ms: Option<u64>,
+    /// How long each instance reuses a client read from the store (one registered or disabled
+    /// by `reference-sofa admin`), in milliseconds (5 000 when absent).
+    pub client_refresh_ms: Option<u64>,
     /// How often expired launches are purged.
     pub purge_interval_secs: u64,
     /// How long a notification may take when the Subscription sets no `backport-timeout`.
@@ -553,6 +590,9 @@ impl Default for Lifetimes {
             launch_secs: 12 * 60 * 60,
             access_token_secs: 60 * 60,
             refresh_token_secs: 12 * 60 * 60,
+            key_activation_secs: 5 * 60,
+            key_refresh_ms: None,
+            client_refresh_ms: None,
             purge_interval_secs: 60,
             delivery_timeout_secs: 10,
             delivery_timeout_ms: None,
@@ -609,50 +649,42 @@ impl ReferenceSofa {
             sofa_config.supported_types = supported_types(types);
         }
 
-        let busy_timeout = config
-            .database_busy_timeout_ms
-            .map_or(Duration::from_secs(5), Duration::from_millis);
-        // The readiness probe reads the schema version back the way each store records it.
-        let (store, schema): (Arc<dyn Store>, Schema) = if config.database == Path::new(IN_MEMORY) {
-            (Arc::new(MemoryStore::new()), Schema::None)
-        } else if let Some(url) = config.database_url() {
-            let options = PostgresOptions {
-                max_connections: config.database_pool_size.unwrap_or(16),
-                wait_timeout: busy_timeout,
-                schema: config.database_schema.clone(),
-                ..PostgresOptions::default()
-            };
-            // The URL may hold a password: the error names the database, not the URL.
-            let postgres = PostgresStore::connect_with(url, options)
-                .await
-                .map_err(|e| Error::Store(format!("PostgreSQL: {e}")))?;
-            (Arc::new(postgres.clone()), Schema::Postgres(postgres))
-        } else {
-            let sqlite = SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
-                .await
-                .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?;
-            (Arc::new(sqlite.clone()), Schema::Sqlite(sqlite))
-        };
+        let (store, schema) = open_store(&config).await?;
 
         let auth_config = AuthConfig {
             access_token_ttl: Duration::from_secs(config.lifetimes.access_token_secs),
             refresh_token_ttl: Duration::from_secs(config.lifetimes.refresh_token_secs),
             development_mode: config.development_mode,
             mutual_tls,
+            key_protector: registry::key_protector(&config, &|name| std::env::var(name).ok())?,
+            key_activation_delay: Duration::from_secs(config.lifetimes.key_activation_secs),
+            key_refresh_interval: config
+                .lifetimes
+                .key_refresh_ms
+                .map_or(Duration::from_secs(5), Duration::from_millis),
+            client_refresh_interval: config
+                .lifetimes
+                .client_refresh_ms
+                .map_or(Duration::from_secs(5), Duration::from_millis),
             ..AuthConfig::default()
         };
-        // The signing keys are read from the store (generated there on first start), so the
-        // database file is also where the keys live.
+        // The signing keys are read from the store (generated there on first start), sealed
+        // under the key-encryption key, which lives outside the database (REQ IDP-06).
         let auth = AuthServer::start(
             &sofa_config,
             auth_config,
             store.clone(),
             Arc::new(SystemClock),
-            client_registry(&config.clients, mutual_tls)?,
+            registry::client_registry(&config.clients, config.development_mode, mutual_tls)?,
             authenticator(&config)?,
         )
         .await
-        .map_err(|e| Error::Auth(e.to_string()))?;
+        .map_err(|e| match e {
+            AuthServerError::Keys(KeyError::Protection(_)) => Error::Auth(format!(
+                "{e} (key_encryption_key_file or key_encryption_key_env names it)"
+            )),
+            e => Error::Auth(e.to_string()),
+        })?;
         // Every request a client's tokens make spends the client's budget (HARD-04).
         let tokens: Arc<dyn TokenValidator> = Arc::new(RateLimitedTokens::new(
             auth.token_validator(),
@@ -686,10 +718,13 @@ impl ReferenceSofa {
                 ..SubscriptionSettings::default()
             },
         );
+        // Audit events go to the log and to the store, where `admin audit export` reads them.
+        let (stored_audit, audit_writer) = StoreAuditSink::spawn(store.clone());
+        let audit = FanOutAuditSink(vec![Arc::new(TracingAuditSink), Arc::new(stored_audit)]);
         let sofa = Sofa::builder(sofa_config.clone())
             .store(store.clone())
             .token_validator(tokens.clone())
-            .audit(Arc::new(TracingAuditSink))
+            .audit(Arc::new(audit))
             .mount(auth.router(), |_| {})
             .resource_server()
             .notifier(subscriptions.notifier())
@@ -697,6 +732,7 @@ impl ReferenceSofa {
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
         let mut tasks = vec![
+            audit_writer,
             sofa.spawn_purge_task(),
             subscriptions.spawn_heartbeats(),
             subscriptions.spawn_outbox(),
@@ -821,6 +857,35 @@ async fn drop_malformed_request_id(mut request: axum::extract::Request) -> axum:
         headers.remove(REQUEST_ID_HEADER);
     }
     request
+}
+
+/// Opens the store the configuration names (the server and the admin command line alike).
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Schema), Error> {
+    let busy_timeout = config
+        .database_busy_timeout_ms
+        .map_or(Duration::from_secs(5), Duration::from_millis);
+    // The readiness probe reads the schema version back the way each store records it.
+    let (store, schema): (Arc<dyn Store>, Schema) = if config.database == Path::new(IN_MEMORY) {
+        (Arc::new(MemoryStore::new()), Schema::None)
+    } else if let Some(url) = config.database_url() {
+        let options = PostgresOptions {
+            max_connections: config.database_pool_size.unwrap_or(16),
+            wait_timeout: busy_timeout,
+            schema: config.database_schema.clone(),
+            ..PostgresOptions::default()
+        };
+        // The URL may hold a password: the error names the database, not the URL.
+        let postgres = PostgresStore::connect_with(url, options)
+            .await
+            .map_err(|e| Error::Store(format!("PostgreSQL: {e}")))?;
+        (Arc::new(postgres.clone()), Schema::Postgres(postgres))
+    } else {
+        let sqlite = SqliteStore::open_with_busy_timeout(&config.database, busy_timeout)
+            .await
+            .map_err(|e| Error::Store(format!("{}: {e}", config.database.display())))?;
+        (Arc::new(sqlite.clone()), Schema::Sqlite(sqlite))
+    };
+    Ok((store, schema))
 }
 
 /// The store, kept by kind for the readiness probe's schema check.
@@ -972,55 +1037,6 @@ fn supported_types(types: &[String]) -> SupportedTypes {
     supported
 }
 
-fn client_registry(clients: &[Client], mutual_tls: bool) -> Result<ClientRegistry, Error> {
-    clients
-        .iter()
-        .try_fold(ClientRegistry::new(), |registry, c| {
-            let certificate = [
-                c.tls_client_auth_subject_dn
-                    .clone()
-                    .map(TlsClientIdentity::SubjectDn),
-                c.tls_client_auth_san_dns
-                    .clone()
-                    .map(TlsClientIdentity::SanDns),
-                c.tls_client_auth_san_uri
-                    .clone()
-                    .map(TlsClientIdentity::SanUri),
-            ];
-            let mut certificate = certificate.into_iter().flatten();
-            let authentication = match (&c.secret, certificate.next(), certificate.next()) {
-                (None, Some(identity), None) if mutual_tls => {
-                    ClientAuthentication::TlsClientAuth(identity)
-                }
-                (None, Some(_), None) => {
-                    return Err(Error::Config(format!(
-                        "client {}: tls_client_auth needs tls.client_ca_file",
-                        c.id
-                    )));
-                }
-                (_, Some(_), _) => {
-                    return Err(Error::Config(format!(
-                        "client {}: one way to authenticate: a secret or one tls_client_auth_* key",
-                        c.id
-                    )));
-                }
-                (Some(secret), None, _) => ClientAuthentication::secret(secret),
-                (None, None, _) => ClientAuthentication::Public,
-            };
-            let mut client = RegisteredClient::new(c.id.clone(), authentication).scopes(&c.scopes);
-            for uri in &c.redirect_uris {
-                client = client.redirect_uri(uri.clone());
-            }
-            if let Some(app_id) = &c.app_id {
-                client = client.app_id(app_id.clone());
-            }
-            if let Some(url) = &c.launch_url {
-                client = client.launch_url(url.clone());
-            }
-            Ok(registry.with(client))
-        })
-}
-
 fn authenticator(config: &Config) -> Result<Arc<dyn UserAuthenticator>, Error> {
     Ok(match &config.login {
         Login::AutoApprove { user, fhir_user } => {
@@ -1105,7 +1121,9 @@ mod tests {
             tls.client_ca_file.as_deref(),
             Some(dir.join("ca.pem").as_path())
         );
-        let registry = client_registry(&config.clients, true).unwrap();
+        let registry = registry::client_registry(&config.clients, true, true).unwrap();
+        use halo_sofa_server::auth::ClientAuthentication;
+        use halo_sofa_server::tls::TlsClientIdentity;
         assert_eq!(
             registry.get("emr").unwrap().authentication,
             ClientAuthentication::TlsClientAuth(TlsClientIdentity::SubjectDn(
@@ -1115,10 +1133,10 @@ mod tests {
         // A secret and a certificate, or two certificate keys: one way only.
         let mut both = config.clients.clone();
         both[0].secret = Some("s".into());
-        assert!(client_registry(&both, true).is_err());
+        assert!(registry::client_registry(&both, true, true).is_err());
         let mut two = config.clients.clone();
         two[0].tls_client_auth_san_dns = Some("emr.example.org".into());
-        assert!(client_registry(&two, true).is_err());
+        assert!(registry::client_registry(&two, true, true).is_err());
     }
 
     #[test]

@@ -15,7 +15,12 @@ use reference_sofa::{Config, LogFormat, ReferenceSofa};
 #[command(version)]
 struct Args {
     /// The configuration file (see examples/reference-sofa/sofa.toml for every key).
-    #[arg(long, short, default_value = "examples/reference-sofa/sofa.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "examples/reference-sofa/sofa.toml"
+    )]
     config: PathBuf,
     /// Listen here instead of the configuration's `listen` (e.g. 127.0.0.1:0).
     #[arg(long)]
@@ -27,6 +32,17 @@ struct Args {
     /// and exit.
     #[arg(long)]
     print_config: bool,
+    /// Without a command: serve. `admin ...`: an operator's command on the configured store.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Register, list and disable clients; rotate keys; list and clear launches; purge; export
+    /// the audit log. Running instances see the change without a restart.
+    #[command(subcommand)]
+    Admin(reference_sofa::admin::Command),
 }
 
 #[tokio::main]
@@ -60,6 +76,9 @@ fn init_logs(format: LogFormat) {
 
 async fn run(args: Args) -> Result<(), reference_sofa::Error> {
     let mut config = Config::from_file(&args.config)?;
+    if let Some(Command::Admin(command)) = args.command {
+        return reference_sofa::admin::run(config, command, &mut std::io::stdout().lock()).await;
+    }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

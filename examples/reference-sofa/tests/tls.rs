@@ -343,10 +343,14 @@ async fn a_bound_token_without_its_certificate_is_refused_on_every_request() {
 async fn without_a_client_ca_mutual_tls_is_neither_offered_nor_configurable() {
     let (pki, mut tls) = pki("mtls-no-ca");
     tls.client_ca_file = None;
+    // Outside development mode the signing keys are sealed under a key-encryption key.
+    let kek = pki.dir.path().join("kek");
+    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
     let config = |clients: Vec<Client>| Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: reference_sofa::IN_MEMORY.into(),
         tls: Some(tls.clone()),
+        key_encryption_key_file: Some(kek.clone()),
         login: Login::AutoApprove {
             user: "dr-a".into(),
             fhir_user: None,

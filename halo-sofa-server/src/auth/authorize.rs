@@ -139,9 +139,10 @@ async fn authorize(
     params: Params,
 ) -> Response {
     let client = match single(&params, "client_id") {
-        Ok(Some(id)) => match inner.clients.get(id) {
-            Some(client) => client,
-            None => return error_page("the client_id is not registered with this server"),
+        Ok(Some(id)) => match inner.client(id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => return error_page("the client_id is not registered with this server"),
+            Err(_) => return error_page("the server is unavailable; retry shortly"),
         },
         Ok(None) => return error_page("the request has no client_id"),
         Err(e) => return error_page(&e),
@@ -155,7 +156,7 @@ async fn authorize(
     };
     let state = single(&params, "state").ok().flatten().map(str::to_string);
     let browser = Browser { method, headers };
-    match checked(inner, client, &redirect_uri, &params, browser).await {
+    match checked(inner, &client, &redirect_uri, &params, browser).await {
         Ok(Step::Code(code)) => {
             let mut pairs = vec![("code", code)];
             if let Some(state) = state {

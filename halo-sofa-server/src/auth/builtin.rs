@@ -53,9 +53,14 @@ pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, Token
         return Err(TokenError::Invalid);
     }
     let kid = header.kid.ok_or(TokenError::Invalid)?;
-    let keys = inner.keys();
+    let now = inner.clock.now();
+    let mut keys = inner.fresh_keys(false).await;
+    if keys.verifier(KeyUse::AccessToken, &kid, now).is_none() {
+        // Perhaps rotated in by another instance since the last read (REQ IDP-06).
+        keys = inner.fresh_keys(true).await;
+    }
     let key = keys
-        .verifier(KeyUse::AccessToken, &kid)
+        .verifier(KeyUse::AccessToken, &kid, now)
         .ok_or(TokenError::Invalid)?;
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_issuer(&[inner.base_url.as_str()]);
@@ -65,7 +70,6 @@ pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, Token
     let claims: AccessClaims = jsonwebtoken::decode(token, key, &validation)
         .map_err(|_| TokenError::Invalid)?
         .claims;
-    let now = inner.clock.now();
     if claims.exp <= now.timestamp() {
         return Err(TokenError::Invalid);
     }

@@ -60,12 +60,12 @@ fn audience_accepted(aud: &Value, token_url: &str, issuer: &str) -> bool {
 }
 
 /// The client the request authenticates as, or `invalid_client` (401).
-pub(crate) async fn authenticate_client<'a>(
-    inner: &'a Inner,
+pub(crate) async fn authenticate_client(
+    inner: &Inner,
     headers: &HeaderMap,
     params: &[(String, String)],
     peer: Option<&PeerCertificate>,
-) -> Result<&'a RegisteredClient, OAuthError> {
+) -> Result<RegisteredClient, OAuthError> {
     let form_client = form_value(params, "client_id")?;
     let unknown = || OAuthError::invalid_client("client authentication failed");
 
@@ -85,7 +85,7 @@ pub(crate) async fn authenticate_client<'a>(
         if form_client.is_some_and(|f| f != id) {
             return Err(unknown());
         }
-        let client = inner.clients.get(&id).ok_or_else(unknown)?;
+        let client = lookup(inner, &id).await?.ok_or_else(unknown)?;
         return if client.authentication.secret_matches(&secret) {
             Ok(client)
         } else {
@@ -103,7 +103,7 @@ pub(crate) async fn authenticate_client<'a>(
     }
 
     let id = form_client.ok_or_else(unknown)?;
-    let client = inner.clients.get(id).ok_or_else(unknown)?;
+    let client = lookup(inner, id).await?.ok_or_else(unknown)?;
     match (&client.authentication, form_value(params, "client_secret")?) {
         (ClientAuthentication::Public, None) => Ok(client),
         // REQ OPS-03: tls_client_auth, the certificate of this connection is the credential.
@@ -133,6 +133,17 @@ pub(crate) fn presents_credentials(headers: &HeaderMap, params: &[(String, Strin
         })
 }
 
+/// The client with this id, configured or in the store (REQ OPS-05).
+pub(crate) async fn lookup(
+    inner: &Inner,
+    client_id: &str,
+) -> Result<Option<RegisteredClient>, OAuthError> {
+    inner
+        .client(client_id)
+        .await
+        .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable; retry shortly"))
+}
+
 fn form_urldecode(text: &str) -> String {
     url::form_urlencoded::parse(format!("x={text}").as_bytes())
         .next()
@@ -143,11 +154,11 @@ fn form_urldecode(text: &str) -> String {
 /// `private_key_jwt` (REQ AS-06): RS384 or ES384 only, signed by a key of the client's JWKS
 /// named by `kid`, `iss` = `sub` = the client, `aud` = the token URL, `exp` at most five minutes
 /// ahead, and a `jti` never seen before.
-async fn verify_assertion<'a>(
-    inner: &'a Inner,
+async fn verify_assertion(
+    inner: &Inner,
     assertion: &str,
     form_client: Option<&str>,
-) -> Result<&'a RegisteredClient, OAuthError> {
+) -> Result<RegisteredClient, OAuthError> {
     let refused =
         |why: &str| OAuthError::invalid_client(format!("client assertion refused: {why}"));
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused("malformed"))?;
@@ -161,12 +172,11 @@ async fn verify_assertion<'a>(
     if form_client.is_some_and(|f| f != unverified.iss) {
         return Err(refused("client_id differs from the assertion issuer"));
     }
-    let client = inner
-        .clients
-        .get(&unverified.iss)
+    let client = lookup(inner, &unverified.iss)
+        .await?
         .ok_or_else(|| refused("unknown client"))?;
     let kid = header.kid.as_deref().ok_or_else(|| refused("no kid"))?;
-    let key = client_key(inner, client, kid).await?;
+    let key = client_key(inner, &client, kid).await?;
 
     let mut validation = Validation::new(header.alg);
     // The audience is checked below: jsonwebtoken accepts any one of several values.

@@ -1,14 +1,22 @@
 //! The client registry (REQ AS-11): the apps and PoCs allowed to obtain tokens, from
-//! configuration. Secrets are kept only as SHA-256 hashes and compared in constant time
+//! configuration and from the store (registered or disabled at run time by the admin command
+//! line, REQ OPS-05). Secrets are kept only as SHA-256 hashes and compared in constant time
 //! (REQ SEC-02).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use halo_model::scope::ScopeSet;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::store::{ClientCredentials, ClientRecord, Store, StoreError};
 
 /// How a client authenticates at the token endpoint.
 #[derive(Clone, PartialEq)]
@@ -153,6 +161,100 @@ impl ClientRegistry {
     /// The client with this id.
     pub fn get(&self, client_id: &str) -> Option<&RegisteredClient> {
         self.clients.get(client_id)
+    }
+}
+
+impl ClientCredentials {
+    /// The stored form of a secret: its SHA-256, never the secret (REQ SEC-02).
+    pub fn secret(secret: &str) -> ClientCredentials {
+        ClientCredentials::SecretSha256 {
+            sha256: URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes())),
+        }
+    }
+}
+
+impl RegisteredClient {
+    /// The client a store record registers; `None` for a disabled client or a record whose
+    /// secret hash is unreadable (it then authenticates no one).
+    pub fn from_record(record: &ClientRecord) -> Option<RegisteredClient> {
+        if record.disabled {
+            return None;
+        }
+        let authentication = match &record.credentials {
+            ClientCredentials::Public => ClientAuthentication::Public,
+            ClientCredentials::SecretSha256 { sha256 } => ClientAuthentication::Secret {
+                secret_sha256: URL_SAFE_NO_PAD.decode(sha256).ok()?.try_into().ok()?,
+            },
+            ClientCredentials::Jwks { jwks } => {
+                ClientAuthentication::PrivateKeyJwt { jwks: jwks.clone() }
+            }
+            ClientCredentials::JwksUrl { jwks_url } => ClientAuthentication::PrivateKeyJwtUrl {
+                jwks_url: jwks_url.clone(),
+            },
+        };
+        let mut client =
+            RegisteredClient::new(record.client_id.clone(), authentication).scopes(&record.scopes);
+        client.redirect_uris = record.redirect_uris.clone();
+        client.app_id = record.app_id.clone();
+        client.launch_url = record.launch_url.clone();
+        Some(client)
+    }
+}
+
+/// How many store lookups the cache holds before it starts over: unknown client ids sent by
+/// strangers must not grow it without bound.
+const CACHE_LIMIT: usize = 4096;
+
+/// The configured clients and those in the store, read through a short cache so a client
+/// registered or disabled by another process is seen within `ttl` without a store read on
+/// every request. A store record takes precedence over a configured client of the same id (the
+/// admin command line disables configured clients that way).
+pub(crate) struct ClientLookup {
+    configured: ClientRegistry,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Option<ClientRecord>)>>,
+}
+
+impl ClientLookup {
+    pub(crate) fn new(configured: ClientRegistry, ttl: Duration) -> ClientLookup {
+        ClientLookup {
+            configured,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client with this id, as the store and the configuration have it now (within `ttl`).
+    pub(crate) async fn get(
+        &self,
+        store: &dyn Store,
+        client_id: &str,
+    ) -> Result<Option<RegisteredClient>, StoreError> {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(client_id)
+            .filter(|(read_at, _)| read_at.elapsed() < self.ttl)
+            .map(|(_, record)| record.clone());
+        let record = match cached {
+            Some(record) => record,
+            None => {
+                let mut tx = store.begin_read().await?;
+                let record = tx.get_client(client_id).await?;
+                tx.rollback().await?;
+                let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(client_id.to_string(), (Instant::now(), record.clone()));
+                record
+            }
+        };
+        Ok(match record {
+            Some(record) => RegisteredClient::from_record(&record),
+            None => self.configured.get(client_id).cloned(),
+        })
     }
 }
 

@@ -1,9 +1,23 @@
-//! The authorization server's signing keys (REQ AS-02, D-12): ES256 for access tokens, RS256 for
-//! id_tokens, generated on first start and kept in the store so every instance signs and
-//! verifies alike. Rotation adds a new key and retires the old one, which keeps verifying and
-//! stays in the JWKS until it is removed.
+//! The authorization server's signing keys (REQ AS-02, IDP-06, D-12): ES256 for access tokens,
+//! RS256 for id_tokens, generated on first start and kept in the store so every instance signs
+//! and verifies alike.
+//!
+//! Private keys are sealed before they reach the store (REQ IDP-06): a [`KeyProtector`] seals
+//! and opens them. The default, [`AesGcmKek`], encrypts them with AES-256-GCM under a
+//! key-encryption key the operator keeps outside the database and the configuration file; a
+//! KMS implements the same trait with its encrypt and decrypt calls (envelope encryption), so
+//! the key-encryption key never leaves it. Without a protector the keys are stored in clear,
+//! which only development mode accepts.
+//!
+//! Rotation publishes first: the new key enters the JWKS at once and signs only after an
+//! activation delay, so verifiers that cache the JWKS know it before they see a token signed
+//! by it. The keys it replaces keep verifying until the last token they may have signed has
+//! expired, then leave the JWKS and the store. Every instance re-reads the key records at a
+//! short interval (and at once when a token names an unknown key id), so a rotation made by
+//! one process reaches all of them without a restart.
 
 use std::fmt;
+use std::time::Duration;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
@@ -15,6 +29,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::protect::KeyProtector;
 use crate::store::{SigningKeyRecord, Store, StoreError};
 
 /// Which tokens a key signs.
@@ -34,12 +49,23 @@ impl KeyUse {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The JWS algorithm name (`ES256`, `RS256`).
+    pub fn name(self) -> &'static str {
         match self {
             KeyUse::AccessToken => "ES256",
             KeyUse::IdToken => "RS256",
         }
     }
+}
+
+/// When a rotation's new key starts signing and how long tokens live (REQ IDP-06).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// The new key is published at once and signs from `now + activation_delay`.
+    pub activation_delay: Duration,
+    /// The longest lifetime of a token the keys sign: a replaced key leaves the JWKS this long
+    /// after the new key starts signing.
+    pub token_lifetime: Duration,
 }
 
 /// One key, ready to sign (when current) and verify.
@@ -50,11 +76,22 @@ struct LoadedKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
     public_jwk: Value,
+    created_at: DateTime<Utc>,
+    /// When it starts signing.
+    not_before: DateTime<Utc>,
+    /// When it stops verifying and is dropped.
+    expires_at: Option<DateTime<Utc>>,
     retired: bool,
 }
 
-/// Every signing key of the server: the current ES256 and RS256 keys and the retired ones that
-/// still verify.
+impl LoadedKey {
+    fn live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Every signing key of the server: the ones that sign, the published ones that will, and the
+/// replaced ones that still verify.
 #[derive(Clone)]
 pub struct KeyRing {
     keys: Vec<LoadedKey>,
@@ -81,76 +118,169 @@ pub enum KeyError {
     /// A stored key is unreadable, or generation failed.
     #[error("signing key problem: {0}")]
     Key(String),
+    /// The keys cannot be sealed or opened: no key-encryption key where one is needed, the
+    /// wrong one, or a sealed key altered (REQ IDP-06).
+    #[error("signing key protection: {0}")]
+    Protection(String),
 }
 
 impl KeyRing {
     /// Loads the keys from the store, generating an ES256 and an RS256 key on first start
-    /// (REQ AS-02).
+    /// (REQ AS-02). With a `protector`, new keys are stored sealed and keys stored in clear by
+    /// an earlier version are sealed now (REQ IDP-06); without one, keys are stored in clear
+    /// and sealed keys are refused.
     pub async fn load_or_generate(
         store: &dyn Store,
+        protector: Option<&dyn KeyProtector>,
         now: DateTime<Utc>,
     ) -> Result<KeyRing, KeyError> {
         let mut tx = store.begin().await?;
-        let records = tx.signing_keys().await?;
-        let mut added = false;
-        let mut all = records.clone();
+        let mut all = Vec::new();
+        let mut changed = false;
+        for mut record in tx.signing_keys().await? {
+            if record.expires_at.is_some_and(|at| at <= now) {
+                tx.delete_signing_key(&record.kid).await?;
+                changed = true;
+                continue;
+            }
+            if let Some(protector) = protector
+                && record.sealed_private_key.is_none()
+            {
+                // A key from before keys were sealed: seal it, and the clear text leaves the
+                // record (a backup taken before still holds it: rotate after this start).
+                let der = unpem(&record.private_key_pem)?;
+                record.sealed_private_key = Some(protector.seal(&record.kid, &der).await?);
+                record.private_key_pem = String::new();
+                tx.put_signing_key(record.clone()).await?;
+                tracing::warn!(
+                    kid = %record.kid,
+                    "a signing key stored in clear is now encrypted; rotate the keys, since \
+                     earlier backups hold it in clear"
+                );
+                changed = true;
+            }
+            all.push(record);
+        }
         for key_use in [KeyUse::AccessToken, KeyUse::IdToken] {
-            let has_current = records
+            let has_current = all
                 .iter()
                 .any(|r| !r.retired && r.algorithm == key_use.name());
             if !has_current {
-                let record = generate(key_use, now)?;
+                let record = generate(key_use, protector, now).await?;
                 tx.put_signing_key(record.clone()).await?;
                 all.push(record);
-                added = true;
+                changed = true;
             }
         }
-        if added {
+        if changed {
             tx.commit().await?;
         } else {
             tx.rollback().await?;
         }
-        KeyRing::from_records(&all)
+        KeyRing::from_records(&all, protector, None).await
     }
 
-    /// Retires the current key for `key_use` and adds a fresh one (key rotation). The retired
-    /// key keeps verifying and stays in the JWKS.
+    /// Rotates the key for `key_use` (REQ IDP-06): adds a new key that is published now and
+    /// signs from `now + activation_delay`; the keys it replaces keep signing until then and
+    /// verifying until `token_lifetime` after it, and are dropped then.
     pub async fn rotate(
         store: &dyn Store,
+        protector: Option<&dyn KeyProtector>,
         key_use: KeyUse,
         now: DateTime<Utc>,
+        rotation: Rotation,
     ) -> Result<KeyRing, KeyError> {
+        let activation = later(now, rotation.activation_delay);
+        let drop_at = later(activation, rotation.token_lifetime);
+        let mut new = generate(key_use, protector, now).await?;
+        new.not_before = Some(activation);
         let mut tx = store.begin().await?;
         for mut record in tx.signing_keys().await? {
-            if !record.retired && record.algorithm == key_use.name() {
+            if record.algorithm == key_use.name() && record.expires_at.is_none() {
                 record.retired = true;
+                record.expires_at = Some(drop_at);
                 tx.put_signing_key(record).await?;
             }
         }
-        tx.put_signing_key(generate(key_use, now)?).await?;
+        tx.put_signing_key(new).await?;
         let all = tx.signing_keys().await?;
         tx.commit().await?;
-        KeyRing::from_records(&all)
+        KeyRing::from_records(&all, protector, None).await
     }
 
-    /// Reads stored keys.
-    pub fn from_records(records: &[SigningKeyRecord]) -> Result<KeyRing, KeyError> {
-        let keys = records.iter().map(load).collect::<Result<Vec<_>, _>>()?;
+    /// Reads the keys again (another process may have rotated them): keys this ring already
+    /// holds are reused, so only a new key is decrypted; keys past their expiry are left out
+    /// and deleted from the store.
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        protector: Option<&dyn KeyProtector>,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRing, KeyError> {
+        let records = {
+            let mut tx = store.begin_read().await?;
+            let records = tx.signing_keys().await?;
+            tx.rollback().await?;
+            records
+        };
+        let (expired, live): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .partition(|r| r.expires_at.is_some_and(|at| at <= now));
+        if !expired.is_empty() {
+            let mut tx = store.begin().await?;
+            for record in &expired {
+                tx.delete_signing_key(&record.kid).await?;
+            }
+            tx.commit().await?;
+        }
+        KeyRing::from_records(&live, protector, Some(self)).await
+    }
+
+    /// Reads stored keys, opening sealed ones with `protector`; keys `previous` holds are
+    /// taken from it rather than opened again.
+    pub async fn from_records(
+        records: &[SigningKeyRecord],
+        protector: Option<&dyn KeyProtector>,
+        previous: Option<&KeyRing>,
+    ) -> Result<KeyRing, KeyError> {
+        let mut keys = Vec::with_capacity(records.len());
+        for record in records {
+            let known = previous.and_then(|p| p.keys.iter().find(|k| k.kid == record.kid));
+            let mut key = match known {
+                Some(key) => key.clone(),
+                None => load(record, protector).await?,
+            };
+            key.retired = record.retired;
+            key.not_before = record.not_before.unwrap_or(record.created_at);
+            key.expires_at = record.expires_at;
+            keys.push(key);
+        }
         Ok(KeyRing { keys })
     }
 
-    fn current(&self, key_use: KeyUse) -> Result<&LoadedKey, KeyError> {
-        // Newest last in the store's order: the last live key of the algorithm signs.
+    fn current(&self, key_use: KeyUse, now: DateTime<Utc>) -> Result<&LoadedKey, KeyError> {
+        // The most recently activated key signs; a published key waits for its activation.
         self.keys
             .iter()
-            .rev()
-            .find(|k| !k.retired && k.algorithm == key_use.algorithm())
+            .filter(|k| k.algorithm == key_use.algorithm() && k.not_before <= now && k.live(now))
+            .max_by_key(|k| (k.not_before, k.created_at))
             .ok_or_else(|| KeyError::Key(format!("no current {} key", key_use.name())))
     }
 
-    /// Signs `claims` with the current key for `key_use`; the header names its `kid`.
+    /// Signs `claims` with the key for `key_use` that is current now; the header names its
+    /// `kid`.
     pub fn sign<T: Serialize>(&self, key_use: KeyUse, claims: &T) -> Result<String, KeyError> {
-        let key = self.current(key_use)?;
+        self.sign_at(key_use, Utc::now(), claims)
+    }
+
+    /// Signs `claims` with the key for `key_use` that is current at `now`.
+    pub fn sign_at<T: Serialize>(
+        &self,
+        key_use: KeyUse,
+        now: DateTime<Utc>,
+        claims: &T,
+    ) -> Result<String, KeyError> {
+        let key = self.current(key_use, now)?;
         let mut header = Header::new(key.algorithm);
         header.kid = Some(key.kid.clone());
         header.typ = Some("JWT".into());
@@ -158,19 +288,46 @@ impl KeyRing {
             .map_err(|e| KeyError::Key(format!("could not sign: {e}")))
     }
 
-    /// The verification key for `kid` if it is of the algorithm `key_use` signs with: a token
-    /// naming another algorithm for the same key is refused (algorithm confusion, SEC-05).
-    pub(crate) fn verifier(&self, key_use: KeyUse, kid: &str) -> Option<&DecodingKey> {
+    /// The verification key for `kid` if it is of the algorithm `key_use` signs with and not
+    /// dropped at `now`: a token naming another algorithm for the same key is refused
+    /// (algorithm confusion, SEC-05).
+    pub(crate) fn verifier(
+        &self,
+        key_use: KeyUse,
+        kid: &str,
+        now: DateTime<Utc>,
+    ) -> Option<&DecodingKey> {
         self.keys
             .iter()
-            .find(|k| k.kid == kid && k.algorithm == key_use.algorithm())
+            .find(|k| k.kid == kid && k.algorithm == key_use.algorithm() && k.live(now))
             .map(|k| &k.decoding)
     }
 
-    /// The public JWKS (every key, retired ones included, so tokens they signed still verify).
-    pub fn jwks(&self) -> Value {
-        json!({"keys": self.keys.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>()})
+    /// The public JWKS at `now`: the keys that sign, the published ones that will, and the
+    /// replaced ones whose tokens may still be live.
+    pub fn jwks(&self, now: DateTime<Utc>) -> Value {
+        json!({"keys": self
+            .keys
+            .iter()
+            .filter(|k| k.live(now))
+            .map(|k| k.public_jwk.clone())
+            .collect::<Vec<_>>()})
     }
+
+    /// The key ids, sorted.
+    pub fn kids(&self) -> Vec<String> {
+        let mut kids: Vec<String> = self.keys.iter().map(|k| k.kid.clone()).collect();
+        kids.sort();
+        kids
+    }
+}
+
+/// `time + duration`, saturating: a configured duration never overflows into a panic.
+fn later(time: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| time.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn key_error(what: &str) -> impl Fn(aws_lc_rs::error::Unspecified) -> KeyError + '_ {
@@ -206,7 +363,11 @@ fn new_kid() -> Result<String, KeyError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn generate(key_use: KeyUse, now: DateTime<Utc>) -> Result<SigningKeyRecord, KeyError> {
+async fn generate(
+    key_use: KeyUse,
+    protector: Option<&dyn KeyProtector>,
+    now: DateTime<Utc>,
+) -> Result<SigningKeyRecord, KeyError> {
     let kid = new_kid()?;
     let (pkcs8, public_jwk) = match key_use {
         KeyUse::AccessToken => {
@@ -239,18 +400,37 @@ fn generate(key_use: KeyUse, now: DateTime<Utc>) -> Result<SigningKeyRecord, Key
             (pkcs8.as_ref().to_vec(), jwk)
         }
     };
+    // Sealed before it reaches the store: the clear key exists only in this process.
+    let (private_key_pem, sealed_private_key) = match protector {
+        Some(protector) => (String::new(), Some(protector.seal(&kid, &pkcs8).await?)),
+        None => (pem("PRIVATE KEY", &pkcs8), None),
+    };
     Ok(SigningKeyRecord {
         kid,
         algorithm: key_use.name().into(),
-        private_key_pem: pem("PRIVATE KEY", &pkcs8),
+        private_key_pem,
+        sealed_private_key,
         public_jwk,
         created_at: now,
         retired: false,
+        not_before: None,
+        expires_at: None,
     })
 }
 
-fn load(record: &SigningKeyRecord) -> Result<LoadedKey, KeyError> {
-    let der = unpem(&record.private_key_pem)?;
+async fn load(
+    record: &SigningKeyRecord,
+    protector: Option<&dyn KeyProtector>,
+) -> Result<LoadedKey, KeyError> {
+    let der = match (&record.sealed_private_key, protector) {
+        (Some(sealed), Some(protector)) => protector.open(&record.kid, sealed).await?,
+        (Some(_), None) => {
+            return Err(KeyError::Protection(
+                "the signing keys are encrypted: configure the key-encryption key".into(),
+            ));
+        }
+        (None, _) => unpem(&record.private_key_pem)?,
+    };
     let field = |name: &str| {
         record
             .public_jwk
@@ -278,6 +458,9 @@ fn load(record: &SigningKeyRecord) -> Result<LoadedKey, KeyError> {
         encoding,
         decoding,
         public_jwk: record.public_jwk.clone(),
+        created_at: record.created_at,
+        not_before: record.not_before.unwrap_or(record.created_at),
+        expires_at: record.expires_at,
         retired: record.retired,
     })
 }
@@ -324,35 +507,100 @@ fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::AesGcmKek;
     use crate::store::MemoryStore;
 
-    // REQ: AS-02, SEC-01
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    // REQ: AS-02, SEC-01, IDP-06
     #[tokio::test]
-    async fn keys_are_generated_once_and_rotation_keeps_old_keys_in_the_jwks() {
+    async fn rotation_publishes_first_signs_later_and_drops_the_old_key_after_its_tokens() {
         let store = MemoryStore::new();
-        let first = KeyRing::load_or_generate(&store, Utc::now()).await.unwrap();
-        assert_eq!(first.jwks()["keys"].as_array().unwrap().len(), 2);
-        let again = KeyRing::load_or_generate(&store, Utc::now()).await.unwrap();
-        let kids = |ring: &KeyRing| {
-            let mut kids: Vec<String> = ring.keys.iter().map(|k| k.kid.clone()).collect();
-            kids.sort();
-            kids
+        let kek = AesGcmKek::from_bytes(&[9; 32]).unwrap();
+        let kek: Option<&dyn KeyProtector> = Some(&kek);
+        let t0 = Utc::now();
+        let first = KeyRing::load_or_generate(&store, kek, t0).await.unwrap();
+        assert_eq!(first.jwks(t0)["keys"].as_array().unwrap().len(), 2);
+        let again = KeyRing::load_or_generate(&store, kek, t0).await.unwrap();
+        assert_eq!(again.kids(), first.kids());
+        let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+        let old = kid_of(
+            &first
+                .sign_at(KeyUse::AccessToken, t0, &json!({"a": 1}))
+                .unwrap(),
+        );
+
+        let rotation = Rotation {
+            activation_delay: Duration::from_secs(60),
+            token_lifetime: HOUR,
         };
-        assert_eq!(kids(&again), kids(&first));
-        let token = first.sign(KeyUse::AccessToken, &json!({"a": 1})).unwrap();
-        let rotated = KeyRing::rotate(&store, KeyUse::AccessToken, Utc::now())
+        let rotated = KeyRing::rotate(&store, kek, KeyUse::AccessToken, t0, rotation)
             .await
             .unwrap();
-        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 3);
-        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
-        assert!(rotated.verifier(KeyUse::AccessToken, &kid).is_some());
-        let newer = rotated.sign(KeyUse::AccessToken, &json!({"a": 1})).unwrap();
-        assert_ne!(
-            jsonwebtoken::decode_header(&newer).unwrap().kid.unwrap(),
-            kid
+        let new = rotated
+            .kids()
+            .into_iter()
+            .find(|k| !first.kids().contains(k))
+            .unwrap();
+        // Published at once, not signing yet.
+        assert_eq!(rotated.jwks(t0)["keys"].as_array().unwrap().len(), 3);
+        let sign = |at| {
+            kid_of(
+                &rotated
+                    .sign_at(KeyUse::AccessToken, at, &json!({}))
+                    .unwrap(),
+            )
+        };
+        assert_eq!(sign(t0), old);
+        let active = t0 + chrono::Duration::seconds(60);
+        assert_eq!(sign(active), new);
+        // The old key verifies until its last token (signed at `active`) has expired.
+        let last_token = active + chrono::Duration::seconds(3599);
+        assert!(
+            rotated
+                .verifier(KeyUse::AccessToken, &old, last_token)
+                .is_some()
         );
+        let gone = active + chrono::Duration::seconds(3600);
+        assert!(rotated.verifier(KeyUse::AccessToken, &old, gone).is_none());
+        assert!(!rotated.jwks(gone).to_string().contains(&old));
+        // A reload then deletes it from the store.
+        let reloaded = rotated.reload(&store, kek, gone).await.unwrap();
+        assert!(!reloaded.kids().contains(&old));
+        let mut tx = store.begin().await.unwrap();
+        let stored = tx.signing_keys().await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().all(|r| r.private_key_pem.is_empty()));
         assert!(rotated.sign(KeyUse::IdToken, &json!({"a": 1})).is_ok());
         // SEC-01: no key material in Debug output.
         assert!(!format!("{rotated:?}").contains("PRIVATE"));
+        assert!(!format!("{stored:?}").contains("halo-aes256gcm"));
+    }
+
+    // REQ: IDP-06
+    #[tokio::test]
+    async fn clear_keys_are_sealed_on_the_first_start_with_a_key_encryption_key() {
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        let clear = KeyRing::load_or_generate(&store, None, now).await.unwrap();
+        let kek = AesGcmKek::from_bytes(&[3; 32]).unwrap();
+        let sealed = KeyRing::load_or_generate(&store, Some(&kek), now)
+            .await
+            .unwrap();
+        assert_eq!(sealed.kids(), clear.kids());
+        let mut tx = store.begin().await.unwrap();
+        for record in tx.signing_keys().await.unwrap() {
+            assert!(record.private_key_pem.is_empty());
+            assert!(record.sealed_private_key.is_some());
+        }
+        drop(tx);
+        // Sealed keys and no key-encryption key: a clear refusal.
+        let refused = KeyRing::load_or_generate(&store, None, now)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("key-encryption key"),
+            "{refused}"
+        );
     }
 }

@@ -15,6 +15,7 @@ mod external;
 mod grant;
 mod introspect;
 mod keys;
+mod protect;
 mod revoke;
 mod server;
 mod token;
@@ -22,7 +23,8 @@ mod users;
 
 pub use clients::{ClientAuthentication, ClientRegistry, RegisteredClient};
 pub use external::{ExternalJwtTokens, IntrospectionTokens};
-pub use keys::{KeyError, KeyRing, KeyUse};
+pub use keys::{KeyError, KeyRing, KeyUse, Rotation};
+pub use protect::{AesGcmKek, KeyProtector};
 pub(crate) use server::hash_secret;
 pub use server::{AuthServer, AuthServerError, paths};
 pub use users::{

@@ -37,7 +37,7 @@ pub(super) async fn revoke(
         let token = form_value(&params, "token")?
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         // `token_type_hint` only says where to look first (§2.1); both kinds are looked up.
-        if let Some(family) = family_of(&inner, client, token).await? {
+        if let Some(family) = family_of(&inner, &client, token).await? {
             revoke_family(&inner, &family).await?;
         }
         Ok::<(), OAuthError>(())

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::builtin::BuiltinTokens;
-use super::clients::ClientRegistry;
-use super::keys::{KeyError, KeyRing, KeyUse};
+use super::clients::{ClientLookup, ClientRegistry, RegisteredClient};
+use super::keys::{KeyError, KeyRing, KeyUse, Rotation};
 use super::users::UserAuthenticator;
 use super::{TokenValidator, authorize, introspect, revoke, token};
 use crate::clock::Clock;
@@ -51,7 +51,9 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: RwLock<Arc<KeyRing>>,
-    pub(crate) clients: ClientRegistry,
+    /// When the keys were last read from the store (real time: it paces store reads).
+    pub(crate) keys_read_at: Mutex<Instant>,
+    pub(crate) clients: ClientLookup,
     pub(crate) users: Arc<dyn UserAuthenticator>,
     /// Fetched client JWKS by URL, with when they were fetched.
     pub(crate) jwks_cache: Mutex<HashMap<String, (Instant, Value)>>,
@@ -64,6 +66,53 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The keys, read again from the store when the last read is older than
+    /// [`AuthConfig::key_refresh_interval`] (or one second with `unknown_kid`: a token names a
+    /// key this instance has not seen, perhaps rotated in by another). A failed read keeps the
+    /// keys held and is logged.
+    pub(crate) async fn fresh_keys(&self, unknown_kid: bool) -> Arc<KeyRing> {
+        let interval = if unknown_kid {
+            Duration::from_secs(1).min(self.config.key_refresh_interval)
+        } else {
+            self.config.key_refresh_interval
+        };
+        let due = {
+            let mut read_at = self
+                .keys_read_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let due = read_at.elapsed() >= interval;
+            if due {
+                // Claimed before the read, so concurrent requests do not all read.
+                *read_at = Instant::now();
+            }
+            due
+        };
+        if due {
+            let held = self.keys();
+            let protector = self.config.key_protector.as_deref();
+            match held
+                .reload(self.store.as_ref(), protector, self.clock.now())
+                .await
+            {
+                Ok(ring) => {
+                    *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+                }
+                Err(e) => tracing::warn!(error = %e, "the signing keys could not be re-read"),
+            }
+        }
+        self.keys()
+    }
+
+    /// The registered client with this id: configured, or registered at run time in the
+    /// store (REQ OPS-05); a client disabled in the store is `None`.
+    pub(crate) async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<RegisteredClient>, crate::store::StoreError> {
+        self.clients.get(self.store.as_ref(), client_id).await
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -89,7 +138,7 @@ pub enum AuthServerError {
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use halo_sofa_server::auth::{AuthServer, AutoApprove, ClientRegistry};
+/// use halo_sofa_server::auth::{AesGcmKek, AuthServer, AutoApprove, ClientRegistry};
 /// use halo_sofa_server::clock::SystemClock;
 /// use halo_sofa_server::config::{AuthConfig, SofaConfig};
 /// use halo_sofa_server::http::Sofa;
@@ -99,9 +148,14 @@ pub enum AuthServerError {
 /// let mut config = SofaConfig::new("https://sofa.example.org/fhir")?;
 /// config.oauth = Some(AuthServer::oauth_uris(&config.base_url));
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let auth_config = AuthConfig {
+///     // Signing keys are stored sealed under it (REQ IDP-06).
+///     key_protector: Some(Arc::new(AesGcmKek::from_file("/run/secrets/sofa-kek")?)),
+///     ..AuthConfig::default()
+/// };
 /// let auth = AuthServer::start(
 ///     &config,
-///     AuthConfig::default(),
+///     auth_config,
 ///     store.clone(),
 ///     Arc::new(SystemClock),
 ///     ClientRegistry::new(),
@@ -138,16 +192,27 @@ impl AuthServer {
         clients: ClientRegistry,
         users: Arc<dyn UserAuthenticator>,
     ) -> Result<AuthServer, AuthServerError> {
+        // Outside development mode the keys are never stored in clear (REQ IDP-06).
+        if config.key_protector.is_none() && !config.development_mode {
+            return Err(AuthServerError::Keys(KeyError::Protection(
+                "outside development mode the signing keys must be encrypted: configure a \
+                 key-encryption key"
+                    .into(),
+            )));
+        }
         if !url_allowed(&sofa.base_url, config.development_mode) {
             return Err(AuthServerError::Issuer(sofa.base_url.clone()));
         }
-        let keys = KeyRing::load_or_generate(store.as_ref(), clock.now()).await?;
+        let keys =
+            KeyRing::load_or_generate(store.as_ref(), config.key_protector.as_deref(), clock.now())
+                .await?;
         // Client JWKS URLs come with client registrations: fetched only from addresses the
         // server may reach, checked after resolution (REQ HARD-03).
         let http = crate::outbound::client_builder(config.development_mode)
             .timeout(config.outbound_timeout)
             .build()
             .map_err(|e| AuthServerError::Http(e.to_string()))?;
+        let clients = ClientLookup::new(clients, config.client_refresh_interval);
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 base_url: sofa.base_url.clone(),
@@ -158,6 +223,7 @@ impl AuthServer {
                 store,
                 clock,
                 keys: RwLock::new(Arc::new(keys)),
+                keys_read_at: Mutex::new(Instant::now()),
                 clients,
                 users,
                 jwks_cache: Mutex::new(HashMap::new()),
@@ -183,11 +249,19 @@ impl AuthServer {
         Arc::new(BuiltinTokens::new(self.inner.clone()))
     }
 
-    /// Retires the current key for `key_use` and signs with a new one from now on; the old key
-    /// stays in the JWKS so tokens it signed keep verifying.
+    /// Rotates the key for `key_use` (REQ IDP-06): the new key is in the JWKS at once and signs
+    /// after [`AuthConfig::key_activation_delay`]; the old one signs until then and stays in
+    /// the JWKS until its last token has expired. Other instances see it at their next read of
+    /// the keys.
     pub async fn rotate_keys(&self, key_use: KeyUse) -> Result<(), KeyError> {
-        let ring =
-            KeyRing::rotate(self.inner.store.as_ref(), key_use, self.inner.clock.now()).await?;
+        let ring = KeyRing::rotate(
+            self.inner.store.as_ref(),
+            self.inner.config.key_protector.as_deref(),
+            key_use,
+            self.inner.clock.now(),
+            self.rotation(),
+        )
+        .await?;
         *self
             .inner
             .keys
@@ -196,9 +270,18 @@ impl AuthServer {
         Ok(())
     }
 
-    /// The public JWKS.
+    /// The schedule [`rotate_keys`](Self::rotate_keys) follows: this server's activation delay,
+    /// and its token lifetime (access tokens and id_tokens live as long).
+    pub fn rotation(&self) -> Rotation {
+        Rotation {
+            activation_delay: self.inner.config.key_activation_delay,
+            token_lifetime: self.inner.config.access_token_ttl,
+        }
+    }
+
+    /// The public JWKS, as last read from the store.
     pub fn jwks(&self) -> Value {
-        self.inner.keys().jwks()
+        self.inner.keys().jwks(self.inner.clock.now())
     }
 
     /// The routes, relative to the FHIR base: discovery and the JWKS (any origin, [`crate::cors::open`]),
@@ -371,5 +454,6 @@ async fn openid_configuration(
 
 /// `GET /auth/jwks` (REQ AS-02).
 async fn jwks(axum::extract::State(inner): axum::extract::State<Arc<Inner>>) -> Response {
-    json_response(StatusCode::OK, &inner.keys().jwks())
+    let keys = inner.fresh_keys(false).await;
+    json_response(StatusCode::OK, &keys.jwks(inner.clock.now()))
 }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::builtin::AccessClaims;
-use super::client_auth::{authenticate_client, form_value, presents_credentials};
+use super::client_auth::{authenticate_client, form_value, lookup, presents_credentials};
 use super::clients::{ClientAuthentication, RegisteredClient};
 use super::grant::{covered, narrow};
 use super::keys::KeyUse;
@@ -100,6 +100,8 @@ async fn grant(
     params: &Params,
     peer: Option<&PeerCertificate>,
 ) -> Result<String, Refusal> {
+    // Tokens are signed with the keys as the store has them (a rotation by another instance).
+    inner.fresh_keys(false).await;
     let grant_type = form_value(params, "grant_type")?;
     let client = match authenticate_client(inner, headers, params, peer).await {
         Ok(client) => client,
@@ -125,9 +127,9 @@ async fn grant(
     // is bound to it, whatever authenticated the client.
     let cnf = peer.map(PeerCertificate::confirmation);
     let response = match grant_type {
-        Some("authorization_code") => code_grant(inner, client, params, cnf).await?,
-        Some("refresh_token") => refresh_grant(inner, client, params, cnf).await?,
-        Some("client_credentials") => client_credentials(inner, client, params, cnf)?,
+        Some("authorization_code") => code_grant(inner, &client, params, cnf).await?,
+        Some("refresh_token") => refresh_grant(inner, &client, params, cnf).await?,
+        Some("client_credentials") => client_credentials(inner, &client, params, cnf)?,
         Some(_) => {
             return Err(Refusal::OAuth(
                 OAuthError::new(halo_model::oauth::OAuthErrorCode::UnsupportedGrantType)
@@ -282,16 +284,18 @@ pub(super) async fn find_refresh(
 }
 
 /// The public client a presented refresh token was issued to, if it was issued to one.
-async fn public_client_of_refresh<'a>(
-    inner: &'a Inner,
+async fn public_client_of_refresh(
+    inner: &Inner,
     params: &Params,
-) -> Result<Option<&'a RegisteredClient>, OAuthError> {
+) -> Result<Option<RegisteredClient>, OAuthError> {
     let Some(presented) = form_value(params, "refresh_token")? else {
         return Ok(None);
     };
-    Ok(find_refresh(inner, presented)
+    let Some(record) = find_refresh(inner, presented).await? else {
+        return Ok(None);
+    };
+    Ok(lookup(inner, &record.client_id)
         .await?
-        .and_then(|r| inner.clients.get(&r.client_id))
         .filter(|c| c.authentication == ClientAuthentication::Public))
 }
 
@@ -425,7 +429,7 @@ fn sign<T: serde::Serialize>(
 ) -> Result<String, OAuthError> {
     inner
         .keys()
-        .sign(key_use, claims)
+        .sign_at(key_use, inner.clock.now(), claims)
         .map_err(|_| OAuthError::server_error("the token could not be signed"))
 }
 

@@ -55,6 +55,29 @@ impl ContextManager {
         }
     }
 
+    /// Removes one launch with its resources and grants at an operator's request (the admin
+    /// command line, REQ OPS-05), as `$clear-context` would; whether it existed. Audited as a
+    /// clear with no calling client.
+    pub async fn clear_launch_by_operator(&self, launch_id: &str) -> Result<bool, SofaError> {
+        let mut tx = self.store.begin().await?;
+        let existed = tx.get_launch(launch_id).await?.is_some();
+        if existed {
+            remove_launch(tx.as_mut(), launch_id).await?;
+        }
+        tx.commit().await?;
+        if existed {
+            self.audit(
+                None,
+                AuditAction::ClearContext,
+                Some(launch_id.to_string()),
+                Vec::new(),
+                AuditOutcome::Success,
+            )
+            .await;
+        }
+        Ok(existed)
+    }
+
     /// Runs [`purge_expired`](Self::purge_expired) every `purge_interval` until the handle is
     /// aborted or the runtime stops. A failed round is logged and retried next round.
     pub fn spawn_purge_task(self: &Arc<Self>) -> JoinHandle<()> {

@@ -9,10 +9,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::meta::{references_of, stamp_meta};
 use super::{
-    AsyncJobRecord, AuthOps, AuthorizationCodeRecord, BindingTokenRecord, BoxFuture, ClusterOps,
-    EventRecord, EventState, LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps,
-    ResourceQuery, SigningKeyRecord, Store, StoreError, StoreResult, StoredResource,
-    SubscriptionOps, SubscriptionRecord, SubscriptionStatus, Transaction,
+    AsyncJobRecord, AuditOps, AuthOps, AuthorizationCodeRecord, BindingTokenRecord, BoxFuture,
+    ClientRecord, ClusterOps, EventRecord, EventState, LaunchOps, LaunchRecord, NewResource,
+    RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store, StoreError,
+    StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord, SubscriptionStatus,
+    Transaction,
 };
 use crate::metrics;
 
@@ -34,6 +35,8 @@ struct State {
     /// Socket delivery requests: deadline, and whether a socket wrote the event.
     socket_requests: BTreeMap<(String, u64), (DateTime<Utc>, bool)>,
     async_jobs: BTreeMap<String, AsyncJobRecord>,
+    clients: BTreeMap<String, ClientRecord>,
+    audit: Vec<(DateTime<Utc>, String)>,
 }
 
 /// An in-memory [`Store`]. Transactions are serialised; each is all-or-nothing.
@@ -325,6 +328,18 @@ impl LaunchOps for MemoryTransaction {
 
     fn count_launches(&mut self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move { Ok(self.read().launches.len() as u64) })
+    }
+
+    fn list_launches(&mut self, limit: u64) -> BoxFuture<'_, StoreResult<Vec<LaunchRecord>>> {
+        Box::pin(async move {
+            Ok(self
+                .read()
+                .launches
+                .values()
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .cloned()
+                .collect())
+        })
     }
 }
 
@@ -699,6 +714,66 @@ impl AuthOps for MemoryTransaction {
             let mut keys: Vec<SigningKeyRecord> = self.read().keys.values().cloned().collect();
             keys.sort_by_key(|k| k.created_at);
             Ok(keys)
+        })
+    }
+
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move { Ok(self.write().keys.remove(kid).is_some()) })
+    }
+
+    fn put_client(&mut self, client: ClientRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            self.write()
+                .clients
+                .insert(client.client_id.clone(), client);
+            Ok(())
+        })
+    }
+
+    fn get_client<'a>(
+        &'a mut self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<ClientRecord>>> {
+        Box::pin(async move { Ok(self.read().clients.get(client_id).cloned()) })
+    }
+
+    fn list_clients(&mut self) -> BoxFuture<'_, StoreResult<Vec<ClientRecord>>> {
+        Box::pin(async move { Ok(self.read().clients.values().cloned().collect()) })
+    }
+}
+
+impl AuditOps for MemoryTransaction {
+    fn append_audit_event(
+        &mut self,
+        time: DateTime<Utc>,
+        event_json: String,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            self.write().audit.push((time, event_json));
+            Ok(())
+        })
+    }
+
+    fn audit_events(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut events: Vec<&(DateTime<Utc>, String)> = self
+                .read()
+                .audit
+                .iter()
+                .filter(|(time, _)| from <= *time && *time < to)
+                .collect();
+            // Stable: events of the same time stay in the order appended.
+            events.sort_by_key(|(time, _)| *time);
+            Ok(events
+                .into_iter()
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .map(|(_, event)| event.clone())
+                .collect())
         })
     }
 }

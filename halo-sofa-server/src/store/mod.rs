@@ -32,9 +32,9 @@ pub use meta::{instant as meta_instant, references_of, stamp_meta};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use records::{
-    AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, NewResource,
-    RefreshTokenRecord, ResourceQuery, SigningKeyRecord, StoredResource, SubscriptionRecord,
-    SubscriptionStatus,
+    AuthorizationCodeRecord, ClientCredentials, ClientRecord, EventRecord, EventState,
+    LaunchRecord, NewResource, RefreshTokenRecord, ResourceQuery, SigningKeyRecord, StoredResource,
+    SubscriptionRecord, SubscriptionStatus,
 };
 pub use sqlite::SqliteStore;
 
@@ -84,7 +84,7 @@ pub trait Store: Send + Sync + 'static {
 /// A unit of work. Nothing it wrote is visible to others before [`commit`](Self::commit);
 /// dropped without commit, it leaves nothing.
 pub trait Transaction:
-    ResourceOps + LaunchOps + SubscriptionOps + AuthOps + ClusterOps + Send
+    ResourceOps + LaunchOps + SubscriptionOps + AuthOps + ClusterOps + AuditOps + Send
 {
     /// Makes every write of the transaction durable and visible, all at once.
     fn commit(self: Box<Self>) -> BoxFuture<'static, StoreResult<()>>;
@@ -181,6 +181,10 @@ pub trait LaunchOps {
 
     /// How many launch contexts are stored.
     fn count_launches(&mut self) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Launch contexts, expired or not, ordered by id, at most `limit` (the admin command
+    /// line, REQ OPS-05).
+    fn list_launches(&mut self, limit: u64) -> BoxFuture<'_, StoreResult<Vec<LaunchRecord>>>;
 }
 
 /// Subscriptions and their event log (the subscriptions service builds on these).
@@ -347,4 +351,41 @@ pub trait AuthOps {
 
     /// Every signing key, oldest first.
     fn signing_keys(&mut self) -> BoxFuture<'_, StoreResult<Vec<SigningKeyRecord>>>;
+
+    /// Deletes a signing key (one whose last token has expired, REQ IDP-06); whether it
+    /// existed.
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Stores or replaces a client registered at run time (REQ OPS-05).
+    fn put_client(&mut self, client: ClientRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// The client registered at run time with this id, disabled or not.
+    fn get_client<'a>(
+        &'a mut self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<ClientRecord>>>;
+
+    /// Every client registered at run time, ordered by id.
+    fn list_clients(&mut self) -> BoxFuture<'_, StoreResult<Vec<ClientRecord>>>;
+}
+
+/// The audit log kept in the store (REQ RS-09, OPS-05), so it can be exported for a time
+/// range. Each event is the JSON text of an [`AuditEvent`](crate::audit::AuditEvent).
+pub trait AuditOps {
+    /// Appends one audit event that happened at `time`.
+    fn append_audit_event(
+        &mut self,
+        time: DateTime<Utc>,
+        event_json: String,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// The events with `from <= time < to`, by time (to the millisecond at least) and, at the
+    /// same time, in the order they were appended; at most `limit`. A caller reads a long range
+    /// in pages by starting the next page at the last event's time.
+    fn audit_events(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }

@@ -329,14 +329,26 @@ pub struct SigningKeyRecord {
     pub kid: String,
     /// The JWS algorithm (`ES256`, `RS256`).
     pub algorithm: String,
-    /// The private key, PEM (a host may store it encrypted and decrypt in its validator).
+    /// The private key in clear, PEM: empty when the key is sealed (development mode only
+    /// keeps keys in clear, REQ IDP-06).
+    #[serde(default)]
     pub private_key_pem: String,
+    /// The private key sealed by the server's key protector (REQ IDP-06).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_private_key: Option<String>,
     /// The public JWK.
     pub public_jwk: Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Retired keys only verify; they still appear in the JWKS until removed.
+    /// Replaced by a rotation: it signs until the new key's `not_before`, then only verifies.
     pub retired: bool,
+    /// When it starts signing (`created_at` when absent): a rotation publishes the new key
+    /// before it signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    /// When the last token it may have signed has expired: it leaves the JWKS and the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for SigningKeyRecord {
@@ -345,7 +357,71 @@ impl fmt::Debug for SigningKeyRecord {
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
             .field("private_key_pem", &"<redacted>")
+            .field("sealed", &self.sealed_private_key.is_some())
             .field("retired", &self.retired)
+            .field("not_before", &self.not_before)
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// How a client registered in the store authenticates (REQ AS-11, OPS-05).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum ClientCredentials {
+    /// A public client: PKCE only.
+    Public,
+    /// A secret, kept only as its SHA-256 (base64url): the secret itself is never stored.
+    SecretSha256 {
+        /// SHA-256 of the secret, base64url without padding.
+        sha256: String,
+    },
+    /// `private_key_jwt` with the client's public JWK Set.
+    Jwks {
+        /// The JWK Set.
+        jwks: Value,
+    },
+    /// `private_key_jwt` with the URL of the client's JWK Set.
+    JwksUrl {
+        /// The URL.
+        jwks_url: String,
+    },
+}
+
+impl fmt::Debug for ClientCredentials {
+    // SEC-01: a secret's hash is no more shown than the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientCredentials::Public => f.write_str("Public"),
+            ClientCredentials::SecretSha256 { .. } => f.write_str("SecretSha256(<redacted>)"),
+            ClientCredentials::Jwks { .. } => f.write_str("Jwks"),
+            ClientCredentials::JwksUrl { jwks_url } => write!(f, "JwksUrl({jwks_url})"),
+        }
+    }
+}
+
+/// A client registered or disabled at run time (the admin command line, REQ OPS-05): every
+/// instance reads it from the store, and it takes precedence over a configured client of the
+/// same id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    /// `client_id`.
+    pub client_id: String,
+    /// How it authenticates.
+    pub credentials: ClientCredentials,
+    /// Exact redirect URIs.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// The scopes it may be granted (space-separated).
+    pub scopes: String,
+    /// The App Catalog entry id.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// The app's launch URL.
+    #[serde(default)]
+    pub launch_url: Option<String>,
+    /// A disabled client gets no token, code or introspection answer.
+    pub disabled: bool,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
 }

@@ -25,10 +25,10 @@ use tokio_postgres::{Row, config::SslMode};
 
 use super::meta::{from_json, int, references_of, stamp_meta, to_json, uint};
 use super::{
-    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
-    NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
-    StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord,
-    SubscriptionStatus, Transaction,
+    AuditOps, AuthOps, AuthorizationCodeRecord, BoxFuture, ClientRecord, EventRecord, EventState,
+    LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery,
+    SigningKeyRecord, Store, StoreError, StoreResult, StoredResource, SubscriptionOps,
+    SubscriptionRecord, SubscriptionStatus, Transaction,
 };
 use crate::metrics;
 
@@ -805,6 +805,18 @@ impl LaunchOps for PgTransaction {
             Ok(row.first().map_or(0, |r| uint(r.get(0))))
         })
     }
+
+    fn list_launches(&mut self, limit: u64) -> BoxFuture<'_, StoreResult<Vec<LaunchRecord>>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "SELECT record FROM launches ORDER BY launch_id LIMIT $1",
+                    &[&int(limit)?],
+                )
+                .await?;
+            rows.iter().map(|r| from_json(r.get("record"))).collect()
+        })
+    }
 }
 
 const SUBSCRIPTION_COLUMNS: &str = "status, events_since_start, record";
@@ -1294,6 +1306,87 @@ impl AuthOps for PgTransaction {
                 )
                 .await?;
             rows.iter().map(|r| from_json(r.get("record"))).collect()
+        })
+    }
+
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            Ok(self
+                .execute("DELETE FROM signing_keys WHERE kid = $1", &[&kid])
+                .await?
+                > 0)
+        })
+    }
+
+    fn put_client(&mut self, client: ClientRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            self.execute(
+                "INSERT INTO clients (client_id, disabled, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (client_id) DO UPDATE SET disabled = EXCLUDED.disabled,
+                 record = EXCLUDED.record",
+                &[&client.client_id, &client.disabled, &to_json(&client)?],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn get_client<'a>(
+        &'a mut self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<ClientRecord>>> {
+        Box::pin(async move {
+            let row = self
+                .query_opt(
+                    "SELECT record FROM clients WHERE client_id = $1",
+                    &[&client_id],
+                )
+                .await?;
+            row.map(|r| from_json(r.get("record"))).transpose()
+        })
+    }
+
+    fn list_clients(&mut self) -> BoxFuture<'_, StoreResult<Vec<ClientRecord>>> {
+        Box::pin(async move {
+            let rows = self
+                .query("SELECT record FROM clients ORDER BY client_id", &[])
+                .await?;
+            rows.iter().map(|r| from_json(r.get("record"))).collect()
+        })
+    }
+}
+
+impl AuditOps for PgTransaction {
+    fn append_audit_event(
+        &mut self,
+        time: DateTime<Utc>,
+        event_json: String,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            self.execute(
+                "INSERT INTO audit_events (time, record) VALUES ($1, $2)",
+                &[&time, &event_json],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn audit_events(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "SELECT record FROM audit_events WHERE time >= $1 AND time < $2
+                     ORDER BY time, seq LIMIT $3",
+                    &[&from, &to, &int(limit)?],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get::<_, String>("record")).collect())
         })
     }
 }

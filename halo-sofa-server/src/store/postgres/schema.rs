@@ -127,6 +127,24 @@ CREATE INDEX async_jobs_by_expiry ON async_jobs (expires_at);
 ",
     ),
     (
+        5,
+        // Clients registered at run time and the audit log (REQ OPS-05). Signing keys sealed
+        // under a key-encryption key (REQ IDP-06) need no SQL: the key record is JSON.
+        "
+CREATE TABLE clients (
+    client_id TEXT PRIMARY KEY,
+    disabled BOOLEAN NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE audit_events (
+    seq BIGSERIAL PRIMARY KEY,
+    time TIMESTAMPTZ NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_time ON audit_events (time, seq);
+",
+    ),
+    (
         7,
         // Past versions of resources (vread and `_history`), gone with the resource.
         "

@@ -14,9 +14,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use super::{
-    AuthOps, AuthorizationCodeRecord, BoxFuture, EventRecord, EventState, LaunchOps, LaunchRecord,
-    NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery, SigningKeyRecord, Store,
-    StoreError, StoreResult, StoredResource, SubscriptionOps, SubscriptionRecord, Transaction,
+    AuditOps, AuthOps, AuthorizationCodeRecord, BoxFuture, ClientRecord, EventRecord, EventState,
+    LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery,
+    SigningKeyRecord, Store, StoreError, StoreResult, StoredResource, SubscriptionOps,
+    SubscriptionRecord, Transaction,
 };
 use crate::metrics;
 
@@ -375,6 +376,10 @@ impl LaunchOps for SqliteTransaction {
     fn count_launches(&mut self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(self.call(|c| ops::count(c, "launches")))
     }
+
+    fn list_launches(&mut self, limit: u64) -> BoxFuture<'_, StoreResult<Vec<LaunchRecord>>> {
+        Box::pin(self.call(move |c| ops::list_launches(c, limit)))
+    }
 }
 
 impl SubscriptionOps for SqliteTransaction {
@@ -567,5 +572,45 @@ impl AuthOps for SqliteTransaction {
 
     fn signing_keys(&mut self) -> BoxFuture<'_, StoreResult<Vec<SigningKeyRecord>>> {
         Box::pin(self.call(ops::signing_keys))
+    }
+
+    fn delete_signing_key<'a>(&'a mut self, kid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let kid = kid.to_string();
+        Box::pin(self.call(move |c| ops::delete_signing_key(c, &kid)))
+    }
+
+    fn put_client(&mut self, client: ClientRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.call(move |c| ops::put_client(c, &client)))
+    }
+
+    fn get_client<'a>(
+        &'a mut self,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<ClientRecord>>> {
+        let client_id = client_id.to_string();
+        Box::pin(self.call(move |c| ops::get_client(c, &client_id)))
+    }
+
+    fn list_clients(&mut self) -> BoxFuture<'_, StoreResult<Vec<ClientRecord>>> {
+        Box::pin(self.call(ops::list_clients))
+    }
+}
+
+impl AuditOps for SqliteTransaction {
+    fn append_audit_event(
+        &mut self,
+        time: DateTime<Utc>,
+        event_json: String,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.call(move |c| ops::append_audit_event(c, time, &event_json)))
+    }
+
+    fn audit_events(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(self.call(move |c| ops::audit_events(c, from, to, limit)))
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::super::meta::{from_json, int, references_of, stamp_meta, to_json, uint};
 use super::super::{
-    AuthorizationCodeRecord, EventRecord, EventState, LaunchRecord, NewResource,
+    AuthorizationCodeRecord, ClientRecord, EventRecord, EventState, LaunchRecord, NewResource,
     RefreshTokenRecord, ResourceQuery, SigningKeyRecord, StoreError, StoreResult, StoredResource,
     SubscriptionRecord, SubscriptionStatus,
 };
@@ -313,14 +313,41 @@ pub(super) fn insert_launch(c: &Connection, launch: &LaunchRecord) -> StoreResul
     Ok(())
 }
 
-pub(super) fn get_launch(c: &Connection, launch_id: &str) -> StoreResult<Option<LaunchRecord>> {
+/// The JSON record of the one row `sql` selects, if any.
+fn record_opt<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Option<T>> {
     let text: Option<String> = c
-        .prepare_cached("SELECT record FROM launches WHERE launch_id = ?1")
+        .prepare_cached(sql)
         .map_err(error)?
-        .query_row(params![launch_id], |r| r.get(0))
+        .query_row(params, |r| r.get(0))
         .optional()
         .map_err(error)?;
     text.as_deref().map(from_json).transpose()
+}
+
+/// The JSON records of the rows `sql` selects, in its order.
+fn records<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut statement = c.prepare_cached(sql).map_err(error)?;
+    let rows = statement
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(error)?;
+    rows.map(|r| r.map_err(error).and_then(|t| from_json(&t)))
+        .collect()
+}
+
+pub(super) fn get_launch(c: &Connection, launch_id: &str) -> StoreResult<Option<LaunchRecord>> {
+    record_opt(
+        c,
+        "SELECT record FROM launches WHERE launch_id = ?1",
+        params![launch_id],
+    )
 }
 
 pub(super) fn delete_launch(c: &Connection, launch_id: &str) -> StoreResult<bool> {
@@ -347,6 +374,14 @@ pub(super) fn expired_launches(
         .query_map(params![now.timestamp_millis(), int(limit)?], |r| r.get(0))
         .map_err(error)?;
     rows.map(|r| r.map_err(error)).collect()
+}
+
+pub(super) fn list_launches(c: &Connection, limit: u64) -> StoreResult<Vec<LaunchRecord>> {
+    records(
+        c,
+        "SELECT record FROM launches ORDER BY launch_id LIMIT ?1",
+        params![int(limit)?],
+    )
 }
 
 // ---- subscriptions and events ----
@@ -685,14 +720,75 @@ pub(super) fn put_signing_key(c: &Connection, key: &SigningKeyRecord) -> StoreRe
 }
 
 pub(super) fn signing_keys(c: &Connection) -> StoreResult<Vec<SigningKeyRecord>> {
+    records(
+        c,
+        "SELECT record FROM signing_keys ORDER BY created_at, kid",
+        [],
+    )
+}
+
+pub(super) fn delete_signing_key(c: &Connection, kid: &str) -> StoreResult<bool> {
+    let deleted = c
+        .execute("DELETE FROM signing_keys WHERE kid = ?1", params![kid])
+        .map_err(error)?;
+    Ok(deleted > 0)
+}
+
+// ---- clients registered at run time and the audit log (REQ OPS-05) ----
+
+pub(super) fn put_client(c: &Connection, client: &ClientRecord) -> StoreResult<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO clients (client_id, disabled, record) VALUES (?1, ?2, ?3)",
+        params![client.client_id, client.disabled, to_json(client)?],
+    )
+    .map_err(error)?;
+    Ok(())
+}
+
+pub(super) fn get_client(c: &Connection, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+    record_opt(
+        c,
+        "SELECT record FROM clients WHERE client_id = ?1",
+        params![client_id],
+    )
+}
+
+pub(super) fn list_clients(c: &Connection) -> StoreResult<Vec<ClientRecord>> {
+    records(c, "SELECT record FROM clients ORDER BY client_id", [])
+}
+
+pub(super) fn append_audit_event(
+    c: &Connection,
+    time: DateTime<Utc>,
+    event_json: &str,
+) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO audit_events (time, record) VALUES (?1, ?2)",
+        params![time.timestamp_millis(), event_json],
+    )
+    .map_err(error)?;
+    Ok(())
+}
+
+pub(super) fn audit_events(
+    c: &Connection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u64,
+) -> StoreResult<Vec<String>> {
     let mut statement = c
-        .prepare_cached("SELECT record FROM signing_keys ORDER BY created_at, kid")
+        .prepare_cached(
+            "SELECT record FROM audit_events WHERE time >= ?1 AND time < ?2
+             ORDER BY time, seq LIMIT ?3",
+        )
         .map_err(error)?;
     let rows = statement
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map(
+            params![from.timestamp_millis(), to.timestamp_millis(), int(limit)?],
+            |r| r.get::<_, String>(0),
+        )
         .map_err(error)?;
-    rows.map(|r| r.map_err(error).and_then(|t| from_json(&t)))
-        .collect()
+    rows.map(|r| r.map_err(error)).collect()
 }
 
 // ---- revoked token families and one-time `jti`s (REQ IDP-05) ----

@@ -113,6 +113,17 @@ CREATE TABLE IF NOT EXISTS async_jobs (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS async_jobs_by_expiry ON async_jobs (expires_at);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY,
+    disabled INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (time, seq);
 ";
 
 /// Upgrades of an existing database: `(version reached, SQL)`, applied in order to every
@@ -130,6 +141,11 @@ pub(super) const UPGRADES: &[(i64, &str)] = &[
     // and asynchronous jobs, REQ CLU-02, CLU-03), which `CREATE` makes on any database that
     // lacks them.
     (4, ""),
+    // Version 5 only adds tables (clients registered at run time and the audit log, REQ
+    // OPS-05), which `CREATE` makes on any database that lacks them. Signing keys sealed
+    // under a key-encryption key (REQ IDP-06) need no SQL: the key record is JSON, and the
+    // server seals keys stored in clear on its first start with a key-encryption key.
+    (5, ""),
     // Version 7 only adds the past versions of resources (vread and `_history`).
     (7, ""),
 ];
