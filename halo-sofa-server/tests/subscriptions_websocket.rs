@@ -189,3 +189,77 @@ async fn binding_tokens_expire_and_belong_to_their_owner() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Whether the server closed the socket (a close frame, the end of the stream or an error)
+/// within two seconds, after any frames it sent first.
+async fn closed(socket: &mut Socket) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return false,
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+// REQ: HARD-04
+/// Websockets cost an attacker something: a socket that never binds is closed after the bind
+/// timeout, a frame larger than a bind message closes the socket, a client has at most its
+/// quota of bound sockets, and an instance holds at most its quota of open sockets (503).
+#[tokio::test]
+async fn unbound_oversized_and_excess_websockets_are_closed_or_refused() {
+    let dir = TempDir::new("ws-limits");
+    let mut settings = test_settings();
+    settings.websocket_bind_timeout = Duration::from_millis(300);
+    settings.websocket_max_per_client = 1;
+    settings.websocket_max_sockets = 3;
+    let h = Harness::start_with(
+        &dir.db(),
+        Arc::new(halo_sofa_server::clock::SystemClock),
+        settings,
+    )
+    .await;
+    let first = create(&h).await;
+    let second = create(&h).await;
+    let url = token(&h, &first).await.websocket_url;
+
+    // Never binds: closed once the bind timeout passes, with an outcome saying why.
+    let (mut silent, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let said = next_json(&mut silent).await;
+    assert_eq!(said["issue"][0]["code"], "timeout", "{said}");
+    assert!(closed(&mut silent).await);
+
+    // A frame far larger than any bind message: the socket is closed.
+    let (mut big, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let _ = big.send(Message::Text("x".repeat(64 * 1024).into())).await;
+    assert!(closed(&mut big).await);
+
+    // One bound socket per client here: the second bind is refused, the first keeps working.
+    let binding = token(&h, &first).await;
+    let (mut bound, handshake) = bind(&binding, format!("bind-with-token {}", binding.token)).await;
+    assert_eq!(status_parameter(&handshake, "type"), "handshake");
+    let other = token(&h, &second).await;
+    let (mut refused, outcome) = bind(&other, format!("bind-with-token {}", other.token)).await;
+    assert_eq!(outcome["issue"][0]["code"], "throttled", "{outcome}");
+    assert!(closed(&mut refused).await);
+
+    // Three open at most: with the bound one and two idle ones open, a fourth upgrade is 503.
+    let (_idle_a, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let (_idle_b, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+        }
+        other => panic!("a fourth socket was let in: {other:?}"),
+    }
+    let _ = bound.close(None).await;
+}

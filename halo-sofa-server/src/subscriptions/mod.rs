@@ -101,6 +101,17 @@ pub struct SubscriptionSettings {
     /// instance's write may still commit: its pending events are taken for a crash's, and
     /// compensated, only after that (it covers the commit's wait for the database).
     pub settle_margin: Duration,
+    /// How long an opened websocket may take to bind with a token before it is closed
+    /// (REQ HARD-04): an unbound socket costs a task and costs the attacker nothing.
+    pub websocket_bind_timeout: Duration,
+    /// How long a websocket may stay silent both ways before it is closed (a bound socket
+    /// gets heartbeats, so this bites only a socket whose subscriptions all went away).
+    pub websocket_idle_timeout: Duration,
+    /// The most sockets one client may have bound at once on this instance.
+    pub websocket_max_per_client: usize,
+    /// The most websockets this instance holds open at once, bound or not; an upgrade beyond
+    /// it is refused with 503.
+    pub websocket_max_sockets: usize,
 }
 
 impl Default for SubscriptionSettings {
@@ -118,6 +129,10 @@ impl Default for SubscriptionSettings {
             outbox_retry_max: Duration::from_secs(30),
             outbox_error_after: Duration::from_secs(600),
             settle_margin: Duration::from_secs(30),
+            websocket_bind_timeout: Duration::from_secs(10),
+            websocket_idle_timeout: Duration::from_secs(300),
+            websocket_max_per_client: 32,
+            websocket_max_sockets: 10_000,
         }
     }
 }

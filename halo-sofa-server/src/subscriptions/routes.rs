@@ -345,6 +345,22 @@ async fn binding_token_instance(
 
 /// The websocket: no bearer token on the upgrade (browsers cannot send one); the binding
 /// token sent in the first frame is the credential (REQ SUB-09).
+///
+/// Bounded before the upgrade (REQ HARD-04): at most `websocket_max_sockets` open at once (503
+/// beyond), and a client frame is at most a bind message's size.
 async fn socket(State(inner): Shared, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| websocket::serve(inner, socket))
+    let Some(slot) = inner.hub.open_slot(inner.settings.websocket_max_sockets) else {
+        return SofaError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            halo_model::outcome::OperationOutcome::error(
+                IssueType::Transient,
+                "too many open websockets; retry later",
+            ),
+        )
+        .into_response();
+    };
+    upgrade
+        .max_message_size(websocket::MAX_CLIENT_MESSAGE)
+        .max_frame_size(websocket::MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| websocket::serve(inner, socket, slot))
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -36,9 +36,56 @@ type BoundSockets = Vec<(u64, mpsc::Sender<Outgoing>)>;
 pub(crate) struct Hub {
     bound: Mutex<HashMap<String, BoundSockets>>,
     next_connection: AtomicU64,
+    /// Sockets open now, bound or not.
+    open: Arc<AtomicUsize>,
+    /// Bound sockets per owning client.
+    per_client: Mutex<HashMap<String, usize>>,
+}
+
+/// The most a client frame may hold: a bind message is `bind-with-token` and a token.
+pub(crate) const MAX_CLIENT_MESSAGE: usize = 4096;
+
+/// One open socket's place in the count; given back when the socket ends.
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hub {
+    /// A place for one more socket, unless `max` are open.
+    pub(crate) fn open_slot(&self, max: usize) -> Option<Slot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.open.clone()))
+    }
+
+    /// Counts a bound socket of `client`, unless it has `max` already.
+    fn admit(&self, client: &str, max: usize) -> bool {
+        let mut counts = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(client.to_string()).or_default();
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn release(&self, client: &str) {
+        let mut counts = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(client);
+            }
+        }
+    }
+
     fn register(&self, subscription_id: &str, connection: u64, sender: mpsc::Sender<Outgoing>) {
         let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
         bound
@@ -127,15 +174,33 @@ pub(crate) fn random_token() -> String {
 }
 
 /// Serves one socket until it closes: binds on `bind-with-token`, sends a handshake per bound
-/// subscription, then writes whatever the hub routes to it.
-pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket) {
+/// subscription, then writes whatever the hub routes to it. A socket that has not bound within
+/// the bind timeout, or stays silent both ways past the idle timeout, is closed; a client with
+/// its most sockets bound is refused another (REQ HARD-04).
+pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket, _slot: Slot) {
     let (mut sink, mut stream) = socket.split();
     let (sender, mut outgoing) = mpsc::channel::<Outgoing>(16);
     let connection = inner.hub.next_connection.fetch_add(1, Ordering::Relaxed);
+    let settings = &inner.settings;
+    let bind_deadline = tokio::time::Instant::now() + settings.websocket_bind_timeout;
+    let mut owner: Option<String> = None;
+    let mut last_activity = tokio::time::Instant::now();
     loop {
+        let deadline = match owner {
+            None => bind_deadline.min(last_activity + settings.websocket_idle_timeout),
+            Some(_) => last_activity + settings.websocket_idle_timeout,
+        };
         tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                let why = if owner.is_none() { "no binding in time" } else { "idle" };
+                let outcome = OperationOutcome::error(IssueType::Timeout, format!("closed: {why}"));
+                let text = String::from_utf8_lossy(&outcome.to_vec()).into_owned();
+                let _ = sink.send(Message::Text(text.into())).await;
+                break;
+            }
             frame = outgoing.recv() => {
                 let Some(frame) = frame else { break };
+                last_activity = tokio::time::Instant::now();
                 let written = sink.send(Message::Text(frame.text.into())).await.is_ok();
                 let _ = frame.written.send(written);
                 if !written {
@@ -144,6 +209,7 @@ pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket) {
             }
             message = stream.next() => match message {
                 Some(Ok(Message::Text(text))) => {
+                    last_activity = tokio::time::Instant::now();
                     let Some(token) = parse_bind_message(text.as_str()) else {
                         let outcome = OperationOutcome::error(
                             IssueType::Invalid,
@@ -156,7 +222,20 @@ pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket) {
                         continue;
                     };
                     match bind(&inner, &token).await {
-                        Ok(records) => {
+                        Ok((client, records)) => {
+                            if owner.is_none() {
+                                if !inner.hub.admit(&client, settings.websocket_max_per_client) {
+                                    let outcome = OperationOutcome::error(
+                                        IssueType::Throttled,
+                                        "this client has its most websockets bound",
+                                    );
+                                    let text =
+                                        String::from_utf8_lossy(&outcome.to_vec()).into_owned();
+                                    let _ = sink.send(Message::Text(text.into())).await;
+                                    break;
+                                }
+                                owner = Some(client);
+                            }
                             let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
                             // Other instances learn where the socket is (REQ CLU-03) before the
                             // subscription turns active and writes start to need it.
@@ -197,16 +276,19 @@ pub(crate) async fn serve(inner: Arc<Inner>, socket: WebSocket) {
                     }
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => last_activity = tokio::time::Instant::now(),
             },
         }
+    }
+    if let Some(client) = &owner {
+        inner.hub.release(client);
     }
     let left = inner.hub.unregister(connection);
     inner.release_sockets(&left).await;
 }
 
-/// The subscriptions a binding token grants, checked against the store.
-async fn bind(inner: &Inner, token: &str) -> Result<Vec<SubscriptionRecord>, String> {
+/// The client and the subscriptions a binding token grants, checked against the store.
+async fn bind(inner: &Inner, token: &str) -> Result<(String, Vec<SubscriptionRecord>), String> {
     let pending = inner
         .take_binding_token(token)
         .await?
@@ -229,7 +311,7 @@ async fn bind(inner: &Inner, token: &str) -> Result<Vec<SubscriptionRecord>, Str
             .ok_or_else(|| format!("Subscription/{id} cannot be bound"))?;
         records.push(record);
     }
-    Ok(records)
+    Ok((pending.owner_client_id, records))
 }
 
 impl Inner {
