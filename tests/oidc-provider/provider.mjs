@@ -23,7 +23,15 @@ import Provider from 'oidc-provider';
 const config = JSON.parse(process.env.HALO_OIDC_CONFIG ?? '{}');
 const accounts = config.accounts ?? {};
 
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+// The key comes out of generation as PEM and is exported as a JWK from a key object of its own:
+// Node 20 can deadlock when the garbage collector frees a key-generation job while a JWK export
+// of the very key it made holds that key's lock.
+const { privateKey: pem } = crypto.generateKeyPairSync('rsa', {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+});
+const privateKey = crypto.createPrivateKey(pem);
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'halo-test-rs256', alg: 'RS256', use: 'sig' };
 
 const server = http.createServer();

@@ -98,10 +98,19 @@ impl Provider {
             .stderr(Stdio::null())
             .spawn()
             .expect("node runs (Node.js is a prerequisite of the tests)");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        // The first line, or a clear failure (never a test that waits forever).
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the provider did not start within a minute");
+        };
         let issuer = line
             .strip_prefix("listening ")
             .unwrap_or_else(|| panic!("the provider did not start: {line:?}"))
