@@ -48,6 +48,17 @@ async fn the_sofa_launch_runs_end_to_end_with_a_rest_hook_emr() {
         "{printed:?}"
     );
     assert!(printed.iter().any(|l| l.contains("subscribe (rest-hook)")));
+    // The clinician signed in at the IdP, and the launch is theirs (D-18).
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("clinician signs in at the IdP") && l.contains("dr-gagnon"))
+    );
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("launch bound to the clinician: owner dr-gagnon"))
+    );
 }
 
 // REQ: EX-04

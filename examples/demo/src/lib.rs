@@ -6,7 +6,10 @@
 //!
 //! - the **reference SoFA** (`reference-sofa`), with a temporary SQLite file;
 //! - an **EMR** (point of care) built on `halo-poc`, with a small in-memory chart, a
-//!   rest-hook (or websocket) notification receiver and the SoFA launcher;
+//!   rest-hook (or websocket) notification receiver and the SoFA launcher. It signs its
+//!   clinician in at the IdP (the SoFA's built-in one, which auto-approves `dr-gagnon`) and
+//!   sets contexts with that clinician's token, so each launch belongs to them (D-18); its
+//!   subscription stays on its installation's `client_credentials` token;
 //! - a **SMART app** built on `halo-smart-client`, with `/launch` and `/callback`.
 //!
 //! [`Demo::run`] walks the launch step by step and checks every answer; [`Report::succeeded`]
@@ -30,13 +33,16 @@ use axum::routing::get;
 use halo_catalog::{AppEntry, CatalogClient};
 use halo_model::subscription::{PayloadContent, SubscriptionStatus};
 use halo_poc::{
-    BoxFuture, Change, ChangeSink, ClinicalContext, ContextPlan, CurrentSubscription, HttpOptions,
-    LocalResources, MemoryIdMap, NotificationReceiver, RestHookSecret, SofaClient, SofaLaunch,
-    SofaLauncher, StaticToken, SubscriptionManager, WebsocketConsumer, WebsocketOptions,
-    rest_hook_channel, websocket_channel,
+    BoxFuture, Change, ChangeSink, ClinicalContext, ClinicianTokens, ContextPlan,
+    CurrentSubscription, HttpOptions, LocalResources, MemoryIdMap, NotificationReceiver,
+    RestHookSecret, SofaClient, SofaLaunch, SofaLauncher, StaticToken, SubscriptionManager,
+    WebsocketConsumer, WebsocketOptions, rest_hook_channel, websocket_channel,
 };
+use halo_smart_client::secret::Secret;
 use halo_smart_client::store::MemoryLaunchStore;
-use halo_smart_client::{ClientAuth, ClientConfig, IssuerPolicy, SessionHandle, SmartClient};
+use halo_smart_client::{
+    ClientAuth, ClientConfig, IssuerPolicy, Redirect, SessionHandle, SmartClient,
+};
 use reference_sofa::{CatalogSource, Client, Config, Login, ReferenceSofa, RunningSofa};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -53,6 +59,10 @@ pub const POC_CLIENT_ID: &str = "halo-demo-emr";
 pub const APP_SCOPES: &str =
     "launch launch/patient openid fhirUser patient/Patient.rs patient/Observation.crus";
 const POC_SCOPES: &str = "Context.write system/Subscription.cruds";
+/// What the EMR asks for when it signs its clinician in.
+const CLINICIAN_SCOPES: &str = "openid fhirUser offline_access Context.write";
+/// Where the IdP sends the EMR's browser back after the clinician signed in.
+const SIGNED_IN_PATH: &str = "/signed-in";
 const CLINICIAN: &str = "dr-gagnon";
 
 /// The example web app's catalog entry id (and its `app_id` at the SoFA).
@@ -121,7 +131,7 @@ impl Report {
 }
 
 /// How many steps a complete run has.
-pub const STEP_COUNT: usize = 14;
+pub const STEP_COUNT: usize = 16;
 
 /// The three parties, started and listening.
 pub struct Demo {
@@ -173,7 +183,13 @@ impl Demo {
             .unwrap_or_default();
         let database =
             std::env::temp_dir().join(format!("halo-demo-{}-{nanos}.db", std::process::id()));
-        let config = sofa_config(&options, &app_base, &web_app_base, database.clone());
+        let config = sofa_config(
+            &options,
+            &app_base,
+            &poc_base,
+            &web_app_base,
+            database.clone(),
+        );
         let sofa = ReferenceSofa::start(config).await?;
         let web = match web_examples(&sofa, &web_app_base, &web_emr_base) {
             Ok(web) => web,
@@ -256,6 +272,7 @@ impl Demo {
         };
         let fhir_base = sofa.fhir_base.clone();
         let catalog_url = sofa.catalog_url.clone();
+        let store = sofa.store();
         r.pass(
             "reference SoFA",
             format!("FHIR base {fhir_base}, catalog {catalog_url}"),
@@ -291,7 +308,8 @@ impl Demo {
         });
         let entry: AppEntry = entry.await?;
 
-        // 2. The EMR's token for the SoFA (D-06): client_credentials, from discovery.
+        // 2. The EMR's installation token for its subscription (D-06): client_credentials,
+        // from discovery. It names no clinician, so it cannot set a context (D-18).
         let poc_token = r.check("EMR token (client_credentials)", async {
             let discovery = get_json(
                 &http,
@@ -328,6 +346,31 @@ impl Demo {
         )
         .or_else(|e| r.fail("EMR SoFA client", e))?;
         let id_map = Arc::new(MemoryIdMap::new());
+
+        // 2b. The clinician signs in at the IdP (D-18, HALO step 2): the EMR, a confidential
+        // client, runs the authorization code flow with PKCE; the SoFA's built-in IdP is the
+        // jurisdiction's here. `$set-context` goes with this clinician's token.
+        let clinician = r
+            .check("clinician signs in at the IdP", async {
+                let session = self.sign_in_clinician(&http, &fhir_base).await?;
+                let sub = session
+                    .snapshot()
+                    .map_err(|e| e.to_string())?
+                    .id_claims
+                    .map(|c| c.sub)
+                    .ok_or("no id_token")?;
+                if sub != CLINICIAN {
+                    return Err(format!("signed in as {sub}, not {CLINICIAN}"));
+                }
+                let tokens = Arc::new(ClinicianTokens::new(session));
+                let client = SofaClient::new(&fhir_base, tokens, HttpOptions::default())
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    client,
+                    format!("{sub} (authorization code + PKCE, id_token verified)"),
+                ))
+            })
+            .await?;
 
         // 3. Subscribe before the first launch (D-07) and wait for `active`.
         let subscription_name = match self.options.transport {
@@ -379,7 +422,7 @@ impl Demo {
         );
 
         // 4. The clinician opens the app: `$set-context` with the chart's patient.
-        let launcher = SofaLauncher::new(client.clone(), self.chart.clone(), id_map.clone());
+        let launcher = SofaLauncher::new(clinician, self.chart.clone(), id_map.clone());
         let clinical = ClinicalContext::default()
             .with("Patient/p7")
             .user("Practitioner/dr-1");
@@ -403,6 +446,19 @@ impl Demo {
                 Ok((launch, detail))
             })
             .await?;
+        r.check("launch bound to the clinician", async {
+            let mut tx = store.begin_read().await.map_err(|e| e.to_string())?;
+            let record = tx
+                .get_launch(&launch.launch_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the launch is not stored")?;
+            match record.user.as_deref() {
+                Some(CLINICIAN) => Ok(((), format!("owner {CLINICIAN}: only they may redeem it"))),
+                other => Err(format!("owner {other:?}")),
+            }
+        })
+        .await?;
         let sofa_patient = launch
             .mappings
             .iter()
@@ -625,6 +681,47 @@ impl Demo {
 
     /// A websocket subscription turns `active` only once a socket is bound, so the consumer
     /// starts before waiting (`SubscriptionManager::subscribe` waits first and would time out).
+    /// The EMR signs its clinician in at the IdP: the browser's redirects followed by hand.
+    async fn sign_in_clinician(
+        &self,
+        http: &reqwest::Client,
+        fhir_base: &str,
+    ) -> Result<SessionHandle, String> {
+        let policy = IssuerPolicy::new()
+            .allow(
+                fhir_base.to_string(),
+                ClientConfig::new(
+                    POC_CLIENT_ID,
+                    format!("{}{SIGNED_IN_PATH}", self.poc_base),
+                    CLINICIAN_SCOPES,
+                    ClientAuth::ClientSecretBasic(Secret::new(POC_SECRET)),
+                ),
+            )
+            .map_err(|e| e.to_string())?
+            .allow_http_loopback(true);
+        let emr = SmartClient::new(policy, Arc::new(MemoryLaunchStore::new()))
+            .map_err(|e| e.to_string())?;
+        let start = emr
+            .begin_sign_in(fhir_base)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Redirect::Get(authorize) = start.redirect else {
+            return Err("the IdP wants a form post".into());
+        };
+        let response = http
+            .get(authorize)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let back = url::Url::parse(&redirect_target(&response)?).map_err(|e| e.to_string())?;
+        emr.complete_launch(
+            back.query().unwrap_or_default(),
+            Some(start.binding.value()),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
     async fn subscribe_websocket(
         &mut self,
         client: &SofaClient,
@@ -712,9 +809,16 @@ const POC_SECRET: &str = "halo-demo-emr-secret";
 fn sofa_config(
     options: &DemoOptions,
     app_base: &str,
+    poc_base: &str,
     web_app_base: &str,
     database: PathBuf,
 ) -> Config {
+    let mut emr = Client::point_of_care(
+        POC_CLIENT_ID,
+        POC_SECRET,
+        &format!("{POC_SCOPES} openid fhirUser offline_access"),
+    );
+    emr.redirect_uris = vec![format!("{poc_base}{SIGNED_IN_PATH}")];
     Config {
         listen: options
             .listen
@@ -742,11 +846,12 @@ fn sofa_config(
             user: CLINICIAN.to_string(),
             fhir_user: Some("Practitioner/dr-1".to_string()),
         },
-        // The EMR here sets contexts with its backend-services token, which names no
-        // clinician: the SoFA's userless mode (D-18).
+        // The demo's EMR signs its clinician in; the example EMR page still sets contexts
+        // with its backend-services token, which names no clinician: the SoFA's userless mode
+        // (D-18) is on for that page alone to work.
         userless_launches: true,
         clients: vec![
-            Client::point_of_care(POC_CLIENT_ID, POC_SECRET, POC_SCOPES),
+            emr,
             Client::public_app(APP_CLIENT_ID, APP_ID, app_base, APP_SCOPES),
             Client::point_of_care(
                 WEB_EMR_CLIENT_ID,
