@@ -187,7 +187,7 @@ impl Demo {
             &options,
             &app_base,
             &poc_base,
-            &web_app_base,
+            (&web_app_base, &web_emr_base),
             database.clone(),
         );
         let sofa = ReferenceSofa::start(config).await?;
@@ -810,9 +810,23 @@ fn sofa_config(
     options: &DemoOptions,
     app_base: &str,
     poc_base: &str,
-    web_app_base: &str,
+    (web_app_base, web_emr_base): (&str, &str),
     database: PathBuf,
 ) -> Config {
+    // The example EMR page signs its clinician in too (its sign-in button).
+    let mut web_emr = Client::point_of_care(
+        WEB_EMR_CLIENT_ID,
+        WEB_EMR_SECRET,
+        &format!(
+            "{} {}",
+            halo_poc_example::EMR_SCOPES,
+            halo_poc_example::CLINICIAN_SCOPES
+        ),
+    );
+    web_emr.redirect_uris = vec![format!(
+        "{web_emr_base}{}",
+        halo_poc_example::SIGNED_IN_PATH
+    )];
     let mut emr = Client::point_of_care(
         POC_CLIENT_ID,
         POC_SECRET,
@@ -846,18 +860,15 @@ fn sofa_config(
             user: CLINICIAN.to_string(),
             fhir_user: Some("Practitioner/dr-1".to_string()),
         },
-        // The demo's EMR signs its clinician in; the example EMR page still sets contexts
-        // with its backend-services token, which names no clinician: the SoFA's userless mode
-        // (D-18) is on for that page alone to work.
+        // The demo's EMR signs its clinician in, and so does the example EMR page once its
+        // sign-in button is clicked; before that the page sets contexts with its
+        // installation token, which names no clinician: the SoFA's userless mode (D-18) lets
+        // a person click through without signing in.
         userless_launches: true,
         clients: vec![
             emr,
             Client::public_app(APP_CLIENT_ID, APP_ID, app_base, APP_SCOPES),
-            Client::point_of_care(
-                WEB_EMR_CLIENT_ID,
-                WEB_EMR_SECRET,
-                halo_poc_example::EMR_SCOPES,
-            ),
+            web_emr,
             Client::public_app(
                 WEB_APP_CLIENT_ID,
                 WEB_APP_ID,

@@ -151,7 +151,21 @@ async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
         "{catalog}"
     );
 
-    // Pick Jean Roy and the example app, and open it.
+    // The clinician signs in at the IdP from the EMR page (the SoFA's built-in IdP here).
+    let sign_in = browser
+        .wait_for("form[action='/sign-in'] button[type=submit]", PATIENCE)
+        .await
+        .unwrap();
+    browser.click(&sign_in).await.unwrap();
+    let signed_in = browser
+        .wait_for_text(".clinician", "Signed in as dr-gagnon", PATIENCE)
+        .await
+        .unwrap();
+    assert!(signed_in.contains("dr-gagnon"), "{signed_in}");
+    keep_screenshot(&browser, &out, "clinician-signed-in.png").await;
+
+    // Pick Jean Roy and the example app, and open it: `$set-context` with the clinician's
+    // token, and the app authorized without a second sign-in.
     pick(&browser, "Patient/p8").await;
     let open = browser
         .wait_for("form[action='/launch'] button[type=submit]", PATIENCE)
