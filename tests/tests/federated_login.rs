@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use halo_sofa_server::auth::SESSION_COOKIE;
 use oidc::{
     Browser, COOKIE_KEY, Cookie, DR_A, DR_B, Nav, OTHER_SOFA_CLIENT, Provider, SOFA_CLIENT,
-    app_authorize, app_token, claims, emr_signs_in, emr_subscribes, free_port, param, set_context,
-    sofa,
+    app_authorize, app_token, claims, emr_signs_in, emr_subscribes, free_port, left, page, param,
+    set_context, sofa, start_provider,
 };
 use reference_sofa::{Login, ReferenceSofa, RunningSofa};
 
@@ -24,7 +24,7 @@ use reference_sofa::{Login, ReferenceSofa, RunningSofa};
 async fn setup() -> (Provider, RunningSofa) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}/fhir");
-    let provider = Provider::start(&[&base]);
+    let provider = start_provider(&[&base]);
     let sofa = sofa(port, &provider.issuer, SOFA_CLIENT).await;
     assert_eq!(sofa.fhir_base, base);
     emr_subscribes(&sofa.fhir_base).await;
@@ -51,7 +51,7 @@ async fn emr_launch(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clinician_signed_in_at_the_emr_launches_the_app_without_a_second_sign_in() {
     let (provider, sofa) = setup().await;
-    let browser = Browser::new();
+    let browser = oidc::browser();
     let launch = emr_launch(&browser, &provider, &sofa, DR_A).await;
     let mut tx = sofa.store().begin_read().await.unwrap();
     let record = tx.get_launch(&launch).await.unwrap().unwrap();
@@ -62,7 +62,7 @@ async fn the_clinician_signed_in_at_the_emr_launches_the_app_without_a_second_si
     // dr-a already, and back; no sign-in page on the way.
     let seen = browser.pages_seen();
     let (authorize, pkce) = app_authorize(&sofa.fhir_base, &launch);
-    let back = browser.go(&authorize, None).await.left();
+    let back = left(browser.go(&authorize, None).await.unwrap());
     assert!(
         !browser.saw_sign_in_since(seen),
         "a second sign-in was asked"
@@ -89,7 +89,8 @@ async fn the_clinician_signed_in_at_the_emr_launches_the_app_without_a_second_si
     let (authorize, _) = app_authorize(&sofa.fhir_base, &launch);
     let direct = browser
         .send(&url::Url::parse(&authorize).unwrap(), None)
-        .await;
+        .await
+        .unwrap();
     assert_eq!(
         direct.status(),
         302,
@@ -97,10 +98,10 @@ async fn the_clinician_signed_in_at_the_emr_launches_the_app_without_a_second_si
     );
 
     // dr-b, signed in at the provider in another browser, cannot redeem dr-a's launch.
-    let other = Browser::new();
+    let other = oidc::browser();
     let (authorize, _) = app_authorize(&sofa.fhir_base, &launch);
-    let at_provider = other.go(&authorize, None).await;
-    let (status, body) = other.sign_in(at_provider, DR_B).await.page();
+    let at_provider = other.go(&authorize, None).await.unwrap();
+    let (status, body) = page(other.sign_in(at_provider, DR_B).await.unwrap());
     assert_eq!(status, 403);
     assert!(body.contains("opened for another clinician"), "{body}");
     assert!(other.cookie(SESSION_COOKIE).is_some(), "dr-b is signed in");
@@ -110,11 +111,12 @@ async fn the_clinician_signed_in_at_the_emr_launches_the_app_without_a_second_si
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_cookie_is_sealed_http_only_lax_and_bounded() {
     let (_provider, sofa) = setup().await;
-    let browser = Browser::new();
+    let browser = oidc::browser();
     let (authorize, _) = app_authorize(&sofa.fhir_base, "no-such-launch");
     let first = browser
         .send(&url::Url::parse(&authorize).unwrap(), None)
-        .await;
+        .await
+        .unwrap();
     assert_eq!(first.status(), 303);
     let login_cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(login_cookie.contains("HttpOnly"), "{login_cookie}");
@@ -136,18 +138,18 @@ async fn the_session_cookie_is_sealed_http_only_lax_and_bounded() {
 /// the id_token with `how` first: the callback's answer.
 async fn sign_in_with_altered_id_token(how: &str) -> (Nav, Browser, RunningSofa) {
     let (provider, sofa) = setup().await;
-    let browser = Browser::new();
-    provider.alter_next_id_token(how).await;
+    let browser = oidc::browser();
+    provider.alter_next_id_token(how).await.unwrap();
     let (authorize, _) = app_authorize(&sofa.fhir_base, "unknown-launch");
-    let at_provider = browser.go(&authorize, None).await;
-    let nav = browser.sign_in(at_provider, DR_A).await;
+    let at_provider = browser.go(&authorize, None).await.unwrap();
+    let nav = browser.sign_in(at_provider, DR_A).await.unwrap();
     drop(provider);
     (nav, browser, sofa)
 }
 
 async fn assert_refused(how: &str) {
     let (nav, browser, _sofa) = sign_in_with_altered_id_token(how).await;
-    let (status, body) = nav.page();
+    let (status, body) = page(nav);
     assert_eq!(status, 403, "{how}: {body}");
     assert!(body.contains("could not be verified"), "{how}: {body}");
     assert!(
@@ -187,7 +189,7 @@ async fn an_unaltered_id_token_from_the_same_provider_signs_in() {
     let (nav, browser, _sofa) = sign_in_with_altered_id_token("none").await;
     // Signed in, and back at the authorize request, which answers the app (here: the launch
     // is unknown).
-    let back = nav.left();
+    let back = left(nav);
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
     assert!(browser.cookie(SESSION_COOKIE).is_some());
 }
@@ -196,12 +198,13 @@ async fn an_unaltered_id_token_from_the_same_provider_signs_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_callback_is_refused() {
     let (_provider, sofa) = setup().await;
-    let browser = Browser::new();
+    let browser = oidc::browser();
     let (authorize, _) = app_authorize(&sofa.fhir_base, "unknown-launch");
     // Walk to the provider's answer by hand, to keep the callback URL and its login cookie.
     let to_provider = browser
         .send(&url::Url::parse(&authorize).unwrap(), None)
-        .await;
+        .await
+        .unwrap();
     let login_cookie = browser
         .jar
         .lock()
@@ -212,7 +215,8 @@ async fn a_replayed_callback_is_refused() {
         .unwrap();
     let at_provider = browser
         .go(to_provider.headers()["location"].to_str().unwrap(), None)
-        .await;
+        .await
+        .unwrap();
     let Nav::Page { url, body, .. } = at_provider else {
         panic!("no sign-in page");
     };
@@ -228,7 +232,8 @@ async fn a_replayed_callback_is_refused() {
             &url.join(action).unwrap(),
             Some(&[("username", DR_A.0), ("password", DR_A.1)]),
         )
-        .await;
+        .await
+        .unwrap();
     let mut at = url.clone();
     let callback = loop {
         assert!(response.status().is_redirection());
@@ -238,33 +243,33 @@ async fn a_replayed_callback_is_refused() {
         if at.path().ends_with("/auth/oidc/callback") {
             break at.clone();
         }
-        response = browser.send(&at, None).await;
+        response = browser.send(&at, None).await.unwrap();
     };
-    let first = browser.send(&callback, None).await;
+    let first = browser.send(&callback, None).await.unwrap();
     assert_eq!(first.status(), 303, "the first use signs in");
     assert!(browser.cookie(SESSION_COOKIE).is_some());
 
     // The same answer again, with the login cookie put back: refused, and no new session.
-    let replayer = Browser::new();
+    let replayer = oidc::browser();
     replayer.set_cookie(login_cookie);
-    let replay = replayer.send(&callback, None).await;
+    let replay = replayer.send(&callback, None).await.unwrap();
     assert_eq!(replay.status(), 400);
     assert!(replay.text().await.unwrap().contains("already used"));
     assert!(replayer.cookie(SESSION_COOKIE).is_none());
 
     // And the answer without its login cookie (another browser): refused too.
-    let stranger = Browser::new();
-    let answer = stranger.send(&callback, None).await;
+    let stranger = oidc::browser();
+    let answer = stranger.send(&callback, None).await.unwrap();
     assert_eq!(answer.status(), 400);
     assert!(stranger.cookie(SESSION_COOKIE).is_none());
 }
 
 /// Signs dr-a in at `sofa` in a fresh browser: the browser, with the session cookie.
 async fn signed_in(sofa: &RunningSofa) -> Browser {
-    let browser = Browser::new();
+    let browser = oidc::browser();
     let (authorize, _) = app_authorize(&sofa.fhir_base, "unknown-launch");
-    let at_provider = browser.go(&authorize, None).await;
-    let _ = browser.sign_in(at_provider, DR_A).await;
+    let at_provider = browser.go(&authorize, None).await.unwrap();
+    let _ = browser.sign_in(at_provider, DR_A).await.unwrap();
     assert!(browser.cookie(SESSION_COOKIE).is_some());
     browser
 }
@@ -272,7 +277,7 @@ async fn signed_in(sofa: &RunningSofa) -> Browser {
 /// Whether an authorize request with `cookie` as the session is signed in (no redirect to the
 /// provider).
 async fn accepted(sofa: &RunningSofa, cookie: &str) -> bool {
-    let browser = Browser::new();
+    let browser = oidc::browser();
     browser.set_cookie(Cookie {
         name: SESSION_COOKIE.into(),
         value: cookie.into(),
@@ -281,7 +286,8 @@ async fn accepted(sofa: &RunningSofa, cookie: &str) -> bool {
     let (authorize, _) = app_authorize(&sofa.fhir_base, "unknown-launch");
     let response = browser
         .send(&url::Url::parse(&authorize).unwrap(), None)
-        .await;
+        .await
+        .unwrap();
     let location = response.headers()["location"].to_str().unwrap().to_string();
     !location.contains("/auth?")
 }
@@ -313,7 +319,7 @@ async fn a_session_cookie_from_another_client_is_not_a_session() {
     let (port_1, port_2) = (free_port(), free_port());
     let base_1 = format!("http://127.0.0.1:{port_1}/fhir");
     let base_2 = format!("http://127.0.0.1:{port_2}/fhir");
-    let provider = Provider::start(&[&base_1, &base_2]);
+    let provider = start_provider(&[&base_1, &base_2]);
     let sofa_1 = sofa(port_1, &provider.issuer, SOFA_CLIENT).await;
     // Another relying party of the same provider, sharing the cookie key (the case a key
     // alone does not separate).
@@ -338,7 +344,8 @@ async fn logout_ends_the_session_and_goes_to_the_provider() {
             &url::Url::parse(&format!("{}/auth/oidc/logout", sofa.fhir_base)).unwrap(),
             None,
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
     let to = response.headers()["location"].to_str().unwrap();
     assert!(
@@ -355,7 +362,7 @@ async fn logout_ends_the_session_and_goes_to_the_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_naming_another_issuer_stops_the_start() {
     let port = free_port();
-    let provider = Provider::start(&[&format!("http://127.0.0.1:{port}/fhir")]);
+    let provider = start_provider(&[&format!("http://127.0.0.1:{port}/fhir")]);
     let mut config = oidc::sofa_config(port, &format!("{}/", provider.issuer), SOFA_CLIENT);
     if let Login::Oidc { issuer, .. } = &mut config.login {
         // The provider's document names its issuer; a configured one that differs is refused.
@@ -386,7 +393,7 @@ async fn federated_authorize_cost() {
         let (authorize, _) = app_authorize(base, "unknown-launch");
         let url = url::Url::parse(&authorize).unwrap();
         let start = Instant::now();
-        let response = browser.send(&url, None).await;
+        let response = browser.send(&url, None).await.unwrap();
         let took = start.elapsed();
         assert_eq!(response.status(), 302);
         took
@@ -403,7 +410,7 @@ async fn federated_authorize_cost() {
     }
 
     let session = signed_in(&sofa).await;
-    let plain = Browser::new();
+    let plain = oidc::browser();
     let (mut federated, mut approve, mut first) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         time_authorize(&session, &sofa.fhir_base).await;
@@ -415,7 +422,7 @@ async fn federated_authorize_cost() {
     }
     // The first authorize of a browser the provider knows: SoFA → provider → callback (code
     // redeemed, id_token verified) → SoFA.
-    let at_provider = Browser::new();
+    let at_provider = oidc::browser();
     let _ = emr_signs_in(&at_provider, &provider, &sofa.fhir_base, DR_A).await;
     for _ in 0..RUNS / 5 {
         at_provider
@@ -425,7 +432,7 @@ async fn federated_authorize_cost() {
             .retain(|c| c.name != SESSION_COOKIE);
         let (authorize, _) = app_authorize(&sofa.fhir_base, "unknown-launch");
         let start = Instant::now();
-        let nav = at_provider.go(&authorize, None).await;
+        let nav = at_provider.go(&authorize, None).await.unwrap();
         first.push(start.elapsed());
         assert!(matches!(nav, Nav::Left(_)));
     }

@@ -19,6 +19,8 @@
 //! example EMR page (`examples/poc`) at [`Demo::emr_page`] and the example SMART web app
 //! (`examples/smart-app`), both registered with the same SoFA and listed in its catalog.
 
+pub mod federated;
+
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::net::SocketAddr;
