@@ -92,7 +92,17 @@ pub struct DemoOptions {
     pub transport: Transport,
     /// Where the SoFA listens; loopback with a free port when absent.
     pub listen: Option<SocketAddr>,
+    /// The jurisdiction's IdP is an OpenID provider of its own (`oidc-provider` from npm, see
+    /// [`federated`]) instead of the SoFA's built-in one: the EMR signs the clinician in there,
+    /// and the SoFA signs them in there too (D-19), without a second sign-in page.
+    pub oidc: bool,
 }
+
+/// The clinician's password at the OpenID provider of `--oidc`.
+pub const CLINICIAN_PASSWORD: &str = "halo-demo-password";
+/// The SoFA's client at the OpenID provider of `--oidc`.
+const SOFA_OIDC_CLIENT: &str = "halo-demo-sofa";
+const SOFA_OIDC_SECRET: &str = "halo-demo-sofa-secret";
 
 /// One checked step of the flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +158,9 @@ pub struct Demo {
     database: Option<PathBuf>,
     tasks: Vec<JoinHandle<()>>,
     stop_websocket: Option<oneshot::Sender<()>>,
+    /// The OpenID provider of `--oidc`, and the browser that signs the clinician in there.
+    provider: Option<federated::Provider>,
+    browser: federated::Browser,
 }
 
 impl std::fmt::Debug for Demo {
@@ -179,19 +192,38 @@ impl Demo {
         let web_emr_listener = TcpListener::bind("127.0.0.1:0").await?;
         let web_emr_base = format!("http://{}", web_emr_listener.local_addr()?);
 
+        // With `--oidc` the provider must know the SoFA's address before the SoFA starts.
+        let mut options = options;
+        if options.oidc && options.listen.is_none() {
+            let reserved = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            options.listen = Some(reserved);
+        }
+        let provider = match (options.oidc, options.listen) {
+            (true, Some(listen)) => {
+                let config = provider_config(&format!("http://{listen}/fhir"), &poc_base);
+                let started =
+                    tokio::task::spawn_blocking(move || federated::Provider::start(&config))
+                        .await?;
+                Some(started?)
+            }
+            _ => None,
+        };
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let database =
             std::env::temp_dir().join(format!("halo-demo-{}-{nanos}.db", std::process::id()));
-        let config = sofa_config(
+        let mut config = sofa_config(
             &options,
             &app_base,
             &poc_base,
             (&web_app_base, &web_emr_base),
             database.clone(),
         );
+        if let Some(provider) = &provider {
+            config.login = Login::oidc(&provider.issuer, SOFA_OIDC_CLIENT, SOFA_OIDC_SECRET);
+        }
         let sofa = ReferenceSofa::start(config).await?;
         let web = match web_examples(&sofa, &web_app_base, &web_emr_base) {
             Ok(web) => web,
@@ -235,14 +267,19 @@ impl Demo {
             options,
             sofa: Some(sofa),
             app,
-            app_base,
             poc_listener: Some(poc_listener),
-            poc_base,
             chart: Arc::new(Chart::new()),
             emr_page: format!("{web_emr_base}/"),
             database: Some(database),
             tasks: vec![app_task, web_app_task, web_emr_task],
             stop_websocket: None,
+            browser: federated::Browser::leaving_at(&[
+                &format!("{app_base}/"),
+                &format!("{poc_base}/"),
+            ])?,
+            app_base,
+            poc_base,
+            provider,
         })
     }
 
@@ -352,8 +389,42 @@ impl Demo {
         // 2b. The clinician signs in at the IdP (D-18, HALO step 2): the EMR, a confidential
         // client, runs the authorization code flow with PKCE; the SoFA's built-in IdP is the
         // jurisdiction's here. `$set-context` goes with this clinician's token.
-        let clinician = r
-            .check("clinician signs in at the IdP", async {
+        let clinician = if let Some(provider) = &self.provider {
+            r.check("clinician signs in at the IdP (OpenID provider)", async {
+                let redirect_uri = format!("{}{SIGNED_IN_PATH}", self.poc_base);
+                let client = federated::ProviderClient {
+                    id: POC_CLIENT_ID,
+                    secret: POC_SECRET,
+                    redirect_uri: &redirect_uri,
+                };
+                let tokens = federated::emr_signs_in(
+                    &self.browser,
+                    &provider.issuer,
+                    client,
+                    &fhir_base,
+                    (CLINICIAN, CLINICIAN_PASSWORD),
+                )
+                .await?;
+                let token = tokens["access_token"]
+                    .as_str()
+                    .ok_or("the provider issued no access token")?;
+                let client = SofaClient::new(
+                    &fhir_base,
+                    Arc::new(StaticToken::new(token)),
+                    HttpOptions::default(),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok((
+                    client,
+                    format!(
+                        "{CLINICIAN} at {} (authorization code + PKCE, a JWT for the SoFA)",
+                        provider.issuer
+                    ),
+                ))
+            })
+            .await?
+        } else {
+            r.check("clinician signs in at the IdP", async {
                 let session = self.sign_in_clinician(&http, &fhir_base).await?;
                 let sub = session
                     .snapshot()
@@ -372,7 +443,8 @@ impl Demo {
                     format!("{sub} (authorization code + PKCE, id_token verified)"),
                 ))
             })
-            .await?;
+            .await?
+        };
 
         // 3. Subscribe before the first launch (D-07) and wait for `active`.
         let subscription_name = match self.options.transport {
@@ -521,14 +593,34 @@ impl Demo {
             .await?;
 
         // 7. The SoFA authorizes (auto-approve) and redirects back with a code.
+        let authorize_step = if self.provider.is_some() {
+            "authorize (single sign-on at the OpenID provider)"
+        } else {
+            "authorize (auto-approve)"
+        };
         let callback_url = r
-            .check("authorize (auto-approve)", async {
-                let response = http
-                    .get(&authorize_url)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let location = redirect_target(&response)?;
+            .check(authorize_step, async {
+                let (location, status) = if self.provider.is_some() {
+                    // The same browser the clinician signed in with: the SoFA sends it to the
+                    // provider and back, with no sign-in page on the way.
+                    let seen = self.browser.pages_seen();
+                    match self.browser.go(&authorize_url, None).await? {
+                        federated::Nav::Left(url) if !self.browser.saw_sign_in_since(seen) => {
+                            (url.to_string(), 303)
+                        }
+                        federated::Nav::Left(_) => return Err("a second sign-in was asked".into()),
+                        federated::Nav::Page { status, body, .. } => {
+                            return Err(format!("a page {status}: {body}"));
+                        }
+                    }
+                } else {
+                    let response = http
+                        .get(&authorize_url)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (redirect_target(&response)?, response.status().as_u16())
+                };
                 let url = url::Url::parse(&location).map_err(|e| e.to_string())?;
                 let has = |k: &str| url.query_pairs().any(|(key, _)| key == k);
                 if !location.starts_with(&format!("{}/callback?", self.app_base))
@@ -539,10 +631,7 @@ impl Demo {
                 }
                 Ok((
                     location,
-                    format!(
-                        "{} → app callback with code and state",
-                        response.status().as_u16()
-                    ),
+                    format!("{status} → app callback with code and state"),
                 ))
             })
             .await?;
@@ -777,6 +866,8 @@ impl Demo {
 
     /// Stops everything and removes the temporary database.
     pub async fn shutdown(mut self) {
+        // Ends the provider's process.
+        self.provider.take();
         if let Some(stop) = self.stop_websocket.take() {
             let _ = stop.send(());
         }
@@ -881,6 +972,23 @@ fn sofa_config(
         development_mode: true,
         ..Config::default()
     }
+}
+
+/// The OpenID provider's configuration for a SoFA at `fhir_base` and the demo's EMR at
+/// `poc_base`: the clinician, the two clients, the SoFA as a resource.
+fn provider_config(fhir_base: &str, poc_base: &str) -> Value {
+    json!({
+        "accounts": {
+            CLINICIAN: {"password": CLINICIAN_PASSWORD, "fhirUser": format!("{fhir_base}/Practitioner/dr-1")},
+        },
+        "clients": [
+            {"client_id": SOFA_OIDC_CLIENT, "client_secret": SOFA_OIDC_SECRET,
+             "redirect_uris": [format!("{fhir_base}/auth/oidc/callback")]},
+            {"client_id": POC_CLIENT_ID, "client_secret": POC_SECRET,
+             "redirect_uris": [format!("{poc_base}{SIGNED_IN_PATH}")]},
+        ],
+        "resources": {fhir_base: "Context.write"},
+    })
 }
 
 /// An App Catalog entry for an app served at `base` (its launch URL is `base/launch`).

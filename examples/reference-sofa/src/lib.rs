@@ -390,6 +390,25 @@ fn yes() -> bool {
     true
 }
 
+impl Login {
+    /// Federated login at `issuer` as `client_id`, every other setting at its default (a
+    /// random cookie key: sessions end with the process).
+    pub fn oidc(issuer: &str, client_id: &str, client_secret: &str) -> Login {
+        Login::Oidc {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            cookie_key: None,
+            scopes: None,
+            user_claim: None,
+            fhir_user_claim: None,
+            session_secs: None,
+            accept_access_tokens: true,
+            post_logout_redirect_uri: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Login {
     // SEC-01: the OpenID client secret and cookie key stay out of Debug lines.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

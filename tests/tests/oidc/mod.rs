@@ -82,22 +82,16 @@ pub async fn sofa(port: u16, issuer: &str, client_id: &str) -> RunningSofa {
 
 /// The configuration [`sofa`] starts.
 pub fn sofa_config(port: u16, issuer: &str, client_id: &str) -> Config {
+    let mut login = Login::oidc(issuer, client_id, SOFA_SECRET);
+    if let Login::Oidc { cookie_key, .. } = &mut login {
+        // Shared by every SoFA of a test, so only the client tells their sessions apart.
+        *cookie_key = Some(COOKIE_KEY.into());
+    }
     Config {
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         database: IN_MEMORY.into(),
         catalog: Some(CatalogSource::Inline(json!([]))),
-        login: Login::Oidc {
-            issuer: issuer.into(),
-            client_id: client_id.into(),
-            client_secret: SOFA_SECRET.into(),
-            cookie_key: Some(COOKIE_KEY.into()),
-            scopes: None,
-            user_claim: None,
-            fhir_user_claim: None,
-            session_secs: None,
-            accept_access_tokens: true,
-            post_logout_redirect_uri: None,
-        },
+        login,
         clients: vec![
             Client::point_of_care(EMR, EMR_SECRET, "Context.write system/Subscription.cruds"),
             Client {
