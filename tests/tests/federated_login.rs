@@ -47,7 +47,7 @@ async fn emr_launch(
     set_context(&sofa.fhir_base, access_token).await
 }
 
-// REQ: IDP-03, IDP-02, IDP-04
+// REQ: IDP-03, IDP-04
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clinician_signed_in_at_the_emr_launches_the_app_without_a_second_sign_in() {
     let (provider, sofa) = setup().await;
@@ -194,7 +194,7 @@ async fn an_unaltered_id_token_from_the_same_provider_signs_in() {
     assert!(browser.cookie(SESSION_COOKIE).is_some());
 }
 
-// REQ: IDP-03, IDP-05
+// REQ: IDP-03
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_callback_is_refused() {
     let (_provider, sofa) = setup().await;
