@@ -443,15 +443,7 @@ impl OidcLogin {
 
 impl Inner {
     fn cookie(&self, name: &str, value: &str, path: &str, max_age: u64) -> Option<HeaderValue> {
-        let secure = if self.settings.development_mode {
-            ""
-        } else {
-            "; Secure"
-        };
-        HeaderValue::from_str(&format!(
-            "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
-        ))
-        .ok()
+        set_cookie(name, value, path, max_age, !self.settings.development_mode)
     }
 
     fn callback_path(&self) -> String {
@@ -631,6 +623,23 @@ impl Inner {
         }
         Ok(claims)
     }
+}
+
+/// A `Set-Cookie` value: HttpOnly (no script reads it), SameSite=Lax (sent on the top-level
+/// redirects of a sign-in, not on another site's subrequests), Secure unless `secure` is off
+/// (development mode on plain http).
+fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: u64,
+    secure: bool,
+) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .ok()
 }
 
 /// `application/x-www-form-urlencoded` encoding of a client id or secret for HTTP Basic
@@ -833,6 +842,27 @@ async fn logout(State(inner): State<Arc<Inner>>) -> Response {
 mod tests {
     use super::*;
 
+    // REQ: IDP-03
+    #[test]
+    fn cookies_are_http_only_lax_and_secure_outside_development() {
+        let production = set_cookie(SESSION_COOKIE, "v", "/fhir", 28800, true).unwrap();
+        let production = production.to_str().unwrap();
+        for attribute in [
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Max-Age=28800",
+            "Path=/fhir",
+        ] {
+            assert!(production.contains(attribute), "{production}");
+        }
+        let development = set_cookie(SESSION_COOKIE, "v", "/fhir", 28800, false).unwrap();
+        assert!(!development.to_str().unwrap().contains("Secure"));
+        // A value that is not a header value makes no cookie, rather than a broken one.
+        assert!(set_cookie(SESSION_COOKIE, "a\nb", "/", 1, true).is_none());
+    }
+
+    // REQ: IDP-03
     #[test]
     fn sealed_cookies_open_only_under_their_own_name_and_key() {
         let sealer = Sealer::new(&[7u8; 32]).unwrap();
