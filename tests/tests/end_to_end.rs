@@ -48,6 +48,33 @@ async fn the_sofa_launch_runs_end_to_end_with_a_rest_hook_emr() {
         "{printed:?}"
     );
     assert!(printed.iter().any(|l| l.contains("subscribe (rest-hook)")));
+    // The clinician signed in at the IdP, and the launch is theirs (D-18).
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("clinician signs in at the IdP") && l.contains("dr-gagnon"))
+    );
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("launch bound to the clinician: owner dr-gagnon"))
+    );
+}
+
+// REQ: EX-04, IDP-03
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sofa_launch_runs_end_to_end_with_the_jurisdictions_openid_provider() {
+    let options = DemoOptions {
+        oidc: true,
+        ..DemoOptions::default()
+    };
+    let report = halo_demo::run(options, |_| {}).await.unwrap();
+    assert_complete(&report);
+    let passed = |name: &str| report.steps.iter().any(|s| s.name == name && s.ok);
+    assert!(passed("clinician signs in at the IdP (OpenID provider)"));
+    assert!(passed("launch bound to the clinician"));
+    // The app's authorize went through the provider without a second sign-in page.
+    assert!(passed("authorize (single sign-on at the OpenID provider)"));
 }
 
 // REQ: EX-04

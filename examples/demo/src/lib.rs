@@ -6,7 +6,10 @@
 //!
 //! - the **reference SoFA** (`reference-sofa`), with a temporary SQLite file;
 //! - an **EMR** (point of care) built on `halo-poc`, with a small in-memory chart, a
-//!   rest-hook (or websocket) notification receiver and the SoFA launcher;
+//!   rest-hook (or websocket) notification receiver and the SoFA launcher. It signs its
+//!   clinician in at the IdP (the SoFA's built-in one, which auto-approves `dr-gagnon`) and
+//!   sets contexts with that clinician's token, so each launch belongs to them (D-18); its
+//!   subscription stays on its installation's `client_credentials` token;
 //! - a **SMART app** built on `halo-smart-client`, with `/launch` and `/callback`.
 //!
 //! [`Demo::run`] walks the launch step by step and checks every answer; [`Report::succeeded`]
@@ -15,6 +18,8 @@
 //! Beside them run the two web examples, for a person (or a browser test) to click through: the
 //! example EMR page (`examples/poc`) at [`Demo::emr_page`] and the example SMART web app
 //! (`examples/smart-app`), both registered with the same SoFA and listed in its catalog.
+
+pub mod federated;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -30,13 +35,16 @@ use axum::routing::get;
 use halo_catalog::{AppEntry, CatalogClient};
 use halo_model::subscription::{PayloadContent, SubscriptionStatus};
 use halo_poc::{
-    BoxFuture, Change, ChangeSink, ClinicalContext, ContextPlan, CurrentSubscription, HttpOptions,
-    LocalResources, MemoryIdMap, NotificationReceiver, RestHookSecret, SofaClient, SofaLaunch,
-    SofaLauncher, StaticToken, SubscriptionManager, WebsocketConsumer, WebsocketOptions,
-    rest_hook_channel, websocket_channel,
+    BoxFuture, Change, ChangeSink, ClinicalContext, ClinicianTokens, ContextPlan,
+    CurrentSubscription, HttpOptions, LocalResources, MemoryIdMap, NotificationReceiver,
+    RestHookSecret, SofaClient, SofaLaunch, SofaLauncher, StaticToken, SubscriptionManager,
+    WebsocketConsumer, WebsocketOptions, rest_hook_channel, websocket_channel,
 };
+use halo_smart_client::secret::Secret;
 use halo_smart_client::store::MemoryLaunchStore;
-use halo_smart_client::{ClientAuth, ClientConfig, IssuerPolicy, SessionHandle, SmartClient};
+use halo_smart_client::{
+    ClientAuth, ClientConfig, IssuerPolicy, Redirect, SessionHandle, SmartClient,
+};
 use reference_sofa::{CatalogSource, Client, Config, Login, ReferenceSofa, RunningSofa};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -53,6 +61,10 @@ pub const POC_CLIENT_ID: &str = "halo-demo-emr";
 pub const APP_SCOPES: &str =
     "launch launch/patient openid fhirUser patient/Patient.rs patient/Observation.crus";
 const POC_SCOPES: &str = "Context.write system/Subscription.cruds";
+/// What the EMR asks for when it signs its clinician in.
+const CLINICIAN_SCOPES: &str = "openid fhirUser offline_access Context.write";
+/// Where the IdP sends the EMR's browser back after the clinician signed in.
+const SIGNED_IN_PATH: &str = "/signed-in";
 const CLINICIAN: &str = "dr-gagnon";
 
 /// The example web app's catalog entry id (and its `app_id` at the SoFA).
@@ -80,7 +92,17 @@ pub struct DemoOptions {
     pub transport: Transport,
     /// Where the SoFA listens; loopback with a free port when absent.
     pub listen: Option<SocketAddr>,
+    /// The jurisdiction's IdP is an OpenID provider of its own (`oidc-provider` from npm, see
+    /// [`federated`]) instead of the SoFA's built-in one: the EMR signs the clinician in there,
+    /// and the SoFA signs them in there too (D-19), without a second sign-in page.
+    pub oidc: bool,
 }
+
+/// The clinician's password at the OpenID provider of `--oidc`.
+pub const CLINICIAN_PASSWORD: &str = "halo-demo-password";
+/// The SoFA's client at the OpenID provider of `--oidc`.
+const SOFA_OIDC_CLIENT: &str = "halo-demo-sofa";
+const SOFA_OIDC_SECRET: &str = "halo-demo-sofa-secret";
 
 /// One checked step of the flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +143,7 @@ impl Report {
 }
 
 /// How many steps a complete run has.
-pub const STEP_COUNT: usize = 14;
+pub const STEP_COUNT: usize = 16;
 
 /// The three parties, started and listening.
 pub struct Demo {
@@ -136,6 +158,9 @@ pub struct Demo {
     database: Option<PathBuf>,
     tasks: Vec<JoinHandle<()>>,
     stop_websocket: Option<oneshot::Sender<()>>,
+    /// The OpenID provider of `--oidc`, and the browser that signs the clinician in there.
+    provider: Option<federated::Provider>,
+    browser: federated::Browser,
 }
 
 impl std::fmt::Debug for Demo {
@@ -167,13 +192,38 @@ impl Demo {
         let web_emr_listener = TcpListener::bind("127.0.0.1:0").await?;
         let web_emr_base = format!("http://{}", web_emr_listener.local_addr()?);
 
+        // With `--oidc` the provider must know the SoFA's address before the SoFA starts.
+        let mut options = options;
+        if options.oidc && options.listen.is_none() {
+            let reserved = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            options.listen = Some(reserved);
+        }
+        let provider = match (options.oidc, options.listen) {
+            (true, Some(listen)) => {
+                let config = provider_config(&format!("http://{listen}/fhir"), &poc_base);
+                let started =
+                    tokio::task::spawn_blocking(move || federated::Provider::start(&config))
+                        .await?;
+                Some(started?)
+            }
+            _ => None,
+        };
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let database =
             std::env::temp_dir().join(format!("halo-demo-{}-{nanos}.db", std::process::id()));
-        let config = sofa_config(&options, &app_base, &web_app_base, database.clone());
+        let mut config = sofa_config(
+            &options,
+            &app_base,
+            &poc_base,
+            (&web_app_base, &web_emr_base),
+            database.clone(),
+        );
+        if let Some(provider) = &provider {
+            config.login = Login::oidc(&provider.issuer, SOFA_OIDC_CLIENT, SOFA_OIDC_SECRET);
+        }
         let sofa = ReferenceSofa::start(config).await?;
         let web = match web_examples(&sofa, &web_app_base, &web_emr_base) {
             Ok(web) => web,
@@ -217,14 +267,19 @@ impl Demo {
             options,
             sofa: Some(sofa),
             app,
-            app_base,
             poc_listener: Some(poc_listener),
-            poc_base,
             chart: Arc::new(Chart::new()),
             emr_page: format!("{web_emr_base}/"),
             database: Some(database),
             tasks: vec![app_task, web_app_task, web_emr_task],
             stop_websocket: None,
+            browser: federated::Browser::leaving_at(&[
+                &format!("{app_base}/"),
+                &format!("{poc_base}/"),
+            ])?,
+            app_base,
+            poc_base,
+            provider,
         })
     }
 
@@ -256,6 +311,7 @@ impl Demo {
         };
         let fhir_base = sofa.fhir_base.clone();
         let catalog_url = sofa.catalog_url.clone();
+        let store = sofa.store();
         r.pass(
             "reference SoFA",
             format!("FHIR base {fhir_base}, catalog {catalog_url}"),
@@ -291,7 +347,8 @@ impl Demo {
         });
         let entry: AppEntry = entry.await?;
 
-        // 2. The EMR's token for the SoFA (D-06): client_credentials, from discovery.
+        // 2. The EMR's installation token for its subscription (D-06): client_credentials,
+        // from discovery. It names no clinician, so it cannot set a context (D-18).
         let poc_token = r.check("EMR token (client_credentials)", async {
             let discovery = get_json(
                 &http,
@@ -328,6 +385,66 @@ impl Demo {
         )
         .or_else(|e| r.fail("EMR SoFA client", e))?;
         let id_map = Arc::new(MemoryIdMap::new());
+
+        // 2b. The clinician signs in at the IdP (D-18, HALO step 2): the EMR, a confidential
+        // client, runs the authorization code flow with PKCE; the SoFA's built-in IdP is the
+        // jurisdiction's here. `$set-context` goes with this clinician's token.
+        let clinician = if let Some(provider) = &self.provider {
+            r.check("clinician signs in at the IdP (OpenID provider)", async {
+                let redirect_uri = format!("{}{SIGNED_IN_PATH}", self.poc_base);
+                let client = federated::ProviderClient {
+                    id: POC_CLIENT_ID,
+                    secret: POC_SECRET,
+                    redirect_uri: &redirect_uri,
+                };
+                let tokens = federated::emr_signs_in(
+                    &self.browser,
+                    &provider.issuer,
+                    client,
+                    &fhir_base,
+                    (CLINICIAN, CLINICIAN_PASSWORD),
+                )
+                .await?;
+                let token = tokens["access_token"]
+                    .as_str()
+                    .ok_or("the provider issued no access token")?;
+                let client = SofaClient::new(
+                    &fhir_base,
+                    Arc::new(StaticToken::new(token)),
+                    HttpOptions::default(),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok((
+                    client,
+                    format!(
+                        "{CLINICIAN} at {} (authorization code + PKCE, a JWT for the SoFA)",
+                        provider.issuer
+                    ),
+                ))
+            })
+            .await?
+        } else {
+            r.check("clinician signs in at the IdP", async {
+                let session = self.sign_in_clinician(&http, &fhir_base).await?;
+                let sub = session
+                    .snapshot()
+                    .map_err(|e| e.to_string())?
+                    .id_claims
+                    .map(|c| c.sub)
+                    .ok_or("no id_token")?;
+                if sub != CLINICIAN {
+                    return Err(format!("signed in as {sub}, not {CLINICIAN}"));
+                }
+                let tokens = Arc::new(ClinicianTokens::new(session));
+                let client = SofaClient::new(&fhir_base, tokens, HttpOptions::default())
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    client,
+                    format!("{sub} (authorization code + PKCE, id_token verified)"),
+                ))
+            })
+            .await?
+        };
 
         // 3. Subscribe before the first launch (D-07) and wait for `active`.
         let subscription_name = match self.options.transport {
@@ -379,7 +496,7 @@ impl Demo {
         );
 
         // 4. The clinician opens the app: `$set-context` with the chart's patient.
-        let launcher = SofaLauncher::new(client.clone(), self.chart.clone(), id_map.clone());
+        let launcher = SofaLauncher::new(clinician, self.chart.clone(), id_map.clone());
         let clinical = ClinicalContext::default()
             .with("Patient/p7")
             .user("Practitioner/dr-1");
@@ -403,6 +520,19 @@ impl Demo {
                 Ok((launch, detail))
             })
             .await?;
+        r.check("launch bound to the clinician", async {
+            let mut tx = store.begin_read().await.map_err(|e| e.to_string())?;
+            let record = tx
+                .get_launch(&launch.launch_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the launch is not stored")?;
+            match record.user.as_deref() {
+                Some(CLINICIAN) => Ok(((), format!("owner {CLINICIAN}: only they may redeem it"))),
+                other => Err(format!("owner {other:?}")),
+            }
+        })
+        .await?;
         let sofa_patient = launch
             .mappings
             .iter()
@@ -463,14 +593,34 @@ impl Demo {
             .await?;
 
         // 7. The SoFA authorizes (auto-approve) and redirects back with a code.
+        let authorize_step = if self.provider.is_some() {
+            "authorize (single sign-on at the OpenID provider)"
+        } else {
+            "authorize (auto-approve)"
+        };
         let callback_url = r
-            .check("authorize (auto-approve)", async {
-                let response = http
-                    .get(&authorize_url)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let location = redirect_target(&response)?;
+            .check(authorize_step, async {
+                let (location, status) = if self.provider.is_some() {
+                    // The same browser the clinician signed in with: the SoFA sends it to the
+                    // provider and back, with no sign-in page on the way.
+                    let seen = self.browser.pages_seen();
+                    match self.browser.go(&authorize_url, None).await? {
+                        federated::Nav::Left(url) if !self.browser.saw_sign_in_since(seen) => {
+                            (url.to_string(), 303)
+                        }
+                        federated::Nav::Left(_) => return Err("a second sign-in was asked".into()),
+                        federated::Nav::Page { status, body, .. } => {
+                            return Err(format!("a page {status}: {body}"));
+                        }
+                    }
+                } else {
+                    let response = http
+                        .get(&authorize_url)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (redirect_target(&response)?, response.status().as_u16())
+                };
                 let url = url::Url::parse(&location).map_err(|e| e.to_string())?;
                 let has = |k: &str| url.query_pairs().any(|(key, _)| key == k);
                 if !location.starts_with(&format!("{}/callback?", self.app_base))
@@ -481,10 +631,7 @@ impl Demo {
                 }
                 Ok((
                     location,
-                    format!(
-                        "{} → app callback with code and state",
-                        response.status().as_u16()
-                    ),
+                    format!("{status} → app callback with code and state"),
                 ))
             })
             .await?;
@@ -625,6 +772,47 @@ impl Demo {
 
     /// A websocket subscription turns `active` only once a socket is bound, so the consumer
     /// starts before waiting (`SubscriptionManager::subscribe` waits first and would time out).
+    /// The EMR signs its clinician in at the IdP: the browser's redirects followed by hand.
+    async fn sign_in_clinician(
+        &self,
+        http: &reqwest::Client,
+        fhir_base: &str,
+    ) -> Result<SessionHandle, String> {
+        let policy = IssuerPolicy::new()
+            .allow(
+                fhir_base.to_string(),
+                ClientConfig::new(
+                    POC_CLIENT_ID,
+                    format!("{}{SIGNED_IN_PATH}", self.poc_base),
+                    CLINICIAN_SCOPES,
+                    ClientAuth::ClientSecretBasic(Secret::new(POC_SECRET)),
+                ),
+            )
+            .map_err(|e| e.to_string())?
+            .allow_http_loopback(true);
+        let emr = SmartClient::new(policy, Arc::new(MemoryLaunchStore::new()))
+            .map_err(|e| e.to_string())?;
+        let start = emr
+            .begin_sign_in(fhir_base)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Redirect::Get(authorize) = start.redirect else {
+            return Err("the IdP wants a form post".into());
+        };
+        let response = http
+            .get(authorize)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let back = url::Url::parse(&redirect_target(&response)?).map_err(|e| e.to_string())?;
+        emr.complete_launch(
+            back.query().unwrap_or_default(),
+            Some(start.binding.value()),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
     async fn subscribe_websocket(
         &mut self,
         client: &SofaClient,
@@ -678,6 +866,8 @@ impl Demo {
 
     /// Stops everything and removes the temporary database.
     pub async fn shutdown(mut self) {
+        // Ends the provider's process.
+        self.provider.take();
         if let Some(stop) = self.stop_websocket.take() {
             let _ = stop.send(());
         }
@@ -712,9 +902,30 @@ const POC_SECRET: &str = "halo-demo-emr-secret";
 fn sofa_config(
     options: &DemoOptions,
     app_base: &str,
-    web_app_base: &str,
+    poc_base: &str,
+    (web_app_base, web_emr_base): (&str, &str),
     database: PathBuf,
 ) -> Config {
+    // The example EMR page signs its clinician in too (its sign-in button).
+    let mut web_emr = Client::point_of_care(
+        WEB_EMR_CLIENT_ID,
+        WEB_EMR_SECRET,
+        &format!(
+            "{} {}",
+            halo_poc_example::EMR_SCOPES,
+            halo_poc_example::CLINICIAN_SCOPES
+        ),
+    );
+    web_emr.redirect_uris = vec![format!(
+        "{web_emr_base}{}",
+        halo_poc_example::SIGNED_IN_PATH
+    )];
+    let mut emr = Client::point_of_care(
+        POC_CLIENT_ID,
+        POC_SECRET,
+        &format!("{POC_SCOPES} openid fhirUser offline_access"),
+    );
+    emr.redirect_uris = vec![format!("{poc_base}{SIGNED_IN_PATH}")];
     Config {
         listen: options
             .listen
@@ -742,17 +953,15 @@ fn sofa_config(
             user: CLINICIAN.to_string(),
             fhir_user: Some("Practitioner/dr-1".to_string()),
         },
-        // The EMR here sets contexts with its backend-services token, which names no
-        // clinician: the SoFA's userless mode (D-18).
+        // The demo's EMR signs its clinician in, and so does the example EMR page once its
+        // sign-in button is clicked; before that the page sets contexts with its
+        // installation token, which names no clinician: the SoFA's userless mode (D-18) lets
+        // a person click through without signing in.
         userless_launches: true,
         clients: vec![
-            Client::point_of_care(POC_CLIENT_ID, POC_SECRET, POC_SCOPES),
+            emr,
             Client::public_app(APP_CLIENT_ID, APP_ID, app_base, APP_SCOPES),
-            Client::point_of_care(
-                WEB_EMR_CLIENT_ID,
-                WEB_EMR_SECRET,
-                halo_poc_example::EMR_SCOPES,
-            ),
+            web_emr,
             Client::public_app(
                 WEB_APP_CLIENT_ID,
                 WEB_APP_ID,
@@ -763,6 +972,23 @@ fn sofa_config(
         development_mode: true,
         ..Config::default()
     }
+}
+
+/// The OpenID provider's configuration for a SoFA at `fhir_base` and the demo's EMR at
+/// `poc_base`: the clinician, the two clients, the SoFA as a resource.
+fn provider_config(fhir_base: &str, poc_base: &str) -> Value {
+    json!({
+        "accounts": {
+            CLINICIAN: {"password": CLINICIAN_PASSWORD, "fhirUser": format!("{fhir_base}/Practitioner/dr-1")},
+        },
+        "clients": [
+            {"client_id": SOFA_OIDC_CLIENT, "client_secret": SOFA_OIDC_SECRET,
+             "redirect_uris": [format!("{fhir_base}/auth/oidc/callback")]},
+            {"client_id": POC_CLIENT_ID, "client_secret": POC_SECRET,
+             "redirect_uris": [format!("{poc_base}{SIGNED_IN_PATH}")]},
+        ],
+        "resources": {fhir_base: "Context.write"},
+    })
 }
 
 /// An App Catalog entry for an app served at `base` (its launch URL is `base/launch`).

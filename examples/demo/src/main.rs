@@ -21,6 +21,10 @@ struct Args {
     /// Where the SoFA listens (default: a free loopback port).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Sign the clinician in at an OpenID provider of the jurisdiction's own (`oidc-provider`
+    /// from npm; run `npm ci` in tests/oidc-provider first) instead of the SoFA's built-in IdP.
+    #[arg(long)]
+    oidc: bool,
 }
 
 #[tokio::main]
@@ -33,6 +37,7 @@ async fn main() -> ExitCode {
             Transport::RestHook
         },
         listen: args.listen,
+        oidc: args.oidc,
     };
     let mut demo = match Demo::start(options).await {
         Ok(demo) => demo,
@@ -56,6 +61,13 @@ async fn main() -> ExitCode {
         println!("  {:<20} {}", "EMR page", demo.emr_page());
         for (label, url) in sofa.urls() {
             println!("  {label:<20} {url}");
+        }
+        if args.oidc {
+            println!(
+                "  {:<20} dr-gagnon / {}",
+                "clinician sign-in",
+                halo_demo::CLINICIAN_PASSWORD
+            );
         }
         println!("Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;

@@ -1,8 +1,14 @@
 //! A small EMR (point of care) simulator web page built on `halo-poc` (REQ EX-03).
 //!
-//! - `GET /`: the jurisdiction's App Catalog, the chart's patients, a form to open an app for a
-//!   patient (in the window, or in a frame of this page as EMRs show apps), and the open
-//!   launches with a **Clear** button each;
+//! - `GET /`: the jurisdiction's App Catalog, the clinician's sign-in, the chart's patients, a
+//!   form to open an app for a patient (in the window, or in a frame of this page as EMRs show
+//!   apps), and the open launches with a **Clear** button each;
+//! - `GET /sign-in` and `GET /signed-in`: the clinician signs in at the jurisdictional IdP
+//!   (authorization code with PKCE, `halo-smart-client`, the browser bound by a cookie); from
+//!   then on `$set-context` and `$clear-context` go with that clinician's token, so each launch
+//!   belongs to them (D-18). Not signed in, the page sets contexts with its installation token,
+//!   which names no clinician: only a SoFA in userless mode accepts that. This simulator has one
+//!   clinician at a time; a real EMR keeps one sign-in per user session;
 //! - `POST /launch`: subscribes first if the EMR has no subscription yet (rest-hook to
 //!   `/sofa/notify`), calls `$set-context` and redirects the browser to the app's launch URL;
 //! - `GET /notifications`: each notification as it arrived, the SoFA's id mapped to the EMR's
@@ -27,16 +33,25 @@ use axum::{Form, Router};
 use halo_catalog::{AppEntry, CatalogClient};
 use halo_model::subscription::{PayloadContent, SubscriptionStatus};
 use halo_poc::{
-    BoxFuture, Change, ChangeSink, ClinicalContext, ContextPlan, HttpOptions, LocalResources,
-    MemoryIdMap, NotificationReceiver, RestHookSecret, SofaClient, SofaLaunch, SofaLauncher,
-    StaticToken, SubscriptionManager, rest_hook_channel,
+    BoxFuture, Change, ChangeSink, ClinicalContext, ClinicianTokens, ContextPlan, HttpOptions,
+    LocalResources, MemoryIdMap, NotificationReceiver, RestHookSecret, SofaClient, SofaLaunch,
+    SofaLauncher, StaticToken, SubscriptionManager, rest_hook_channel,
 };
+use halo_smart_client::binding::{BrowserBinding, LAUNCH_COOKIE_MAX_AGE};
+use halo_smart_client::secret::Secret;
+use halo_smart_client::store::MemoryLaunchStore;
+use halo_smart_client::{ClientAuth, ClientConfig, IssuerPolicy, Redirect, SmartClient};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// The scopes the EMR asks the SoFA for.
+/// The scopes the EMR asks the SoFA for with its installation token.
 pub const EMR_SCOPES: &str = "Context.write system/Subscription.cruds";
+/// The scopes the EMR asks for when its clinician signs in.
+pub const CLINICIAN_SCOPES: &str = "openid fhirUser offline_access Context.write";
+/// Where the IdP sends the browser back after the clinician signed in (below `base_url`;
+/// register it as the EMR's redirect URI).
+pub const SIGNED_IN_PATH: &str = "/signed-in";
 
 /// What the EMR runs with.
 #[derive(Debug, Clone)]
@@ -170,6 +185,12 @@ struct Connected {
     subscription_id: String,
 }
 
+/// The signed-in clinician: who, and the launcher on their token.
+struct Clinician {
+    name: String,
+    launcher: Arc<SofaLauncher>,
+}
+
 #[derive(Clone)]
 struct Emr {
     config: Arc<EmrConfig>,
@@ -181,6 +202,9 @@ struct Emr {
     endpoint: Arc<Mutex<Option<Router>>>,
     connected: Arc<tokio::sync::Mutex<Option<Arc<Connected>>>>,
     launches: Arc<Mutex<Vec<(SofaLaunch, String, String)>>>,
+    /// The EMR as a confidential client of the IdP, to sign its clinician in.
+    smart: SmartClient,
+    clinician: Arc<Mutex<Option<Clinician>>>,
 }
 
 /// Why the EMR could not start.
@@ -191,7 +215,20 @@ pub fn router(config: EmrConfig) -> Result<Router, StartError> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()?;
+    let policy = IssuerPolicy::new()
+        .allow(
+            config.fhir_base.clone(),
+            ClientConfig::new(
+                config.client_id.clone(),
+                format!("{}{SIGNED_IN_PATH}", config.base_url.trim_end_matches('/')),
+                CLINICIAN_SCOPES,
+                ClientAuth::ClientSecretBasic(Secret::new(config.client_secret.clone())),
+            ),
+        )?
+        .allow_http_loopback(true);
     let emr = Emr {
+        smart: SmartClient::new(policy, Arc::new(MemoryLaunchStore::new()))?,
+        clinician: Arc::default(),
         config: Arc::new(config),
         http,
         chart: Arc::new(Chart::new()),
@@ -203,6 +240,8 @@ pub fn router(config: EmrConfig) -> Result<Router, StartError> {
     };
     Ok(Router::new()
         .route("/", get(index))
+        .route("/sign-in", get(sign_in))
+        .route(SIGNED_IN_PATH, get(signed_in))
         .route("/launch", post(launch))
         .route("/notifications", get(notifications))
         .route("/clear", post(clear))
@@ -259,6 +298,14 @@ fn display_name(patient: &Value) -> String {
 }
 
 impl Emr {
+    /// The launcher on the signed-in clinician's token, if one signed in.
+    fn clinician_launcher(&self) -> Option<Arc<SofaLauncher>> {
+        self.clinician
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.launcher.clone()))
+    }
+
     /// The catalog's valid entries, and the errors of any entry left out.
     async fn catalog(&self) -> Result<(Vec<AppEntry>, Vec<String>), String> {
         let parsed = CatalogClient::new(&self.config.catalog_url)
@@ -355,7 +402,21 @@ async fn index(State(emr): State<Emr>) -> Response {
             );
         }
     };
-    let mut body = String::from("<h2>App Catalog</h2>\n<ul class=\"catalog\">\n");
+    let signed_in = emr
+        .clinician
+        .lock()
+        .ok()
+        .and_then(|c| c.as_ref().map(|c| c.name.clone()));
+    let mut body = match signed_in {
+        Some(name) => format!(
+            "<p class=\"clinician\">Signed in as <strong>{}</strong> at the IdP.</p>\n",
+            escape(&name)
+        ),
+        None => "<form method=\"get\" action=\"/sign-in\" class=\"clinician\">Not signed in \
+                 <button type=\"submit\">Sign in at the IdP</button></form>\n"
+            .to_string(),
+    };
+    body.push_str("<h2>App Catalog</h2>\n<ul class=\"catalog\">\n");
     for error in &errors {
         body.push_str(&format!(
             "<li class=\"error\">left out: {}</li>\n",
@@ -466,7 +527,14 @@ async fn launch(State(emr): State<Emr>, Form(form): Form<LaunchForm>) -> Respons
         .with(form.patient.clone())
         .user(emr.config.user.clone());
     clinical.need_patient_banner = Some(true);
-    let launch = match connected.launcher.launch(entry, &clinical).await {
+    // The clinician's own token when they signed in (the launch is theirs); otherwise the
+    // installation's, which only a SoFA in userless mode accepts.
+    let clinician = emr.clinician_launcher();
+    let launched = match &clinician {
+        Some(launcher) => launcher.launch(entry, &clinical).await,
+        None => connected.launcher.launch(entry, &clinical).await,
+    };
+    let launch = match launched {
         Ok(launch) => launch,
         Err(e) => {
             return error_page(
@@ -549,7 +617,11 @@ async fn clear(State(emr): State<Emr>, Form(form): Form<ClearForm>) -> Response 
             "That launch is not open.",
         );
     };
-    let report = connected.launcher.end(&launch).await;
+    let clinician = emr.clinician_launcher();
+    let report = match &clinician {
+        Some(launcher) => launcher.end(&launch).await,
+        None => connected.launcher.end(&launch).await,
+    };
     if let Err(e) = report.result {
         return error_page(
             StatusCode::BAD_GATEWAY,
@@ -559,6 +631,79 @@ async fn clear(State(emr): State<Emr>, Form(form): Form<ClearForm>) -> Response 
     }
     if let Ok(mut launches) = emr.launches.lock() {
         launches.retain(|(l, _, _)| l.launch_id != form.launch_id);
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
+}
+
+/// The clinician clicks "Sign in": the browser goes to the IdP, bound to this browser by a
+/// cookie (no login CSRF).
+async fn sign_in(State(emr): State<Emr>) -> Response {
+    let start = match emr.smart.begin_sign_in(&emr.config.fhir_base).await {
+        Ok(start) => start,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_GATEWAY,
+                "The IdP could not be reached",
+                &e.to_string(),
+            );
+        }
+    };
+    let Redirect::Get(to) = start.redirect else {
+        return error_page(
+            StatusCode::BAD_GATEWAY,
+            "The IdP could not be reached",
+            "the IdP asks for a form post",
+        );
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                start.binding.set_cookie(LAUNCH_COOKIE_MAX_AGE),
+            ),
+            (header::LOCATION, to.to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// The IdP sends the browser back: the code is redeemed, the id_token verified, and the
+/// clinician's session kept for `$set-context`.
+async fn signed_in(
+    State(emr): State<Emr>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    let binding = BrowserBinding::from_callback(&query, cookies);
+    let session = match emr.smart.complete_launch(&query, binding.as_deref()).await {
+        Ok(session) => session,
+        Err(e) => {
+            return error_page(StatusCode::FORBIDDEN, "Sign-in failed", &e.to_string());
+        }
+    };
+    let name = session
+        .snapshot()
+        .ok()
+        .and_then(|s| s.id_claims)
+        .map(|c| c.sub)
+        .unwrap_or_default();
+    let client = match SofaClient::new(
+        &emr.config.fhir_base,
+        Arc::new(ClinicianTokens::new(session)),
+        HttpOptions::default(),
+    ) {
+        Ok(client) => client,
+        Err(e) => return error_page(StatusCode::BAD_GATEWAY, "Sign-in failed", &e.to_string()),
+    };
+    let launcher = SofaLauncher::new(client, emr.chart.clone(), emr.id_map.clone());
+    if let Ok(mut slot) = emr.clinician.lock() {
+        *slot = Some(Clinician {
+            name,
+            launcher: Arc::new(launcher),
+        });
     }
     (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
 }

@@ -40,7 +40,8 @@ use halo_model::set_context::SupportedTypes;
 use halo_sofa_server::asynchronous::AsyncJobs;
 use halo_sofa_server::audit::{FanOutAuditSink, StoreAuditSink, TracingAuditSink};
 use halo_sofa_server::auth::{
-    AuthServer, AuthServerError, AutoApprove, DevLogin, KeyError, TokenValidator, UserAuthenticator,
+    AuthServer, AuthServerError, AutoApprove, DevLogin, FirstValid, KeyError, TokenValidator,
+    UserAuthenticator,
 };
 use halo_sofa_server::clock::SystemClock;
 use halo_sofa_server::config::{AuthConfig, Rate, RateLimits, SofaConfig};
@@ -56,6 +57,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub mod admin;
+mod federated;
 mod metrics;
 mod overrides;
 mod registry;
@@ -380,6 +382,17 @@ impl Config {
         for user in &mut shown.users {
             user.password = REDACTED.to_string();
         }
+        if let Login::Oidc {
+            client_secret,
+            cookie_key,
+            ..
+        } = &mut shown.login
+        {
+            *client_secret = REDACTED.to_string();
+            if cookie_key.is_some() {
+                *cookie_key = Some(REDACTED.to_string());
+            }
+        }
         if let Some(url) = shown.database.to_str() {
             shown.database = PathBuf::from(redact_url(url));
         }
@@ -405,7 +418,7 @@ pub enum CatalogSource {
 }
 
 /// How the authorization server decides who is at the browser.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Login {
     /// A login form for the configured `users`.
@@ -419,6 +432,88 @@ pub enum Login {
         #[serde(default)]
         fhir_user: Option<String>,
     },
+    /// Federated login (D-19, REQ IDP-03): the clinician signs in at the jurisdiction's
+    /// OpenID provider, the one the PoC signs them in at, and stays signed in for the session.
+    Oidc {
+        /// The provider's issuer (discovery at `{issuer}/.well-known/openid-configuration`).
+        issuer: String,
+        /// The SoFA's client id at the provider; register `<FHIR base>/auth/oidc/callback` as
+        /// its redirect URI there.
+        client_id: String,
+        /// The client secret (a secret: `client_secret_file`, `client_secret_env` or
+        /// `HALO_SOFA__LOGIN__CLIENT_SECRET` outside development).
+        client_secret: String,
+        /// The 32-byte key the session cookies are sealed with, base64url (a secret, as
+        /// above: `cookie_key_file`, `cookie_key_env`). Every instance of one SoFA shares it;
+        /// without one a random key is made at start (sessions end with the process).
+        #[serde(default)]
+        cookie_key: Option<String>,
+        /// The scopes asked for (`openid fhirUser` by default).
+        #[serde(default)]
+        scopes: Option<String>,
+        /// The id_token claim that is the user id (`sub` by default): the one the PoC's
+        /// token names the clinician with, since a launch belongs to that id.
+        #[serde(default)]
+        user_claim: Option<String>,
+        /// The id_token claim that is the user's FHIR resource (`fhirUser` by default).
+        #[serde(default)]
+        fhir_user_claim: Option<String>,
+        /// How long a sign-in lasts at the SoFA, in seconds (8 hours by default).
+        #[serde(default)]
+        session_secs: Option<u64>,
+        /// Whether `$set-context` also accepts the provider's JWT access tokens issued for
+        /// this FHIR base (a resource indicator): how a PoC calls with the token of the
+        /// clinician it signed in at the same provider. On by default.
+        #[serde(default = "yes")]
+        accept_access_tokens: bool,
+        /// Where the provider sends the browser after logout (registered there).
+        #[serde(default)]
+        post_logout_redirect_uri: Option<String>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Login {
+    /// Federated login at `issuer` as `client_id`, every other setting at its default (a
+    /// random cookie key: sessions end with the process).
+    pub fn oidc(issuer: &str, client_id: &str, client_secret: &str) -> Login {
+        Login::Oidc {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            cookie_key: None,
+            scopes: None,
+            user_claim: None,
+            fhir_user_claim: None,
+            session_secs: None,
+            accept_access_tokens: true,
+            post_logout_redirect_uri: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Login {
+    // SEC-01: the OpenID client secret and cookie key stay out of Debug lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Login::DevLogin => f.write_str("DevLogin"),
+            Login::AutoApprove { user, fhir_user } => f
+                .debug_struct("AutoApprove")
+                .field("user", user)
+                .field("fhir_user", fhir_user)
+                .finish(),
+            Login::Oidc {
+                issuer, client_id, ..
+            } => f
+                .debug_struct("Oidc")
+                .field("issuer", issuer)
+                .field("client_id", client_id)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -668,6 +763,11 @@ impl ReferenceSofa {
                 .map_or(Duration::from_secs(5), Duration::from_millis),
             ..AuthConfig::default()
         };
+        let federated = federated::login(&config, &fhir_base, store.clone()).await?;
+        let users: Arc<dyn UserAuthenticator> = match &federated {
+            Some((login, _)) => Arc::new(login.clone()),
+            None => authenticator(&config)?,
+        };
         // The signing keys are read from the store (generated there on first start), sealed
         // under the key-encryption key, which lives outside the database (REQ IDP-06).
         let auth = AuthServer::start(
@@ -676,7 +776,7 @@ impl ReferenceSofa {
             store.clone(),
             Arc::new(SystemClock),
             registry::client_registry(&config.clients, config.development_mode, mutual_tls)?,
-            authenticator(&config)?,
+            users,
         )
         .await
         .map_err(|e| match e {
@@ -685,9 +785,17 @@ impl ReferenceSofa {
             )),
             e => Error::Auth(e.to_string()),
         })?;
+        // The SoFA's own tokens, and the jurisdiction's provider's for `$set-context`.
+        let validator: Arc<dyn TokenValidator> = match &federated {
+            Some((_, Some(provider_tokens))) => Arc::new(FirstValid::new(vec![
+                auth.token_validator(),
+                provider_tokens.clone(),
+            ])),
+            _ => auth.token_validator(),
+        };
         // Every request a client's tokens make spends the client's budget (HARD-04).
         let tokens: Arc<dyn TokenValidator> = Arc::new(RateLimitedTokens::new(
-            auth.token_validator(),
+            validator,
             sofa_config.rate_limits.per_client,
         ));
         let readiness = Readiness::new(store.clone()).signing_keys(&auth);
@@ -726,6 +834,13 @@ impl ReferenceSofa {
             .token_validator(tokens.clone())
             .audit(Arc::new(audit))
             .mount(auth.router(), |_| {})
+            .mount(
+                federated
+                    .as_ref()
+                    .map(|(login, _)| login.router())
+                    .unwrap_or_default(),
+                |_| {},
+            )
             .resource_server()
             .notifier(subscriptions.notifier())
             .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
@@ -1041,6 +1156,11 @@ fn authenticator(config: &Config) -> Result<Arc<dyn UserAuthenticator>, Error> {
     Ok(match &config.login {
         Login::AutoApprove { user, fhir_user } => {
             Arc::new(AutoApprove::new(user.clone(), fhir_user.as_deref()))
+        }
+        Login::Oidc { .. } => {
+            return Err(Error::Config(
+                "login.mode = \"oidc\" is started with its provider".into(),
+            ));
         }
         Login::DevLogin => {
             if config.users.is_empty() {

@@ -119,6 +119,17 @@ pub(crate) fn refuse_file_secrets(file: &Table, development_mode: bool) -> Resul
             }
         }
     }
+    if let Some(login) = file.get("login").and_then(Value::as_table) {
+        for field in LOGIN_SECRETS {
+            if login.contains_key(field) {
+                let upper = field.to_ascii_uppercase();
+                return Err(refused(
+                    format!("login.{field}"),
+                    &format!("{field}_file, {field}_env or HALO_SOFA__LOGIN__{upper}"),
+                ));
+            }
+        }
+    }
     if let Some(Value::String(url)) = file.get("database")
         && url_password(url).is_some()
     {
@@ -130,8 +141,9 @@ pub(crate) fn refuse_file_secrets(file: &Table, development_mode: bool) -> Resul
     Ok(())
 }
 
-/// Replaces each `secret_file`/`secret_env` (clients) and `password_file`/`password_env`
-/// (users) by the secret it names. Relative files are taken relative to `dir`.
+/// Replaces each `secret_file`/`secret_env` (clients), `password_file`/`password_env` (users)
+/// and `client_secret_*`/`cookie_key_*` ([login]) by the secret it names. Relative files are
+/// taken relative to `dir`.
 pub(crate) fn resolve_secrets(
     table: &mut Table,
     dir: &Path,
@@ -143,53 +155,65 @@ pub(crate) fn resolve_secrets(
         };
         for (i, item) in items.iter_mut().enumerate() {
             let Value::Table(entry) = item else { continue };
-            let key = |suffix: &str| format!("{array}[{i}].{field}{suffix}");
-            let from_file = entry.remove(&format!("{field}_file"));
-            let from_env = entry.remove(&format!("{field}_env"));
-            let sources = usize::from(entry.contains_key(field))
-                + usize::from(from_file.is_some())
-                + usize::from(from_env.is_some());
-            if sources > 1 {
-                return Err(Error::Config(format!(
-                    "{}: give one of {field}, {field}_file and {field}_env",
-                    key("")
-                )));
-            }
-            let secret = match (from_file, from_env) {
-                (Some(Value::String(file)), _) => {
-                    let path = dir.join(file);
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        Error::Config(format!("{}: {}: {e}", key("_file"), path.display()))
-                    })?;
-                    text.strip_suffix('\n')
-                        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                        .unwrap_or(&text)
-                        .to_string()
-                }
-                (_, Some(Value::String(name))) => env
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| {
-                        Error::Config(format!("{}: the variable {name} is not set", key("_env")))
-                    })?,
-                (Some(_), _) => {
-                    return Err(Error::Config(format!(
-                        "{}: a path is expected",
-                        key("_file")
-                    )));
-                }
-                (_, Some(_)) => {
-                    return Err(Error::Config(format!(
-                        "{}: a variable name is expected",
-                        key("_env")
-                    )));
-                }
-                (None, None) => continue,
-            };
-            entry.insert(field.to_string(), Value::String(secret));
+            resolve_field(entry, &format!("{array}[{i}].{field}"), field, dir, env)?;
         }
     }
+    if let Some(Value::Table(login)) = table.get_mut("login") {
+        for field in LOGIN_SECRETS {
+            resolve_field(login, &format!("login.{field}"), field, dir, env)?;
+        }
+    }
+    Ok(())
+}
+
+/// The secrets of the `[login]` table (`mode = "oidc"`).
+const LOGIN_SECRETS: [&str; 2] = ["client_secret", "cookie_key"];
+
+/// Puts the secret `field` of `entry` in place from its `_file` or `_env` source, if it names
+/// one; `key` is how errors name it.
+fn resolve_field(
+    entry: &mut Table,
+    key: &str,
+    field: &str,
+    dir: &Path,
+    env: &[(String, String)],
+) -> Result<(), Error> {
+    let from_file = entry.remove(&format!("{field}_file"));
+    let from_env = entry.remove(&format!("{field}_env"));
+    let sources = usize::from(entry.contains_key(field))
+        + usize::from(from_file.is_some())
+        + usize::from(from_env.is_some());
+    if sources > 1 {
+        return Err(Error::Config(format!(
+            "{key}: give one of {field}, {field}_file and {field}_env"
+        )));
+    }
+    let secret = match (from_file, from_env) {
+        (Some(Value::String(file)), _) => {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Config(format!("{key}_file: {}: {e}", path.display())))?;
+            text.strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text)
+                .to_string()
+        }
+        (_, Some(Value::String(name))) => env
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| Error::Config(format!("{key}_env: the variable {name} is not set")))?,
+        (Some(_), _) => {
+            return Err(Error::Config(format!("{key}_file: a path is expected")));
+        }
+        (_, Some(_)) => {
+            return Err(Error::Config(format!(
+                "{key}_env: a variable name is expected"
+            )));
+        }
+        (None, None) => return Ok(()),
+    };
+    entry.insert(field.to_string(), Value::String(secret));
     Ok(())
 }
 

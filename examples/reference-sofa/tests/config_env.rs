@@ -185,3 +185,61 @@ fn the_printed_configuration_redacts_every_secret() {
         assert!(!debugged.contains(secret), "{secret} in {debugged}");
     }
 }
+
+const OIDC: &str = r#"
+listen = "127.0.0.1:0"
+database = ":memory:"
+
+[login]
+mode = "oidc"
+issuer = "https://idp.example.org"
+client_id = "sofa"
+client_secret_env = "SOFA_OIDC_SECRET"
+cookie_key_file = "cookie-key"
+"#;
+
+// REQ: OPS-04, IDP-03
+#[test]
+fn the_federated_logins_secrets_come_from_files_or_variables_and_never_print() {
+    let dir = TempDir::new("oidc");
+    std::fs::write(dir.path().join("cookie-key"), "a-cookie-key\n").unwrap();
+    let config = Config::from_toml_with_env(
+        OIDC,
+        dir.path(),
+        &env(&[("SOFA_OIDC_SECRET", "oidc-s3cret")]),
+    )
+    .unwrap();
+    let reference_sofa::Login::Oidc {
+        client_secret,
+        cookie_key,
+        accept_access_tokens,
+        ..
+    } = &config.login
+    else {
+        panic!("{:?}", config.login);
+    };
+    assert_eq!(client_secret, "oidc-s3cret");
+    assert_eq!(cookie_key.as_deref(), Some("a-cookie-key"));
+    assert!(accept_access_tokens);
+    let printed = config.to_redacted_toml().unwrap();
+    let debug = format!("{config:?} {:?}", config.login);
+    for shown in [&printed, &debug] {
+        assert!(
+            !shown.contains("oidc-s3cret") && !shown.contains("a-cookie-key"),
+            "{shown}"
+        );
+    }
+    assert!(printed.contains(REDACTED));
+
+    // Written in the file, outside development: refused, naming where to put it instead.
+    let inline = OIDC.replace(
+        "client_secret_env = \"SOFA_OIDC_SECRET\"",
+        "client_secret = \"x\"",
+    );
+    let error = Config::from_toml_with_env(&inline, dir.path(), &[]).unwrap_err();
+    assert!(error.to_string().contains("login.client_secret"), "{error}");
+    let inline = OIDC.replace("cookie_key_file = \"cookie-key\"", "cookie_key = \"x\"");
+    let error = Config::from_toml_with_env(&inline, dir.path(), &env(&[("SOFA_OIDC_SECRET", "s")]))
+        .unwrap_err();
+    assert!(error.to_string().contains("login.cookie_key"), "{error}");
+}

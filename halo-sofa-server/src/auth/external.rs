@@ -3,14 +3,14 @@
 //! checked by RFC 7662 introspection ([`IntrospectionTokens`]).
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use halo_model::smart::IntrospectionResponse;
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
+use super::jwks::{JwksCache, JwksError};
 use super::{Caller, TokenError, TokenValidator};
 use crate::config::url_allowed;
 use crate::store::BoxFuture;
@@ -51,18 +51,15 @@ async fn bounded_body(response: reqwest::Response) -> Result<Vec<u8>, TokenError
 pub struct ExternalJwtTokens {
     issuer: String,
     audience: String,
-    jwks_url: String,
     algorithms: Vec<Algorithm>,
-    cache_ttl: Duration,
-    http: reqwest::Client,
-    cache: Mutex<Option<(Instant, JwkSet)>>,
+    jwks: Arc<JwksCache>,
 }
 
 impl fmt::Debug for ExternalJwtTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExternalJwtTokens")
             .field("issuer", &self.issuer)
-            .field("jwks_url", &self.jwks_url)
+            .field("jwks_url", &self.jwks.url())
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +83,29 @@ impl ExternalJwtTokens {
                 "the IdP's issuer and JWKS URL must be https".into(),
             ));
         }
+        let http = http_client(timeout)?;
+        Self::with_jwks(
+            issuer,
+            audience,
+            Arc::new(JwksCache::new(
+                jwks_url,
+                http,
+                Duration::from_secs(300),
+                Duration::from_secs(10),
+            )),
+            algorithms,
+        )
+    }
+
+    /// Trusts JWTs from `issuer` for `audience`, verified with the keys of `jwks`, a cache
+    /// shared with the other users of the same provider's keys (the federated login's
+    /// [`super::OidcLogin::access_tokens`]).
+    pub fn with_jwks(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        jwks: Arc<JwksCache>,
+        algorithms: Vec<Algorithm>,
+    ) -> Result<ExternalJwtTokens, TokenError> {
         let algorithms: Vec<Algorithm> = algorithms
             .into_iter()
             .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
@@ -96,40 +116,18 @@ impl ExternalJwtTokens {
             ));
         }
         Ok(ExternalJwtTokens {
-            issuer,
+            issuer: issuer.into(),
             audience: audience.into(),
-            jwks_url,
             algorithms,
-            cache_ttl: Duration::from_secs(300),
-            http: http_client(timeout)?,
-            cache: Mutex::new(None),
+            jwks,
         })
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
-            .and_then(|(_, set)| set.find(kid).cloned());
-        let jwk = match cached {
-            Some(jwk) => jwk,
-            None => {
-                let response =
-                    self.http.get(&self.jwks_url).send().await.map_err(|_| {
-                        TokenError::Unavailable("the IdP's JWKS is unreachable".into())
-                    })?;
-                let set: JwkSet = serde_json::from_slice(&bounded_body(response).await?)
-                    .map_err(|_| TokenError::Unavailable("the IdP's JWKS is not a JWKS".into()))?;
-                let jwk = set.find(kid).cloned();
-                *self.cache.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some((Instant::now(), set));
-                jwk.ok_or(TokenError::Invalid)?
-            }
-        };
-        DecodingKey::from_jwk(&jwk).map_err(|_| TokenError::Invalid)
+        self.jwks.key(kid).await.map_err(|e| match e {
+            JwksError::UnknownKey(_) => TokenError::Invalid,
+            JwksError::Unavailable(why) => TokenError::Unavailable(why),
+        })
     }
 }
 

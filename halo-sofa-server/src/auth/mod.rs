@@ -5,25 +5,32 @@
 //! and launch. Implementations: the built-in [`AuthServer`]'s
 //! ([`AuthServer::token_validator`]), a jurisdiction's IdP ([`ExternalJwtTokens`] for
 //! JWKS-verified JWTs, [`IntrospectionTokens`] for RFC 7662), and [`StaticTokens`], a fixed
-//! table for tests and development.
+//! table for tests and development; [`FirstValid`] accepts several of them. [`OidcLogin`] signs
+//! users in at a jurisdiction's OpenID provider (federated login, REQ IDP-03).
 
 mod authorize;
 mod builtin;
+mod chain;
 mod client_auth;
 mod clients;
 mod external;
 mod grant;
 mod introspect;
+mod jwks;
 mod keys;
+mod oidc;
 mod protect;
 mod revoke;
 mod server;
 mod token;
 mod users;
 
+pub use chain::FirstValid;
 pub use clients::{ClientAuthentication, ClientRegistry, RegisteredClient};
 pub use external::{ExternalJwtTokens, IntrospectionTokens};
+pub use jwks::{JwksCache, JwksError};
 pub use keys::{KeyError, KeyRing, KeyUse, Rotation};
+pub use oidc::{OidcError, OidcLogin, OidcSettings, SESSION_COOKIE, paths as oidc_paths};
 pub use protect::{AesGcmKek, KeyProtector};
 pub(crate) use server::hash_secret;
 pub use server::{AuthServer, AuthServerError, paths};

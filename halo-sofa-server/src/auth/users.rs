@@ -64,15 +64,20 @@ impl LoginRequest<'_> {
 
     /// The value of cookie `name`, if the request carries it.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
+        cookie(self.headers, name)
     }
+}
+
+/// The value of cookie `name` among `headers`' `Cookie` headers.
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// Authenticates the end user of an authorization request.

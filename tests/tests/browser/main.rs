@@ -46,6 +46,14 @@ async fn start() -> Option<(Demo, Browser, PathBuf)> {
 
 /// [`start`] with Chromium preferences.
 async fn start_with(prefs: serde_json::Value) -> Option<(Demo, Browser, PathBuf)> {
+    start_demo(prefs, DemoOptions::default()).await
+}
+
+/// [`start_with`] with the demo's options.
+async fn start_demo(
+    prefs: serde_json::Value,
+    options: DemoOptions,
+) -> Option<(Demo, Browser, PathBuf)> {
     let Some(installation) = Installation::find() else {
         if std::env::var_os("HALO_SKIP_BROWSER_TEST").is_some() {
             eprintln!("browser test skipped: HALO_SKIP_BROWSER_TEST is set");
@@ -59,7 +67,7 @@ async fn start_with(prefs: serde_json::Value) -> Option<(Demo, Browser, PathBuf)
     };
     let out = screenshots();
     std::fs::create_dir_all(&out).unwrap();
-    let demo = Demo::start(DemoOptions::default()).await.unwrap();
+    let demo = Demo::start(options).await.unwrap();
     let browser = Browser::start(&installation, &out, prefs).await.unwrap();
     Some((demo, browser, out))
 }
@@ -82,6 +90,28 @@ async fn pick(browser: &Browser, patient: &str) {
         .await
         .unwrap();
     browser.click(&app).await.unwrap();
+}
+
+/// On the EMR page: opens the example web app for `patient` in the window; the app's
+/// patient banner.
+async fn open_in_window(browser: &Browser, patient: &str) -> String {
+    pick(browser, patient).await;
+    let open = browser
+        .wait_for("form[action='/launch'] button[type=submit]", PATIENCE)
+        .await
+        .unwrap();
+    browser.click(&open).await.unwrap();
+    let banner = browser.wait_for(".banner", PATIENCE).await.unwrap();
+    browser.text(&banner).await.unwrap()
+}
+
+/// On the EMR page: clicks its sign-in button (to the IdP).
+async fn click_sign_in(browser: &Browser) {
+    let sign_in = browser
+        .wait_for("form[action='/sign-in'] button[type=submit]", PATIENCE)
+        .await
+        .unwrap();
+    browser.click(&sign_in).await.unwrap();
 }
 
 /// Saves a screenshot of the viewport as `name`, after checking it is a real PNG.
@@ -151,17 +181,19 @@ async fn a_clinician_clicks_from_the_emr_page_to_the_patient_banner() {
         "{catalog}"
     );
 
-    // Pick Jean Roy and the example app, and open it.
-    pick(&browser, "Patient/p8").await;
-    let open = browser
-        .wait_for("form[action='/launch'] button[type=submit]", PATIENCE)
+    // The clinician signs in at the IdP from the EMR page (the SoFA's built-in IdP here).
+    click_sign_in(&browser).await;
+    let signed_in = browser
+        .wait_for_text(".clinician", "Signed in as dr-gagnon", PATIENCE)
         .await
         .unwrap();
-    browser.click(&open).await.unwrap();
+    assert!(signed_in.contains("dr-gagnon"), "{signed_in}");
+    keep_screenshot(&browser, &out, "clinician-signed-in.png").await;
 
+    // Pick Jean Roy and the example app, and open it: `$set-context` with the clinician's
+    // token, and the app authorized without a second sign-in.
     // Subscribe, `$set-context`, launch URL, the app's authorize, callback: its page.
-    let banner = browser.wait_for(".banner", PATIENCE).await.unwrap();
-    let banner = browser.text(&banner).await.unwrap();
+    let banner = open_in_window(&browser, "Patient/p8").await;
     assert!(banner.starts_with("Jean Roy · "), "{banner}");
     assert!(banner.contains(" · born "), "{banner}");
     assert!(banner.contains("Patient/"), "{banner}");
@@ -275,6 +307,50 @@ async fn a_browser_that_refuses_cookies_gets_a_page_saying_so() {
         .unwrap();
     assert!(text.contains("Please open the app again"), "{text}");
     assert!(browser.find(".banner").await.unwrap().is_none());
+
+    browser.quit().await.unwrap();
+    demo.shutdown().await;
+}
+
+/// With the jurisdiction's own OpenID provider (`halo-demo --oidc`): the clinician signs in
+/// there once, from the EMR page, and the app opened afterwards in the same browser is
+/// authorized without the provider's sign-in page (the SoFA's single sign-on session, D-19).
+// REQ: IDP-03
+// REQ: EX-02
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_openid_provider_the_clinician_signs_in_once() {
+    let options = DemoOptions {
+        oidc: true,
+        ..DemoOptions::default()
+    };
+    let Some((demo, browser, out)) = start_demo(serde_json::json!({}), options).await else {
+        return;
+    };
+    browser.goto(demo.emr_page()).await.unwrap();
+    click_sign_in(&browser).await;
+    // The provider's own page: user name and password.
+    let user = browser
+        .wait_for("input[name=username]", PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(browser.title().await.unwrap(), "Jurisdictional sign-in");
+    browser.type_into(&user, "dr-gagnon").await.unwrap();
+    let password = browser.find("input[name=password]").await.unwrap().unwrap();
+    browser
+        .type_into(&password, halo_demo::CLINICIAN_PASSWORD)
+        .await
+        .unwrap();
+    let submit = browser.find("button[type=submit]").await.unwrap().unwrap();
+    browser.click(&submit).await.unwrap();
+    browser
+        .wait_for_text(".clinician", "Signed in as dr-gagnon", PATIENCE)
+        .await
+        .unwrap();
+
+    // The app, in the same browser: no second sign-in, straight to the patient banner.
+    let banner = open_in_window(&browser, "Patient/p7").await;
+    assert!(banner.starts_with("Marie Gagnon · "), "{banner}");
+    keep_screenshot(&browser, &out, "patient-banner-openid-provider.png").await;
 
     browser.quit().await.unwrap();
     demo.shutdown().await;
