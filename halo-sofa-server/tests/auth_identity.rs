@@ -165,3 +165,31 @@ async fn opaque_tokens_are_checked_by_introspection() {
         Err(TokenError::Unavailable(_))
     ));
 }
+
+// REQ: HARD-03
+/// An operator-configured IdP is called through the outbound guard like every other outbound
+/// target: outside development mode a JWKS or introspection URL naming an internal address is
+/// refused when the validator is built, before anything is reached (a name that resolves to
+/// one is refused by the guard's resolver, tested in `outbound`).
+#[tokio::test]
+async fn idp_validators_never_reach_internal_addresses() {
+    for url in [
+        "https://10.255.255.1/jwks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[fd00::dead]/jwks",
+        "https://127.0.0.1:9/jwks",
+    ] {
+        let jwt = ExternalJwtTokens::new(
+            "https://idp.example.org",
+            "https://sofa.example.org/fhir",
+            url,
+            vec![jsonwebtoken::Algorithm::ES256],
+            Duration::from_secs(1),
+            false,
+        );
+        assert!(jwt.is_err(), "{url}");
+        let introspection =
+            IntrospectionTokens::new(url, "sofa", "secret", Duration::from_secs(1), false);
+        assert!(introspection.is_err(), "{url}");
+    }
+}

@@ -285,15 +285,11 @@ async fn fetch_jwks(inner: &Inner, url: &str) -> Result<Value, OAuthError> {
     if !response.status().is_success() {
         return Err(refused("the JWKS URL answered with an error"));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-    {
-        return Err(refused("too large"));
-    }
-    let body = response.bytes().await.map_err(|_| refused("unreadable"))?;
-    if body.len() > MAX_JWKS_BYTES {
-        return Err(refused("too large"));
-    }
+    let body = crate::outbound::read_bounded(response, MAX_JWKS_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::outbound::BodyError::TooLarge(_) => refused("too large"),
+            crate::outbound::BodyError::Unreadable => refused("unreadable"),
+        })?;
     serde_json::from_slice(&body).map_err(|_| refused("not JSON"))
 }

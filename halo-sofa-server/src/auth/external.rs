@@ -18,12 +18,23 @@ use crate::store::BoxFuture;
 /// The most a JWKS or introspection answer may weigh (SEC-03).
 const MAX_BODY: usize = 256 * 1024;
 
-fn http_client(timeout: Duration) -> Result<reqwest::Client, TokenError> {
-    reqwest::Client::builder()
+/// The client every call to the IdP goes through: the outbound guard (REQ HARD-03), so an IdP
+/// URL naming an internal address is never reached outside development mode, and no redirect.
+fn http_client(timeout: Duration, development_mode: bool) -> Result<reqwest::Client, TokenError> {
+    crate::outbound::client_builder(development_mode)
         .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| TokenError::Unavailable(e.to_string()))
+}
+
+/// An IdP URL the server may call (REQ HARD-03): https (http to loopback in development mode)
+/// to a host that is not an internal address; an IP literal is checked here, since no resolver
+/// sees it.
+fn outbound_allowed(url: &str, development_mode: bool) -> Result<(), TokenError> {
+    let parsed =
+        url::Url::parse(url).map_err(|_| TokenError::Unavailable(format!("{url} is not a URL")))?;
+    crate::outbound::check_url(&parsed, development_mode)
+        .map_err(|why| TokenError::Unavailable(format!("the IdP URL {url} is refused: {why}")))
 }
 
 async fn bounded_body(response: reqwest::Response) -> Result<Vec<u8>, TokenError> {
@@ -33,16 +44,9 @@ async fn bounded_body(response: reqwest::Response) -> Result<Vec<u8>, TokenError
             response.status()
         )));
     }
-    let body = response
-        .bytes()
+    crate::outbound::read_bounded(response, MAX_BODY)
         .await
-        .map_err(|_| TokenError::Unavailable("the IdP's answer is unreadable".into()))?;
-    if body.len() > MAX_BODY {
-        return Err(TokenError::Unavailable(
-            "the IdP's answer is too large".into(),
-        ));
-    }
-    Ok(body.to_vec())
+        .map_err(|e| TokenError::Unavailable(format!("the IdP's answer: {e}")))
 }
 
 /// Access tokens that are JWTs signed by a jurisdiction's IdP, verified against its JWKS
@@ -78,12 +82,13 @@ impl ExternalJwtTokens {
     ) -> Result<ExternalJwtTokens, TokenError> {
         let jwks_url = jwks_url.into();
         let issuer = issuer.into();
-        if !url_allowed(&jwks_url, development_mode) || !url_allowed(&issuer, development_mode) {
+        if !url_allowed(&issuer, development_mode) {
             return Err(TokenError::Unavailable(
-                "the IdP's issuer and JWKS URL must be https".into(),
+                "the IdP's issuer must be https".into(),
             ));
         }
-        let http = http_client(timeout)?;
+        outbound_allowed(&jwks_url, development_mode)?;
+        let http = http_client(timeout, development_mode)?;
         Self::with_jwks(
             issuer,
             audience,
@@ -192,16 +197,12 @@ impl IntrospectionTokens {
         development_mode: bool,
     ) -> Result<IntrospectionTokens, TokenError> {
         let endpoint = endpoint.into();
-        if !url_allowed(&endpoint, development_mode) {
-            return Err(TokenError::Unavailable(
-                "the introspection endpoint must be https".into(),
-            ));
-        }
+        outbound_allowed(&endpoint, development_mode)?;
         Ok(IntrospectionTokens {
             endpoint,
             client_id: client_id.into(),
             client_secret: client_secret.into(),
-            http: http_client(timeout)?,
+            http: http_client(timeout, development_mode)?,
         })
     }
 }

@@ -174,29 +174,14 @@ impl JwksCache {
 }
 
 /// The body of `response`, refused once it passes `limit` bytes (read in chunks, so a huge
-/// answer is never held whole).
+/// answer is never held whole; [`crate::outbound::read_bounded`]).
 pub(crate) async fn bounded_body(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: usize,
 ) -> Result<Vec<u8>, String> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err("the answer is too large".into());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    crate::outbound::read_bounded(response, limit)
         .await
-        .map_err(|_| "the answer is unreadable".to_string())?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err("the answer is too large".into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
