@@ -257,6 +257,9 @@ fhir_user = "Practitioner/dr-a"
 [lifetimes]
 delivery_timeout_ms = 1000
 settle_margin_ms = 500
+# A rotation signs at once and reaches every instance within a fifth of a second.
+key_activation_secs = 0
+key_refresh_ms = 200
 
 [[clients]]
 id = "{POC}"
@@ -318,7 +321,7 @@ async fn committed(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-// REQ: CLU-04, CLU-01, CLU-02
+// REQ: CLU-04, CLU-01, CLU-02, IDP-06
 async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_one() {
     let Some(url) = postgres_url() else {
         return;
@@ -452,6 +455,78 @@ async fn three_instances_behind_a_balancer_act_as_one_sofa_and_survive_losing_on
             read.status().as_u16(),
             401,
             "a revoked token read on {}",
+            instance.port
+        );
+    }
+
+    // Keys rotated by one process (here the operator's, on the shared database) sign the
+    // tokens every instance issues from then on, and every instance verifies them.
+    let old_kid = access_token_kid(&app);
+    let store = halo_sofa_server::store::PostgresStore::connect_with(
+        &url,
+        halo_sofa_server::store::PostgresOptions {
+            schema: Some(schema.clone()),
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    halo_sofa_server::auth::KeyRing::rotate(
+        &store,
+        None,
+        halo_sofa_server::auth::KeyUse::AccessToken,
+        chrono::Utc::now(),
+        halo_sofa_server::auth::Rotation {
+            activation_delay: Duration::ZERO,
+            token_lifetime: Duration::from_secs(3600),
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for instance in &cluster.instances {
+        let jwks: Value = http
+            .get(format!("{}/auth/jwks", instance.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k["kid"].as_str())
+            .collect();
+        assert!(
+            kids.contains(&old_kid.as_str()),
+            "{kids:?}: the old key stays"
+        );
+        assert_eq!(
+            kids.len(),
+            3,
+            "{kids:?}: the new ES256 key beside the old and the RS256"
+        );
+    }
+    let (_, rotated, rotated_patient, _) = support::launch(&http, &base, &poc, APP, APP_ID).await;
+    assert_ne!(
+        access_token_kid(&rotated),
+        old_kid,
+        "signed with the new key"
+    );
+    for instance in &cluster.instances {
+        let read = http
+            .get(format!("{}/Patient/{rotated_patient}", instance.base()))
+            .bearer_auth(&rotated)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            read.status().as_u16(),
+            200,
+            "the new key verifies on {}",
             instance.port
         );
     }
@@ -784,4 +859,15 @@ async fn a_websocket_bound_on_one_instance_gets_every_write_made_on_the_others_b
             .len(),
         written
     );
+}
+
+/// The `kid` of an access token's header.
+fn access_token_kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_string()
 }
