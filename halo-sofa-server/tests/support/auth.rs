@@ -100,15 +100,37 @@ impl Default for Options {
     }
 }
 
+/// The harness's store when a test names none: a fresh memory store, or with
+/// `HALO_TEST_STORE=postgres` a PostgreSQL store in a schema of its own, so the same suites run
+/// again on PostgreSQL (scripts/test does).
+async fn default_store() -> Arc<dyn Store> {
+    if std::env::var("HALO_TEST_STORE").as_deref() != Ok("postgres") {
+        return Arc::new(MemoryStore::new());
+    }
+    let url = std::env::var("HALO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        "postgres://halo:halo-test@127.0.0.1:5432/halo_test?sslmode=disable".into()
+    });
+    let options = halo_sofa_server::store::PostgresOptions {
+        schema: Some(format!("t_auth_{}", uuid::Uuid::new_v4().simple())),
+        max_connections: 8,
+        ..Default::default()
+    };
+    Arc::new(
+        halo_sofa_server::store::PostgresStore::connect_with(&url, options)
+            .await
+            .expect("HALO_TEST_STORE=postgres needs HALO_TEST_POSTGRES_URL"),
+    )
+}
+
 pub async fn start() -> AuthServerUnderTest {
     start_with(Options::default()).await
 }
 
 pub async fn start_with(options: Options) -> AuthServerUnderTest {
-    let store: Arc<dyn Store> = options
-        .store
-        .clone()
-        .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = match options.store.clone() {
+        Some(store) => store,
+        None => default_store().await,
+    };
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let listen = options
         .listen
