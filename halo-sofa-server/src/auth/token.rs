@@ -207,8 +207,12 @@ async fn code_grant(
             "code_verifier does not match the code_challenge",
         ));
     }
-    let mut tx = inner.store.begin().await.map_err(unavailable)?;
-    let launch = live_launch(inner, tx.as_mut(), record.launch_id.as_deref()).await?;
+    let launch = {
+        let mut tx = inner.store.begin_read().await.map_err(unavailable)?;
+        let launch = live_launch(inner, tx.as_mut(), record.launch_id.as_deref()).await?;
+        let _ = tx.rollback().await;
+        launch
+    };
     let detail = |name: &str| {
         record
             .details
@@ -216,9 +220,8 @@ async fn code_grant(
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let response = issue(
+    let prepared = prepare(
         inner,
-        tx.as_mut(),
         Grant {
             client,
             user: record.user.clone(),
@@ -230,10 +233,16 @@ async fn code_grant(
             cnf,
         },
         None,
-    )
-    .await?;
-    tx.commit().await.map_err(unavailable)?;
-    Ok(response)
+    )?;
+    // A launch cleared between the read and this write revokes the grant by launch id, and
+    // every use of its tokens checks the launch again (REQ SC-12), so the read need not hold
+    // the write lock.
+    if prepared.refresh.is_some() {
+        let mut tx = inner.store.begin().await.map_err(unavailable)?;
+        store_refresh(tx.as_mut(), &prepared).await?;
+        tx.commit().await.map_err(unavailable)?;
+    }
+    sign_prepared(inner, prepared)
 }
 
 /// The launch, if the grant has one, must still live (REQ SC-12).
@@ -354,9 +363,8 @@ async fn refresh_grant(
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let response = issue(
+    let prepared = prepare(
         inner,
-        tx.as_mut(),
         Grant {
             client,
             user: record.user.clone(),
@@ -368,10 +376,11 @@ async fn refresh_grant(
             cnf,
         },
         access_scope,
-    )
-    .await?;
+    )?;
+    // The rotation commits first; the signatures run after, with no lock held.
+    store_refresh(tx.as_mut(), &prepared).await?;
     tx.commit().await.map_err(unavailable)?;
-    Ok(response)
+    sign_prepared(inner, prepared)
 }
 
 /// `client_credentials`: confidential clients only (PoCs and backend services); no user, no
@@ -445,14 +454,24 @@ fn fhir_user_url(inner: &Inner, grant: &Grant<'_>) -> Option<String> {
     )
 }
 
-/// Signs the access token (and id_token), stores the new refresh token, and builds the response
-/// with the launch context (REQ AS-07, SC-10).
-async fn issue(
+/// A grant's tokens, decided but not yet signed: the claims, and the refresh token with the
+/// record to store for it. Deciding needs no key and no store; signing needs no transaction,
+/// so no store lock is held while RSA and ECDSA run (issue: nothing slow under a lock).
+struct Prepared {
+    claims: AccessClaims,
+    id_claims: Option<Value>,
+    refresh: Option<(String, RefreshTokenRecord)>,
+    ttl: u64,
+    scope: ScopeSet,
+    launch: Option<LaunchRecord>,
+}
+
+/// Decides the tokens of `grant` (REQ AS-07, SC-10).
+fn prepare(
     inner: &Inner,
-    tx: &mut dyn Transaction,
     grant: Grant<'_>,
     access_scope: Option<ScopeSet>,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<Prepared, OAuthError> {
     let now = inner.clock.now();
     let ttl = inner.config.access_token_ttl.as_secs();
     let scope = access_scope.unwrap_or_else(|| grant.scope.clone());
@@ -476,12 +495,7 @@ async fn issue(
         fhir_user: fhir_user.clone(),
         cnf: grant.cnf.clone(),
     };
-    let mut response = TokenResponse::bearer(sign(inner, KeyUse::AccessToken, &claims)?);
-    response.expires_in = Some(ttl);
-    response.scope = Some(scope.to_string());
-    if let Some(launch) = &grant.launch {
-        response = response.with_launch_context(launch.launch_context());
-    }
+    let mut id_claims = None;
     if grant.scope.has_openid()
         && let Some(user) = &grant.user
     {
@@ -500,18 +514,19 @@ async fn issue(
         {
             id["fhirUser"] = json!(fhir_user);
         }
-        response.id_token = Some(sign(inner, KeyUse::IdToken, &id)?);
+        id_claims = Some(id);
     }
     let wants_refresh = grant
         .scope
         .iter()
         .any(|s| matches!(s, Scope::OfflineAccess | Scope::OnlineAccess));
+    let mut refresh = None;
     if wants_refresh {
-        let refresh = random_token()?;
+        let token = random_token()?;
         let refresh_ttl = Duration::from_std(inner.config.refresh_token_ttl)
             .unwrap_or_else(|_| Duration::hours(12));
-        tx.insert_refresh_token(RefreshTokenRecord {
-            token_hash: hash_secret(&refresh),
+        let record = RefreshTokenRecord {
+            token_hash: hash_secret(&token),
             family_id: grant.family.clone(),
             client_id: grant.client.client_id.clone(),
             user: grant.user.clone(),
@@ -520,10 +535,40 @@ async fn issue(
             expires_at: now + refresh_ttl,
             revoked: false,
             details: json!({ "fhir_user": grant.fhir_user }),
-        })
-        .await
-        .map_err(unavailable)?;
-        response.refresh_token = Some(refresh);
+        };
+        refresh = Some((token, record));
     }
+    Ok(Prepared {
+        claims,
+        id_claims,
+        refresh,
+        ttl,
+        scope,
+        launch: grant.launch,
+    })
+}
+
+/// Stores the refresh token a prepared grant carries, in `tx`.
+async fn store_refresh(tx: &mut dyn Transaction, prepared: &Prepared) -> Result<(), OAuthError> {
+    if let Some((_, record)) = &prepared.refresh {
+        tx.insert_refresh_token(record.clone())
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Signs a prepared grant's tokens, outside any transaction, into the token response.
+fn sign_prepared(inner: &Inner, prepared: Prepared) -> Result<TokenResponse, OAuthError> {
+    let mut response = TokenResponse::bearer(sign(inner, KeyUse::AccessToken, &prepared.claims)?);
+    response.expires_in = Some(prepared.ttl);
+    response.scope = Some(prepared.scope.to_string());
+    if let Some(launch) = &prepared.launch {
+        response = response.with_launch_context(launch.launch_context());
+    }
+    if let Some(id) = &prepared.id_claims {
+        response.id_token = Some(sign(inner, KeyUse::IdToken, id)?);
+    }
+    response.refresh_token = prepared.refresh.map(|(token, _)| token);
     Ok(response)
 }
