@@ -75,9 +75,8 @@ impl SofaError {
     /// 429: over a rate limit; `Retry-After` says when to try again, in whole seconds
     /// (REQ HARD-04).
     pub fn too_many_requests(wait: std::time::Duration) -> SofaError {
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         SofaError {
-            retry_after: Some(seconds.max(1)),
+            retry_after: Some(retry_after_seconds(wait)),
             ..SofaError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 OperationOutcome::error(IssueType::Throttled, "too many requests; retry later"),
@@ -204,6 +203,11 @@ impl From<StoreError> for SofaError {
     fn from(error: StoreError) -> SofaError {
         SofaError::store(error)
     }
+}
+
+/// A wait as `Retry-After` seconds: whole seconds, rounded up, at least one.
+pub(crate) fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl IntoResponse for SofaError {

@@ -10,6 +10,7 @@
 //! peer (a host serves with `into_make_service_with_connect_info::<SocketAddr>()`), or the
 //! last entry of a forwarding header the operator names because its own proxy sets it.
 
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -36,20 +37,20 @@ fn quota(rate: Rate) -> Option<Quota> {
     Some(Quota::per_second(steady).allow_burst(burst))
 }
 
-/// One keyed limiter.
-pub(crate) struct Limiter {
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+/// One keyed limiter: per address (`IpAddr`, no allocation per request) or per client id.
+pub(crate) struct Limiter<K: Hash + Eq + Clone = String> {
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
 }
 
-impl Limiter {
-    pub(crate) fn new(rate: Rate) -> Limiter {
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    pub(crate) fn new(rate: Rate) -> Limiter<K> {
         Limiter {
             limiter: quota(rate).map(RateLimiter::keyed),
         }
     }
 
     /// Spends one request of `key`'s budget, or says how long until one is free.
-    pub(crate) fn check(&self, key: &str) -> Result<(), Duration> {
+    pub(crate) fn check(&self, key: &K) -> Result<(), Duration> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
@@ -60,7 +61,7 @@ impl Limiter {
             limiter.shrink_to_fit();
         }
         limiter
-            .check_key(&key.to_string())
+            .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
@@ -68,7 +69,7 @@ impl Limiter {
 /// The per-address limit as router middleware.
 #[derive(Clone)]
 pub(crate) struct AddressLimit {
-    limiter: Arc<Limiter>,
+    limiter: Arc<Limiter<IpAddr>>,
     address_header: Option<HeaderName>,
 }
 
@@ -116,7 +117,7 @@ pub(crate) async fn by_address(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
         if let Some(address) = limit.address(request.headers(), peer)
-            && let Err(wait) = limit.limiter.check(&address.to_string())
+            && let Err(wait) = limit.limiter.check(&address)
         {
             crate::metrics::rate_limit_refusal("address");
             return SofaError::too_many_requests(wait).into_response();
@@ -164,13 +165,14 @@ mod tests {
     #[test]
     fn a_budget_is_a_burst_then_the_steady_rate_per_key() {
         let limiter = Limiter::new(Rate::new(1, 3));
+        let (a, b) = ("a".to_string(), "b".to_string());
         for _ in 0..3 {
-            assert!(limiter.check("a").is_ok());
+            assert!(limiter.check(&a).is_ok());
         }
-        let wait = limiter.check("a").unwrap_err();
+        let wait = limiter.check(&a).unwrap_err();
         assert!(wait <= Duration::from_secs(1), "{wait:?}");
-        assert!(limiter.check("b").is_ok(), "keys have their own budget");
-        assert!(Limiter::new(Rate::OFF).check("a").is_ok());
+        assert!(limiter.check(&b).is_ok(), "keys have their own budget");
+        assert!(Limiter::new(Rate::OFF).check(&a).is_ok());
     }
 
     #[test]

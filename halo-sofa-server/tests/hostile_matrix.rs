@@ -75,15 +75,7 @@ async fn every_hostile_request_gets_its_exact_refusal_and_changes_nothing() {
     let good = server.launch_token(&launch, SCOPE).await;
     let token = good.access_token().to_string();
     let kid = {
-        let jwks: Value = server
-            .http
-            .get(server.url("/auth/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = server.get_json("/auth/jwks").await;
         jwks["keys"]
             .as_array()
             .unwrap()

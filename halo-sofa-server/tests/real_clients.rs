@@ -241,15 +241,7 @@ fn search_params(capability: &Value, kind: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn the_capability_statement_lists_only_the_search_parameters_r4_defines() {
     let server = start().await;
-    let capability: Value = server
-        .http
-        .get(server.url("/metadata"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let capability: Value = server.get_json("/metadata").await;
     let id = (
         "_id".to_string(),
         "http://hl7.org/fhir/SearchParameter/Resource-id".to_string(),

@@ -208,15 +208,7 @@ async fn revoke(server: &AuthServerUnderTest, form: &[(&str, &str)]) -> TokenAns
 async fn an_app_signs_out_by_revoking_its_refresh_token() {
     let dir = Dir::new();
     let server = on_file(&dir, None).await;
-    let config: serde_json::Value = server
-        .http
-        .get(server.url("/.well-known/smart-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config: serde_json::Value = server.get_json("/.well-known/smart-configuration").await;
     assert_eq!(config["revocation_endpoint"], server.url("/auth/revoke"));
 
     let launch = server.launch(Some("dr-a"), "p1").await;

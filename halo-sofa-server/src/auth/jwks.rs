@@ -168,20 +168,11 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(format!("answered {}", response.status()));
         }
-        let body = bounded_body(response, MAX_BODY).await?;
+        let body = crate::outbound::read_bounded(response, MAX_BODY)
+            .await
+            .map_err(|e| e.to_string())?;
         serde_json::from_slice(&body).map_err(|_| "not a JWKS".to_string())
     }
-}
-
-/// The body of `response`, refused once it passes `limit` bytes (read in chunks, so a huge
-/// answer is never held whole; [`crate::outbound::read_bounded`]).
-pub(crate) async fn bounded_body(
-    response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
-    crate::outbound::read_bounded(response, limit)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -45,9 +45,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::external::ExternalJwtTokens;
-use super::jwks::{JwksCache, JwksError, bounded_body};
+use super::jwks::{JwksCache, JwksError};
 use super::users::{AuthenticatedUser, Authentication, LoginRequest, UserAuthenticator, cookie};
 use super::{TokenError, paths as auth_paths};
+use crate::outbound::read_bounded;
 use crate::store::{BoxFuture, Store};
 
 /// The federated login's routes, relative to the FHIR base.
@@ -340,9 +341,9 @@ impl OidcLogin {
         if !response.status().is_success() {
             return Err(discovery(format!("answered {}", response.status())));
         }
-        let body = bounded_body(response, MAX_ANSWER)
+        let body = read_bounded(response, MAX_ANSWER)
             .await
-            .map_err(discovery)?;
+            .map_err(|e| discovery(e.to_string()))?;
         let provider: ProviderMetadata = serde_json::from_slice(&body)
             .map_err(|e| discovery(format!("not a discovery document: {e}")))?;
         // OpenID Connect Discovery §4.3: the document must name the issuer it was asked for.
@@ -560,7 +561,9 @@ impl Inner {
             .await
             .map_err(|_| "the provider's token endpoint is unreachable".to_string())?;
         let status = answer.status();
-        let body = bounded_body(answer, MAX_ANSWER).await?;
+        let body = read_bounded(answer, MAX_ANSWER)
+            .await
+            .map_err(|e| e.to_string())?;
         if !status.is_success() {
             return Err(format!("the provider refused the code ({status})"));
         }

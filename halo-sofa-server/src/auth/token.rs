@@ -67,10 +67,10 @@ pub(super) async fn token(
                 "too many token requests by this client; retry later",
             );
             let mut response = no_store(StatusCode::TOO_MANY_REQUESTS, error.to_json());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::error::retry_after_seconds(wait)),
+            );
             response
         }
     }

@@ -616,6 +616,18 @@ impl AuthServerUnderTest {
             .status()
     }
 
+    /// GET a public document (discovery, the JWKS, `metadata`) as JSON, without a token.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// GET a FHIR path with a bearer token.
     pub async fn get(
         &self,

@@ -266,15 +266,13 @@ async fn vread(
             "{resource_type}/{id}/_history/{version} is not found"
         ))
     };
+    // A version that is not a number a store holds is looked up as 0, which no resource has:
+    // unknown like any other, and only after the token is checked.
     let number = version
         .parse::<u64>()
         .ok()
-        .filter(|v| i64::try_from(*v).is_ok());
-    let Some(number) = number else {
-        // Checked after the token like everything else; a version no store holds is unknown.
-        visible_versions(&server, &headers, &query, &resource_type, &id, Some(0)).await?;
-        return Err(not_found());
-    };
+        .filter(|v| i64::try_from(*v).is_ok())
+        .unwrap_or(0);
     let found =
         visible_versions(&server, &headers, &query, &resource_type, &id, Some(number)).await?;
     match found.first() {

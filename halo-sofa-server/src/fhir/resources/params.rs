@@ -81,18 +81,21 @@ pub(crate) struct ReferenceCriterion {
     param: &'static ReferenceParam,
     /// `Type/id`; a bare id is read as `Patient/id`, the type both parameters mostly name.
     pub(crate) reference: String,
+    /// `/Type/id`, which an absolute reference to the same resource ends with; made once, not
+    /// per resource compared.
+    suffix: String,
 }
 
 impl ReferenceCriterion {
     /// Whether the resource's elements named by the parameter reference the target.
     pub(crate) fn matches(&self, resource: &RawResource) -> bool {
-        let suffix = format!("/{}", self.reference);
+        let suffix = self.suffix.as_str();
         self.param.paths.iter().any(|path| {
             values_at(resource, path).into_iter().any(|value| {
                 value
                     .get("reference")
                     .and_then(serde_json::Value::as_str)
-                    .is_some_and(|r| r == self.reference || r.ends_with(&suffix))
+                    .is_some_and(|r| r == self.reference || r.ends_with(suffix))
             })
         })
     }
@@ -123,9 +126,11 @@ pub(crate) fn criteria(
             } else {
                 format!("Patient/{value}")
             };
-            criteria
-                .references
-                .push(ReferenceCriterion { param, reference });
+            criteria.references.push(ReferenceCriterion {
+                param,
+                suffix: format!("/{reference}"),
+                reference,
+            });
         } else if !RESULT_PARAMETERS.contains(&name.as_str()) {
             let mut supported = vec!["_id"];
             supported.extend(reference_params(resource_type).into_iter().map(|(c, _)| c));
