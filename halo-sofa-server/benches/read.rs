@@ -12,10 +12,11 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use halo_sofa_server::auth::RateLimitedTokens;
 use halo_sofa_server::auth::{Caller, StaticTokens, TokenValidator};
 use halo_sofa_server::config::SofaConfig;
-use halo_sofa_server::http::Sofa;
-use halo_sofa_server::limits::{Rate, RateLimitedTokens, RateLimits};
+use halo_sofa_server::limits::{Rate, RateLimits};
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{NewResource, SqliteStore, Store};
 use tower::ServiceExt;
 

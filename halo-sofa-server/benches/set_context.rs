@@ -15,7 +15,7 @@ use axum::http::{Request, StatusCode, header};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use halo_sofa_server::auth::{Caller, StaticTokens};
 use halo_sofa_server::config::SofaConfig;
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{
     PostgresOptions, PostgresStore, SqliteStore, Store, SubscriptionRecord, SubscriptionStatus,
 };

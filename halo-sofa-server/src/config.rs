@@ -8,7 +8,7 @@ use halo_model::fhir::JsonLimits;
 use halo_model::scope::HALO_CONTEXT_WRITE;
 use halo_model::set_context::SupportedTypes;
 
-use crate::auth::KeyProtector;
+use crate::protect::KeyProtector;
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,7 +126,7 @@ pub struct AuthConfig {
     /// discovery documents then advertise `tls_client_auth` and certificate-bound tokens.
     pub mutual_tls: bool,
     /// Seals the token-signing private keys in the store (REQ IDP-06), e.g.
-    /// [`AesGcmKek`](crate::auth::AesGcmKek). Required outside development mode.
+    /// [`AesGcmKek`](crate::protect::AesGcmKek). Required outside development mode.
     pub key_protector: Option<Arc<dyn KeyProtector>>,
     /// How long a rotated-in key is published before it signs, so verifiers that cache the
     /// JWKS know it first (REQ IDP-06).

@@ -13,10 +13,10 @@
 //! | audit | [`audit::AuditSink`] | [`audit::TracingAuditSink`] (structured log lines), [`audit::MemoryAuditSink`] |
 //! | clock | [`clock::Clock`] | [`clock::SystemClock`], [`clock::ManualClock`] |
 //!
-//! [`http::SofaBuilder`] assembles them into a [`http::Sofa`], whose [`http::Sofa::router`] is an
+//! [`sofa::SofaBuilder`] assembles them into a [`sofa::Sofa`], whose [`sofa::Sofa::router`] is an
 //! axum `Router` the host nests under its FHIR base path. The store is required (no silent
 //! in-memory fallback), and so is a change notifier once the resource server is on;
-//! [`http::SofaBuilder::build`] names a missing part.
+//! [`sofa::SofaBuilder::build`] names a missing part.
 //!
 //! The smallest SoFA, setting a context (a real one opens
 //! `SqliteStore::open("sofa.db")` or a `PostgresStore`, and serves the router):
@@ -26,7 +26,7 @@
 //! use axum::body::Body;
 //! use axum::http::{Request, StatusCode};
 //! use halo_sofa_server::auth::{Caller, StaticTokens};
-//! use halo_sofa_server::{config::SofaConfig, http::Sofa, store::MemoryStore};
+//! use halo_sofa_server::{config::SofaConfig, sofa::Sofa, store::MemoryStore};
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -63,7 +63,7 @@
 //! A builder missing its store says so:
 //!
 //! ```
-//! use halo_sofa_server::{config::SofaConfig, http::{BuildError, Sofa}};
+//! use halo_sofa_server::{config::SofaConfig, sofa::{BuildError, Sofa}};
 //!
 //! let built = Sofa::builder(SofaConfig::new("https://sofa.example.org/fhir").unwrap()).build();
 //! assert_eq!(built.err(), Some(BuildError::MissingStore));
@@ -83,6 +83,9 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
+pub mod protect;
+pub mod resources;
+pub mod sofa;
 pub mod store;
 pub mod subscriptions;
 pub mod tls;

@@ -5,7 +5,7 @@
 //! refusal is 429 with `Retry-After`, before the request does any work.
 //!
 //! The per-client key is known only once a token or a client credential is checked, so it is
-//! counted there ([`RateLimitedTokens`] and the token endpoint), never from an unverified
+//! counted there ([`RateLimitedTokens`](crate::auth::RateLimitedTokens) and the token endpoint), never from an unverified
 //! claim: a forged token cannot spend another client's budget. The per-address key is the TCP
 //! peer (a host serves with `into_make_service_with_connect_info::<SocketAddr>()`), or the
 //! last entry of a forwarding header the operator names because its own proxy sets it.
@@ -23,10 +23,8 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::auth::{Caller, TokenError, TokenValidator};
 pub use crate::config::{Rate, RateLimits};
 use crate::error::SofaError;
-use crate::store::BoxFuture;
 
 /// Keys a limiter remembers before it forgets those whose budget is full again.
 const MAX_TRACKED_KEYS: usize = 50_000;
@@ -71,11 +69,16 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 pub(crate) struct AddressLimit {
     limiter: Arc<Limiter<IpAddr>>,
     address_header: Option<HeaderName>,
+    /// The path suffix of the sign-in page, which spends the budget whatever its method.
+    sign_in_path: &'static str,
 }
 
 impl AddressLimit {
-    pub(crate) fn new(limits: &RateLimits) -> AddressLimit {
+    /// The limit `limits` sets; requests to a path ending in `sign_in_path` spend the budget
+    /// whatever their method.
+    pub(crate) fn new(limits: &RateLimits, sign_in_path: &'static str) -> AddressLimit {
         AddressLimit {
+            sign_in_path,
             limiter: Arc::new(Limiter::new(limits.per_address)),
             address_header: limits
                 .address_header
@@ -100,9 +103,8 @@ impl AddressLimit {
 
 /// Whether a request spends the per-address budget: anything but a safe-method read, and the
 /// authorize page (a sign-in attempt whatever its method).
-fn limited(method: &Method, path: &str) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || path.ends_with(crate::auth::paths::AUTHORIZE)
+fn limited(method: &Method, path: &str, sign_in_path: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || path.ends_with(sign_in_path)
 }
 
 /// The middleware: refuses a request over its address's budget before any handler runs.
@@ -111,7 +113,7 @@ pub(crate) async fn by_address(
     request: Request,
     next: Next,
 ) -> Response {
-    if limited(request.method(), request.uri().path()) {
+    if limited(request.method(), request.uri().path(), limit.sign_in_path) {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -124,37 +126,6 @@ pub(crate) async fn by_address(
         }
     }
     next.run(request).await
-}
-
-/// A [`TokenValidator`] that spends the token's client's budget on every request it admits.
-pub struct RateLimitedTokens {
-    inner: Arc<dyn TokenValidator>,
-    limiter: Limiter,
-}
-
-impl RateLimitedTokens {
-    /// Wraps `inner` with a budget of `rate` per client.
-    pub fn new(inner: Arc<dyn TokenValidator>, rate: Rate) -> RateLimitedTokens {
-        RateLimitedTokens {
-            inner,
-            limiter: Limiter::new(rate),
-        }
-    }
-}
-
-impl TokenValidator for RateLimitedTokens {
-    fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, TokenError>> {
-        Box::pin(async move {
-            let caller = self.inner.validate(token).await?;
-            self.limiter
-                .check(&caller.client_id)
-                .map_err(|retry_after| {
-                    crate::metrics::rate_limit_refusal("client");
-                    TokenError::RateLimited { retry_after }
-                })?;
-            Ok(caller)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -177,18 +148,22 @@ mod tests {
 
     #[test]
     fn only_writes_and_sign_ins_spend_the_address_budget() {
-        assert!(limited(&Method::POST, "/Observation"));
-        assert!(limited(&Method::DELETE, "/Observation/1"));
-        assert!(limited(&Method::GET, "/auth/authorize"));
-        assert!(!limited(&Method::GET, "/Observation"));
+        let sign_in = "/auth/authorize";
+        assert!(limited(&Method::POST, "/Observation", sign_in));
+        assert!(limited(&Method::DELETE, "/Observation/1", sign_in));
+        assert!(limited(&Method::GET, "/auth/authorize", sign_in));
+        assert!(!limited(&Method::GET, "/Observation", sign_in));
     }
 
     #[test]
     fn the_forwarded_address_is_the_last_one_the_proxy_appended() {
-        let limit = AddressLimit::new(&RateLimits {
-            address_header: Some("x-forwarded-for".into()),
-            ..RateLimits::default()
-        });
+        let limit = AddressLimit::new(
+            &RateLimits {
+                address_header: Some("x-forwarded-for".into()),
+                ..RateLimits::default()
+            },
+            "/auth/authorize",
+        );
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-forwarded-for",

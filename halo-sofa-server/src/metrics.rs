@@ -28,8 +28,6 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::store::{Store, StoreResult};
-
 /// HTTP requests answered.
 pub const HTTP_REQUESTS: &str = "halo_http_requests_total";
 /// Time to answer an HTTP request (until the response head; a streamed body is not counted).
@@ -150,11 +148,11 @@ pub(crate) fn notification(channel: &'static str, delivered: bool, elapsed: Dura
 }
 
 /// Times a store call (`operation`: `begin`, `begin_read`, `commit`, `rollback`).
-pub(crate) async fn store_call<T>(
+pub(crate) async fn store_call<T, E>(
     backend: &'static str,
     operation: &'static str,
-    call: impl Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let started = Instant::now();
     let result = call.await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -171,21 +169,4 @@ pub(crate) async fn store_call<T>(
 /// Counts a request a rate limiter refused (`limiter` names it, from a fixed set).
 pub fn rate_limit_refusal(limiter: &'static str) {
     ::metrics::counter!(RATE_LIMIT_REFUSALS, "limiter" => limiter).increment(1);
-}
-
-/// Samples the gauges that are counts in the store ([`LIVE_LAUNCHES`], [`OUTBOX_DEPTH`]) with
-/// one read transaction; a host calls it before rendering a scrape. On a store error the
-/// gauges keep their last value, and the error is returned for the host to log.
-pub async fn sample_store(store: &dyn Store) -> StoreResult<()> {
-    let mut tx = store.begin_read().await?;
-    let launches = tx.count_launches().await?;
-    let mut depth = 0usize;
-    for subscription in tx.subscriptions_with_unsettled_events().await? {
-        depth += tx.unsettled_events(&subscription).await?.len();
-    }
-    let _ = tx.rollback().await;
-    // Counts far below 2^52: exact as f64.
-    ::metrics::gauge!(LIVE_LAUNCHES).set(launches as f64);
-    ::metrics::gauge!(OUTBOX_DEPTH).set(depth as f64);
-    Ok(())
 }

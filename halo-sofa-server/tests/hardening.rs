@@ -13,7 +13,7 @@ use axum::Router;
 use axum::routing::get;
 use halo_sofa_server::auth::StaticTokens;
 use halo_sofa_server::config::SofaConfig;
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::MemoryStore;
 use reqwest::StatusCode;
 use serde_json::Value;

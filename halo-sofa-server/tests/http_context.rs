@@ -15,7 +15,7 @@ use halo_sofa_server::audit::{AuditAction, AuditOutcome, MemoryAuditSink};
 use halo_sofa_server::auth::{Caller, StaticTokens};
 use halo_sofa_server::clock::ManualClock;
 use halo_sofa_server::config::SofaConfig;
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{
     MemoryStore, NewResource, RefreshTokenRecord, SqliteStore, Store, SubscriptionRecord,
     SubscriptionStatus,
@@ -1018,7 +1018,7 @@ async fn unknown_routes_methods_and_foreign_origins_get_fhir_answers() {
 // REQ: CLU-02
 #[test]
 fn a_builder_missing_its_store_or_notifier_names_the_part_and_builds_nothing() {
-    use halo_sofa_server::http::BuildError;
+    use halo_sofa_server::sofa::BuildError;
     let config = || SofaConfig::new("https://sofa.example.org/fhir").unwrap();
     let store = || Arc::new(MemoryStore::new());
     assert_eq!(

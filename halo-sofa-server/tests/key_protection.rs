@@ -20,7 +20,7 @@ use halo_sofa_server::auth::{
 };
 use halo_sofa_server::clock::ManualClock;
 use halo_sofa_server::config::{AuthConfig, SofaConfig};
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use halo_model::fhir::RawResource;
-use halo_sofa_server::error::StoreError;
+use halo_sofa_server::store::StoreError;
 use halo_sofa_server::store::{
     AuthorizationCodeRecord, ClientCredentials, ClientRecord, EventRecord, EventState,
     LaunchRecord, MemoryStore, NewResource, RefreshTokenRecord, ResourceQuery, SigningKeyRecord,

@@ -16,7 +16,7 @@ use halo_sofa_server::auth::{
 };
 use halo_sofa_server::clock::SystemClock;
 use halo_sofa_server::config::{AuthConfig, SofaConfig};
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{MemoryStore, Store};
 use serde_json::json;
 

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use halo_sofa_server::auth::{KeyRing, KeyUse, Rotation};
 use halo_sofa_server::config::{SofaConfig, url_allowed};
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{ClientCredentials, ClientRecord, Store};
 use serde_json::{Value, json};
 

@@ -39,6 +39,7 @@ use halo_catalog::{Catalog, Mode};
 use halo_model::set_context::SupportedTypes;
 use halo_sofa_server::asynchronous::AsyncJobs;
 use halo_sofa_server::audit::{FanOutAuditSink, StoreAuditSink, TracingAuditSink};
+use halo_sofa_server::auth::RateLimitedTokens;
 use halo_sofa_server::auth::{
     AuthServer, AuthServerError, AutoApprove, DevLogin, FirstValid, KeyError, TokenValidator,
     UserAuthenticator,
@@ -46,8 +47,7 @@ use halo_sofa_server::auth::{
 use halo_sofa_server::clock::SystemClock;
 use halo_sofa_server::config::{AuthConfig, Rate, RateLimits, SofaConfig};
 use halo_sofa_server::health::Readiness;
-use halo_sofa_server::http::Sofa;
-use halo_sofa_server::limits::RateLimitedTokens;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
 use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
 use serde::{Deserialize, Serialize};

@@ -9,8 +9,9 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use halo_sofa_server::metrics::{BUCKETS, describe, sample_store};
+use halo_sofa_server::metrics::{BUCKETS, describe};
 use halo_sofa_server::store::Store;
+use halo_sofa_server::store::sample_metrics;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -63,7 +64,7 @@ pub(crate) async fn serve(
             let handle = render.clone();
             let store = store.clone();
             async move {
-                if let Err(e) = sample_store(store.as_ref()).await {
+                if let Err(e) = sample_metrics(store.as_ref()).await {
                     tracing::warn!(error = %e, "metrics: the store could not be sampled");
                 }
                 (

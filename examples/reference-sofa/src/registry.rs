@@ -153,7 +153,7 @@ pub(crate) fn key_protector(
                 ))
             })?;
             AesGcmKek::from_base64(&text).map_err(|e| {
-                halo_sofa_server::auth::KeyError::Protection(format!("the variable {name}: {e}"))
+                halo_sofa_server::protect::ProtectError(format!("the variable {name}: {e}"))
             })
         }
     }

@@ -29,7 +29,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::protect::KeyProtector;
+use crate::protect::{KeyProtector, ProtectError};
 use crate::store::{SigningKeyRecord, Store, StoreError};
 
 /// Which tokens a key signs.
@@ -122,6 +122,12 @@ pub enum KeyError {
     /// wrong one, or a sealed key altered (REQ IDP-06).
     #[error("signing key protection: {0}")]
     Protection(String),
+}
+
+impl From<ProtectError> for KeyError {
+    fn from(error: ProtectError) -> KeyError {
+        KeyError::Protection(error.0)
+    }
 }
 
 impl KeyRing {

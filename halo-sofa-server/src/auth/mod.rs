@@ -19,19 +19,20 @@ mod introspect;
 mod jwks;
 mod keys;
 mod oidc;
-mod protect;
+mod rate_limited;
 mod revoke;
 mod server;
 mod token;
 mod users;
 
+pub use crate::protect::{AesGcmKek, KeyProtector};
 pub use chain::FirstValid;
 pub use clients::{ClientAuthentication, ClientRegistry, RegisteredClient};
 pub use external::{ExternalJwtTokens, IntrospectionTokens};
 pub use jwks::{JwksCache, JwksError};
 pub use keys::{KeyError, KeyRing, KeyUse, Rotation};
 pub use oidc::{OidcError, OidcLogin, OidcSettings, SESSION_COOKIE, paths as oidc_paths};
-pub use protect::{AesGcmKek, KeyProtector};
+pub use rate_limited::RateLimitedTokens;
 pub(crate) use server::hash_secret;
 pub use server::{AuthServer, AuthServerError, paths};
 pub use users::{

@@ -141,7 +141,7 @@ pub enum AuthServerError {
 /// use halo_sofa_server::auth::{AesGcmKek, AuthServer, AutoApprove, ClientRegistry};
 /// use halo_sofa_server::clock::SystemClock;
 /// use halo_sofa_server::config::{AuthConfig, SofaConfig};
-/// use halo_sofa_server::http::Sofa;
+/// use halo_sofa_server::sofa::Sofa;
 /// use halo_sofa_server::store::{MemoryStore, Store};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

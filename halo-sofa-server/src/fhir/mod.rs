@@ -1,9 +1,9 @@
-//! FHIR server pieces: the resource validator seam, the CapabilityStatement, the write path's
-//! notification seam and the resource server ([`resources`]).
+//! FHIR pieces every service shares: the resource validator seam, the CapabilityStatement, and
+//! the write path's notification seam ([`notify`]). The resource server itself is
+//! [`crate::resources`].
 
 mod metadata;
 pub mod notify;
-pub mod resources;
 mod validator;
 
 pub use metadata::{Capabilities, OperationCapability, ResourceCapability, SearchParam};

@@ -27,9 +27,10 @@ use std::fmt;
 
 use halo_model::fhir::RawResource;
 
-use crate::store::{BoxFuture, EventRecord, StoredResource};
+use halo_model::outcome::{IssueType, OperationOutcome};
 
 use crate::error::SofaError;
+use crate::store::{BoxFuture, EventRecord, EventState, StoredResource, Transaction};
 
 /// What an app's write does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,7 +120,7 @@ pub trait PreparedWrite: Send {
 
     /// Writes the prepared change in one storage transaction with the settling of `events`
     /// (the delivered notifications, logged `pending`; see
-    /// [`commit_events`](crate::subscriptions::commit_events)), and only if the launch is
+    /// [`commit_events`]), and only if the launch is
     /// still there (REQ SYNC-05).
     fn commit(
         self: Box<Self>,
@@ -183,4 +184,42 @@ impl ChangeNotifier for CommitDirectly {
             Ok(write.commit(Vec::new()).await?)
         })
     }
+}
+
+/// Marks a write's delivered events `committed` inside the write's transaction. Each must still
+/// be `pending`: one that is not was compensated already (the write took longer than the
+/// outbox worker was willing to wait, or the process that logged it is gone), and the write is
+/// refused rather than commit data the PoC was told did not happen (REQ SYNC-04).
+pub async fn commit_events(
+    tx: &mut dyn Transaction,
+    events: &[EventRecord],
+) -> Result<(), SofaError> {
+    for event in events {
+        let moved = tx
+            .transition_event(
+                &event.subscription_id,
+                event.event_number,
+                EventState::Pending,
+                EventState::Committed,
+            )
+            .await?;
+        if !moved {
+            return Err(SofaError::conflict(format!(
+                "event {} of Subscription/{} was settled before the write could commit",
+                event.event_number, event.subscription_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// 410: the launch was cleared while the write waited for its notification (REQ SYNC-05).
+pub(crate) fn launch_cleared() -> SofaError {
+    SofaError::new(
+        axum::http::StatusCode::GONE,
+        OperationOutcome::error(
+            IssueType::Deleted,
+            "the launch context was cleared while this write was in progress; nothing was written",
+        ),
+    )
 }

@@ -14,6 +14,8 @@
 //! on one database; feature `postgres`, on by default) and [`MemoryStore`] (tests).
 
 mod cluster;
+mod error;
+mod gauges;
 mod memory;
 mod meta;
 #[cfg(feature = "postgres")]
@@ -38,7 +40,8 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 
-pub use crate::error::StoreError;
+pub use error::StoreError;
+pub use gauges::sample_metrics;
 
 /// A boxed `Send` future: the store traits return these so they can be used as trait objects
 /// (`Arc<dyn Store>`) from async handlers.

@@ -4,14 +4,14 @@
 //! write path (D-08).
 //!
 //! [`Subscriptions`] is one service: mount its [`routes`](Subscriptions::routes) on the
-//! [`Sofa`](crate::http::Sofa) with [`offers`](Subscriptions::offers), hand its
+//! [`Sofa`](crate::sofa::Sofa) with [`offers`](Subscriptions::offers), hand its
 //! [`notifier`](Subscriptions::notifier) to the resource server, start its heartbeats, and call
 //! [`shutdown`](Subscriptions::shutdown) before the process exits so in-flight deliveries finish
 //! (REQ REL-05).
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use halo_sofa_server::{auth::StaticTokens, clock::SystemClock, config::SofaConfig, http::Sofa,
+//! use halo_sofa_server::{auth::StaticTokens, clock::SystemClock, config::SofaConfig, sofa::Sofa,
 //!     store::SqliteStore, subscriptions::{SubscriptionSettings, Subscriptions}};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,8 +60,7 @@ use std::time::Duration;
 use axum::Router;
 use halo_model::subscription::{SOFA_CONTENT_UPDATE_TOPIC, SubscriptionPolicy};
 
-pub(crate) use notifier::launch_cleared;
-pub use notifier::{SubscriptionNotifier, commit_events};
+pub use notifier::SubscriptionNotifier;
 
 use crate::auth::TokenValidator;
 use crate::clock::Clock;
@@ -220,7 +219,7 @@ impl Subscriptions {
     }
 
     /// Adds what the routes offer to the CapabilityStatement (REQ SUB-01): pass as
-    /// [`SofaBuilder::mount`](crate::http::SofaBuilder::mount)'s callback.
+    /// [`SofaBuilder::mount`](crate::sofa::SofaBuilder::mount)'s callback.
     pub fn offers(&self, capabilities: &mut Capabilities) {
         capabilities.add_subscriptions([self.inner.config.content_update_topic.as_str()]);
         let basic = capabilities.resource_mut("Basic");

@@ -24,7 +24,6 @@
 use std::sync::Arc;
 
 use halo_model::fhir::RawResource;
-use halo_model::outcome::{IssueType, OperationOutcome};
 use halo_model::subscription::{
     ChannelType, Notification, NotificationEntry, NotificationEvent, NotificationType, Subscription,
 };
@@ -40,8 +39,7 @@ use crate::fhir::{
     WriteError,
 };
 use crate::store::{
-    BoxFuture, EventRecord, EventState, SubscriptionRecord, SubscriptionStatus, Transaction,
-    meta_instant,
+    BoxFuture, EventRecord, EventState, SubscriptionRecord, SubscriptionStatus, meta_instant,
 };
 
 /// Delivers every app write to the subscriptions of the PoC that owns the launch before the
@@ -57,7 +55,7 @@ use crate::store::{
 ///    number and commits that, then delivers the notifications concurrently, holding no storage
 ///    transaction;
 /// 4. all acknowledged: [`PreparedWrite::commit`]s the write, which marks its events
-///    `committed` with [`commit_events`]; a failed delivery or commit: the events turn
+///    `committed` with [`commit_events`](crate::fhir::notify::commit_events); a failed delivery or commit: the events turn
 ///    `aborted`, each gets a compensating event in the outbox, and the app gets the error.
 pub struct SubscriptionNotifier {
     inner: Arc<Inner>,
@@ -74,44 +72,6 @@ impl SubscriptionNotifier {
     pub(super) fn new(inner: Arc<Inner>) -> SubscriptionNotifier {
         SubscriptionNotifier { inner }
     }
-}
-
-/// Marks a write's delivered events `committed` inside the write's transaction. Each must still
-/// be `pending`: one that is not was compensated already (the write took longer than the
-/// outbox worker was willing to wait, or the process that logged it is gone), and the write is
-/// refused rather than commit data the PoC was told did not happen (REQ SYNC-04).
-pub async fn commit_events(
-    tx: &mut dyn Transaction,
-    events: &[EventRecord],
-) -> Result<(), SofaError> {
-    for event in events {
-        let moved = tx
-            .transition_event(
-                &event.subscription_id,
-                event.event_number,
-                EventState::Pending,
-                EventState::Committed,
-            )
-            .await?;
-        if !moved {
-            return Err(SofaError::conflict(format!(
-                "event {} of Subscription/{} was settled before the write could commit",
-                event.event_number, event.subscription_id
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// 410: the launch was cleared while the write waited for its notification (REQ SYNC-05).
-pub(crate) fn launch_cleared() -> SofaError {
-    SofaError::new(
-        axum::http::StatusCode::GONE,
-        OperationOutcome::error(
-            IssueType::Deleted,
-            "the launch context was cleared while this write was in progress; nothing was written",
-        ),
-    )
 }
 
 /// What an event says, as it was sent (D-17), and what its compensation needs (D-16). Kept as

@@ -18,7 +18,7 @@ use halo_sofa_server::auth::{
 use halo_sofa_server::clock::{Clock, ManualClock};
 use halo_sofa_server::config::{AuthConfig, SofaConfig};
 use halo_sofa_server::fhir::ChangeNotifier;
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{LaunchRecord, MemoryStore, NewResource, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -196,7 +196,7 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
     .unwrap();
     // Every request a client's tokens make spends its budget, as the reference SoFA assembles it.
     let tokens: Arc<dyn halo_sofa_server::auth::TokenValidator> = match &options.rate_limits {
-        Some(limits) => Arc::new(halo_sofa_server::limits::RateLimitedTokens::new(
+        Some(limits) => Arc::new(halo_sofa_server::auth::RateLimitedTokens::new(
             auth.token_validator(),
             limits.per_client,
         )),
@@ -227,9 +227,9 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
 }
 
 fn with_resources(
-    builder: halo_sofa_server::http::SofaBuilder,
+    builder: halo_sofa_server::sofa::SofaBuilder,
     notifier: Option<Arc<dyn ChangeNotifier>>,
-) -> halo_sofa_server::http::SofaBuilder {
+) -> halo_sofa_server::sofa::SofaBuilder {
     let builder = builder.resource_server();
     match notifier {
         Some(notifier) => builder.notifier(notifier),

@@ -20,14 +20,15 @@ use halo_sofa_server::auth::{Caller, StaticTokens, TokenError, TokenValidator};
 use halo_sofa_server::clock::{Clock, SystemClock};
 use halo_sofa_server::config::SofaConfig;
 use halo_sofa_server::error::SofaError;
+use halo_sofa_server::fhir::notify::commit_events;
 use halo_sofa_server::fhir::{
     ChangeAction, ChangeNotifier, CommittedWrite, PreparedWrite, ResourceChange, WriteError,
 };
-use halo_sofa_server::http::Sofa;
+use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{
     BoxFuture, EventRecord, NewResource, SqliteStore, Store, meta_instant, stamp_meta,
 };
-use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions, commit_events};
+use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;

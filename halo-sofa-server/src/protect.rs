@@ -9,8 +9,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-use super::keys::KeyError;
 use crate::store::BoxFuture;
+
+/// Why a key could not be sealed or opened: no key-encryption key where one is needed, the
+/// wrong one, or a sealed key altered (REQ IDP-06).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProtectError(pub String);
 
 /// Seals private keys before they are stored and opens them when they are loaded: the hook for
 /// a KMS or HSM-backed key-encryption key (its encrypt and decrypt calls, envelope encryption).
@@ -27,7 +32,7 @@ pub trait KeyProtector: fmt::Debug + Send + Sync + 'static {
         &'a self,
         kid: &'a str,
         private_key: &'a [u8],
-    ) -> BoxFuture<'a, Result<String, KeyError>>;
+    ) -> BoxFuture<'a, Result<String, ProtectError>>;
 
     /// Opens what [`seal`](Self::seal) returned for `kid`. A value sealed under another
     /// key-encryption key, for another key id, or altered, is an error that names the cause.
@@ -35,7 +40,7 @@ pub trait KeyProtector: fmt::Debug + Send + Sync + 'static {
         &'a self,
         kid: &'a str,
         sealed: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<u8>, KeyError>>;
+    ) -> BoxFuture<'a, Result<Vec<u8>, ProtectError>>;
 }
 
 /// The prefix of values sealed by [`AesGcmKek`] (format version 1).
@@ -62,9 +67,9 @@ impl fmt::Debug for AesGcmKek {
 
 impl AesGcmKek {
     /// The key-encryption key from its 32 bytes.
-    pub fn from_bytes(bytes: &[u8; 32]) -> Result<AesGcmKek, KeyError> {
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<AesGcmKek, ProtectError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes)
-            .map_err(|_| KeyError::Protection("the key-encryption key is unusable".into()))?;
+            .map_err(|_| ProtectError("the key-encryption key is unusable".into()))?;
         // The id is a hash of the key under a label of its own: it names the key without
         // revealing anything that helps to find it.
         let mut hasher = Sha256::new();
@@ -79,19 +84,19 @@ impl AesGcmKek {
 
     /// The key-encryption key from its text: base64 (standard or URL-safe, padded or not) of
     /// exactly 32 bytes, surrounding whitespace ignored.
-    pub fn from_base64(text: &str) -> Result<AesGcmKek, KeyError> {
+    pub fn from_base64(text: &str) -> Result<AesGcmKek, ProtectError> {
         let text = text.trim();
         let bytes = STANDARD
             .decode(text)
             .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
             .map_err(|_| {
-                KeyError::Protection(
+                ProtectError(
                     "the key-encryption key is not base64 (make one with `openssl rand -base64 32`)"
                         .into(),
                 )
             })?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-            KeyError::Protection(format!(
+            ProtectError(format!(
                 "the key-encryption key must be 32 bytes, not {}",
                 b.len()
             ))
@@ -100,21 +105,20 @@ impl AesGcmKek {
     }
 
     /// The key-encryption key from a file holding its base64 (a mounted secret).
-    pub fn from_file(path: impl AsRef<Path>) -> Result<AesGcmKek, KeyError> {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<AesGcmKek, ProtectError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            KeyError::Protection(format!(
+            ProtectError(format!(
                 "the key-encryption key file {}: {e}",
                 path.display()
             ))
         })?;
-        AesGcmKek::from_base64(&text)
-            .map_err(|e| KeyError::Protection(format!("{}: {e}", path.display())))
+        AesGcmKek::from_base64(&text).map_err(|e| ProtectError(format!("{}: {e}", path.display())))
     }
 
-    fn seal_now(&self, kid: &str, private_key: &[u8]) -> Result<String, KeyError> {
+    fn seal_now(&self, kid: &str, private_key: &[u8]) -> Result<String, ProtectError> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| KeyError::Key("no randomness".into()))?;
+        getrandom::fill(&mut nonce).map_err(|_| ProtectError("no randomness".into()))?;
         let mut data = private_key.to_vec();
         self.key
             .seal_in_place_append_tag(
@@ -122,7 +126,7 @@ impl AesGcmKek {
                 Aad::from(kid.as_bytes()),
                 &mut data,
             )
-            .map_err(|_| KeyError::Protection(format!("the key {kid} could not be sealed")))?;
+            .map_err(|_| ProtectError(format!("the key {kid} could not be sealed")))?;
         Ok(format!(
             "{SEALED_PREFIX}.{}.{}.{}",
             self.id,
@@ -131,8 +135,8 @@ impl AesGcmKek {
         ))
     }
 
-    fn open_now(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
-        let malformed = || KeyError::Protection(format!("the stored key {kid} is not sealed text"));
+    fn open_now(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, ProtectError> {
+        let malformed = || ProtectError(format!("the stored key {kid} is not sealed text"));
         let mut parts = sealed.split('.');
         let (Some(SEALED_PREFIX), Some(kek_id), Some(nonce), Some(data), None) = (
             parts.next(),
@@ -144,7 +148,7 @@ impl AesGcmKek {
             return Err(malformed());
         };
         if kek_id != self.id {
-            return Err(KeyError::Protection(format!(
+            return Err(ProtectError(format!(
                 "the signing keys are encrypted under the key-encryption key {kek_id}, but the \
                  configured key-encryption key is {}",
                 self.id
@@ -164,7 +168,7 @@ impl AesGcmKek {
                 &mut data,
             )
             .map_err(|_| {
-                KeyError::Protection(format!(
+                ProtectError(format!(
                     "the stored key {kid} does not decrypt under the configured key-encryption \
                      key (altered, or sealed for another key)"
                 ))
@@ -182,7 +186,7 @@ impl KeyProtector for AesGcmKek {
         &'a self,
         kid: &'a str,
         private_key: &'a [u8],
-    ) -> BoxFuture<'a, Result<String, KeyError>> {
+    ) -> BoxFuture<'a, Result<String, ProtectError>> {
         let sealed = self.seal_now(kid, private_key);
         Box::pin(async move { sealed })
     }
@@ -191,7 +195,7 @@ impl KeyProtector for AesGcmKek {
         &'a self,
         kid: &'a str,
         sealed: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<u8>, KeyError>> {
+    ) -> BoxFuture<'a, Result<Vec<u8>, ProtectError>> {
         let opened = self.open_now(kid, sealed);
         Box::pin(async move { opened })
     }

@@ -162,7 +162,7 @@ impl PreparedWrite for AppWrite {
             // The clear fence: the launch is read, and so held, in this transaction. A
             // `$clear-context` that went first leaves nothing to write into (REQ SYNC-05).
             if tx.get_launch(&self.launch_id).await?.is_none() {
-                return Err(crate::subscriptions::launch_cleared());
+                return Err(crate::fhir::notify::launch_cleared());
             }
             let stored = match (self.action, prepared.change.resource.clone()) {
                 (ChangeAction::Create, Some(resource)) => {
@@ -201,7 +201,7 @@ impl PreparedWrite for AppWrite {
             };
             // The delivered events turn `committed` in this same transaction, so the data and
             // the events' fate commit or roll back together (REQ SYNC-04).
-            crate::subscriptions::commit_events(tx.as_mut(), &events).await?;
+            crate::fhir::notify::commit_events(tx.as_mut(), &events).await?;
             tx.commit().await?;
             Ok(CommittedWrite {
                 stored,

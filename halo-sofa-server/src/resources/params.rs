@@ -32,7 +32,7 @@ fn definitions() -> &'static HashMap<String, HashMap<String, ReferenceParam>> {
         OnceLock::new();
     DEFINITIONS.get_or_init(|| {
         let data: serde_json::Value =
-            serde_json::from_str(include_str!("../../../data/search-parameters.json"))
+            serde_json::from_str(include_str!("../../data/search-parameters.json"))
                 .unwrap_or_default();
         let mut types = HashMap::new();
         let entries = data.get("types").and_then(serde_json::Value::as_object);

@@ -58,7 +58,7 @@ fn compartment_paths() -> &'static HashMap<String, Vec<Vec<String>>> {
     static PATHS: OnceLock<HashMap<String, Vec<Vec<String>>>> = OnceLock::new();
     PATHS.get_or_init(|| {
         let data: serde_json::Value =
-            serde_json::from_str(include_str!("../../../data/patient-compartment.json"))
+            serde_json::from_str(include_str!("../../data/patient-compartment.json"))
                 .unwrap_or_default();
         let mut paths = HashMap::new();
         if let Some(types) = data.get("paths").and_then(serde_json::Value::as_object) {

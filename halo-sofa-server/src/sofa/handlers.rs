@@ -6,8 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::AppState;
-use super::body::{authenticate, fhir_json, format_parameter, read_fhir_json, response_format};
 use crate::error::SofaError;
+use crate::http::{authenticate, fhir_json, format_parameter, read_fhir_json, response_format};
 
 /// `GET /metadata` (REQ RS-01).
 pub(super) async fn metadata(
