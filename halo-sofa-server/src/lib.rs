@@ -13,27 +13,32 @@
 //! | audit | [`audit::AuditSink`] | [`audit::TracingAuditSink`] (structured log lines), [`audit::MemoryAuditSink`] |
 //! | clock | [`clock::Clock`] | [`clock::SystemClock`], [`clock::ManualClock`] |
 //!
-//! [`sofa::SofaBuilder`] assembles them into a [`sofa::Sofa`], whose [`sofa::Sofa::router`] is an
-//! axum `Router` the host nests under its FHIR base path. The store is required (no silent
-//! in-memory fallback), and so is a change notifier once the resource server is on;
+//! [`sofa::SofaBuilder`] assembles them into a [`sofa::Sofa`], taking each part once and handing
+//! it to every service that needs it; [`sofa::Sofa::router`] is an axum `Router` the host nests
+//! under its FHIR base path. The store is required (no silent in-memory fallback), and so is a
+//! change notifier once the resource server is on (the subscriptions give theirs);
 //! [`sofa::SofaBuilder::build`] names a missing part.
 //!
-//! The smallest SoFA, setting a context (a real one opens
-//! `SqliteStore::open("sofa.db")` or a `PostgresStore`, and serves the router):
+//! The smallest complete SoFA, setting a context: the context operations, the resource server,
+//! the subscriptions that tell the PoC of every app write before it commits, and
+//! `Prefer: respond-async`. A real one opens `SqliteStore::open("sofa.db")` or a
+//! `PostgresStore`, mounts an [`auth::AuthServer`] with
+//! [`authorization`](sofa::SofaBuilder::authorization), and serves the router.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use axum::body::Body;
 //! use axum::http::{Request, StatusCode};
 //! use halo_sofa_server::auth::{Caller, StaticTokens};
+//! use halo_sofa_server::subscriptions::SubscriptionSettings;
 //! use halo_sofa_server::{config::SofaConfig, sofa::Sofa, store::MemoryStore};
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = SofaConfig::new("https://sofa.example.org/fhir")?;
-//! // Without subscriptions no PoC can hold an active one (REQ SC-08): a SoFA that lets apps
-//! // write mounts `subscriptions::Subscriptions` and keeps this on.
+//! // A PoC needs an active subscription before it may set a context (REQ SC-08); this one has
+//! // none yet, so the example turns the check off.
 //! config.require_active_subscription = false;
 //! let tokens = StaticTokens::new().with(
 //!     "poc-token",
@@ -42,8 +47,11 @@
 //! let sofa = Sofa::builder(config)
 //!     .store(Arc::new(MemoryStore::new()))
 //!     .token_validator(Arc::new(tokens))
+//!     .resource_server()
+//!     .subscriptions(SubscriptionSettings::default())
+//!     .async_jobs()
 //!     .build()?;
-//! let _purge = sofa.spawn_purge_task();
+//! let tasks = sofa.spawn_tasks();
 //!
 //! let parameters = r#"{"resourceType": "Parameters", "parameter": [
 //!     {"name": "patient", "valueReference": {"reference": "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d"}},
@@ -57,6 +65,9 @@
 //!     .body(Body::from(parameters))?;
 //! let answer = sofa.router().oneshot(request).await?;
 //! assert_eq!(answer.status(), StatusCode::OK);
+//!
+//! sofa.shutdown().await;
+//! tasks.iter().for_each(|task| task.abort());
 //! # Ok(()) }
 //! ```
 //!

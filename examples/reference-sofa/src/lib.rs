@@ -37,7 +37,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use halo_catalog::{Catalog, Mode};
 use halo_model::set_context::SupportedTypes;
-use halo_sofa_server::asynchronous::AsyncJobs;
 use halo_sofa_server::audit::{FanOutAuditSink, StoreAuditSink, TracingAuditSink};
 use halo_sofa_server::auth::RateLimitedTokens;
 use halo_sofa_server::auth::{
@@ -49,7 +48,7 @@ use halo_sofa_server::config::{AuthConfig, Rate, RateLimits, SofaConfig};
 use halo_sofa_server::health::Readiness;
 use halo_sofa_server::sofa::Sofa;
 use halo_sofa_server::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store};
-use halo_sofa_server::subscriptions::{SubscriptionSettings, Subscriptions};
+use halo_sofa_server::subscriptions::SubscriptionSettings;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -806,13 +805,23 @@ impl ReferenceSofa {
         }
         .map_err(|e| Error::Store(e.to_string()))?;
 
-        let shared_config = Arc::new(sofa_config.clone());
-        let subscriptions = Subscriptions::new(
-            store.clone(),
-            tokens.clone(),
-            Arc::new(SystemClock),
-            shared_config,
-            SubscriptionSettings {
+        // Audit events go to the log and to the store, where `admin audit export` reads them.
+        let (stored_audit, audit_writer) = StoreAuditSink::spawn(store.clone());
+        let audit = FanOutAuditSink(vec![Arc::new(TracingAuditSink), Arc::new(stored_audit)]);
+        let sofa = Sofa::builder(sofa_config)
+            .store(store.clone())
+            .token_validator(tokens)
+            .audit(Arc::new(audit))
+            .authorization(&auth)
+            .mount(
+                federated
+                    .as_ref()
+                    .map(|(login, _)| login.router())
+                    .unwrap_or_default(),
+                |_| {},
+            )
+            .resource_server()
+            .subscriptions(SubscriptionSettings {
                 default_timeout: config.lifetimes.delivery_timeout_ms.map_or(
                     Duration::from_secs(config.lifetimes.delivery_timeout_secs),
                     Duration::from_millis,
@@ -824,45 +833,17 @@ impl ReferenceSofa {
                     .settle_margin_ms
                     .map_or(Duration::from_secs(30), Duration::from_millis),
                 ..SubscriptionSettings::default()
-            },
-        );
-        // Audit events go to the log and to the store, where `admin audit export` reads them.
-        let (stored_audit, audit_writer) = StoreAuditSink::spawn(store.clone());
-        let audit = FanOutAuditSink(vec![Arc::new(TracingAuditSink), Arc::new(stored_audit)]);
-        let sofa = Sofa::builder(sofa_config.clone())
-            .store(store.clone())
-            .token_validator(tokens.clone())
-            .audit(Arc::new(audit))
-            .mount(auth.router(), |_| {})
-            .mount(
-                federated
-                    .as_ref()
-                    .map(|(login, _)| login.router())
-                    .unwrap_or_default(),
-                |_| {},
-            )
-            .resource_server()
-            .notifier(subscriptions.notifier())
-            .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
+            })
+            // `Prefer: respond-async` on writes (ASY-01).
+            .async_jobs()
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        let mut tasks = vec![
-            audit_writer,
-            sofa.spawn_purge_task(),
-            subscriptions.spawn_heartbeats(),
-            subscriptions.spawn_outbox(),
-        ];
-        // `Prefer: respond-async` on writes (ASY-01).
-        let jobs = AsyncJobs::new(
-            sofa_config.base_url.clone(),
-            tokens,
-            store.clone(),
-            sofa_config.json_limits.max_bytes,
-        );
+        let mut tasks = sofa.spawn_tasks();
+        tasks.push(audit_writer);
 
         let catalog = Arc::new(catalog);
         let app = Router::new()
-            .nest(FHIR_PATH, jobs.apply(sofa.router()))
+            .nest(FHIR_PATH, sofa.router())
             .route(
                 CATALOG_PATH,
                 get(move || {
@@ -913,7 +894,7 @@ impl ReferenceSofa {
             local_addr,
             stop: Some(stop),
             server,
-            subscriptions,
+            sofa,
             store,
             tasks,
         })
@@ -1024,7 +1005,7 @@ pub struct RunningSofa {
     pub metrics_url: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
-    subscriptions: Subscriptions,
+    sofa: Sofa,
     store: Arc<dyn Store>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -1078,7 +1059,7 @@ impl RunningSofa {
             Ok(Err(e)) => tracing::warn!(error = %e, "the server stopped with an error"),
             Err(e) => tracing::warn!(error = %e, "the server task failed"),
         }
-        self.subscriptions.shutdown().await;
+        self.sofa.shutdown().await;
         for task in &self.tasks {
             task.abort();
         }

@@ -18,8 +18,9 @@ use tower_http::trace::TraceLayer;
 
 pub use build_error::BuildError;
 
+use crate::asynchronous::AsyncJobs;
 use crate::audit::{AuditSink, TracingAuditSink};
-use crate::auth::{StaticTokens, TokenValidator};
+use crate::auth::{AuthServer, StaticTokens, TokenValidator};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SofaConfig;
 use crate::context::ContextManager;
@@ -27,6 +28,7 @@ use crate::fhir::{Capabilities, OperationCapability, ProfileValidator, ResourceV
 use crate::fhir::{ChangeNotifier, CommitDirectly};
 use crate::resources::ResourceServer;
 use crate::store::Store;
+use crate::subscriptions::{SubscriptionSettings, Subscriptions};
 
 /// The shared state of the handlers.
 #[derive(Clone)]
@@ -52,6 +54,8 @@ pub struct SofaBuilder {
     mounted: Vec<(Router, Capabilities)>,
     resources: bool,
     notifier: Option<Arc<dyn ChangeNotifier>>,
+    subscriptions: Option<SubscriptionSettings>,
+    async_jobs: bool,
 }
 
 impl SofaBuilder {
@@ -111,6 +115,32 @@ impl SofaBuilder {
         self
     }
 
+    /// The SoFA's own authorization server (REQ AS-01..AS-11): mounts its routes, and its
+    /// tokens become the bearer-token check unless [`token_validator`](Self::token_validator)
+    /// names another (a chain with an external provider's, a rate-limited wrapper).
+    pub fn authorization(mut self, auth: &AuthServer) -> SofaBuilder {
+        if self.tokens.is_none() {
+            self.tokens = Some(auth.token_validator());
+        }
+        self.mount(auth.router(), |_| {})
+    }
+
+    /// Subscriptions (R5 Backport, HALO CA:FSub) built from this builder's store, token check,
+    /// clock and configuration: their routes are mounted and advertised, and, with the resource
+    /// server, their notifier delivers every app write to the PoC before it commits (D-08).
+    /// [`Sofa::subscriptions`] hands the service back for its background tasks and shutdown.
+    pub fn subscriptions(mut self, settings: SubscriptionSettings) -> SofaBuilder {
+        self.subscriptions = Some(settings);
+        self
+    }
+
+    /// `Prefer: respond-async` on every route (REQ ASY-01): jobs kept in the builder's store,
+    /// submitters identified by its token check.
+    pub fn async_jobs(mut self) -> SofaBuilder {
+        self.async_jobs = true;
+        self
+    }
+
     /// Mounts more routes (the authorization server, subscriptions...) next to the core ones,
     /// with what they offer, so `GET /metadata` advertises exactly what is mounted.
     pub fn mount(mut self, routes: Router, offers: impl FnOnce(&mut Capabilities)) -> SofaBuilder {
@@ -124,8 +154,28 @@ impl SofaBuilder {
     pub fn build(self) -> Result<Sofa, BuildError> {
         let config = Arc::new(self.config);
         let store = self.store.ok_or(BuildError::MissingStore)?;
+        let tokens = self
+            .tokens
+            .unwrap_or_else(|| Arc::new(StaticTokens::new()) as Arc<dyn TokenValidator>);
+        let subscriptions = self.subscriptions.map(|settings| {
+            Subscriptions::new(
+                store.clone(),
+                tokens.clone(),
+                self.clock.clone(),
+                config.clone(),
+                settings,
+            )
+        });
+        let mut mounted = self.mounted;
+        let mut notifier = self.notifier;
+        if let Some(subscriptions) = &subscriptions {
+            let mut offered = Capabilities::default();
+            subscriptions.offers(&mut offered);
+            mounted.push((subscriptions.routes(), offered));
+            notifier = notifier.or_else(|| Some(subscriptions.notifier()));
+        }
         // Without the resource server nothing writes, so nothing needs notifying.
-        let notifier = match (self.resources, self.notifier) {
+        let notifier = match (self.resources, notifier) {
             (false, _) => None,
             (true, None) => return Err(BuildError::MissingNotifier),
             (true, Some(notifier)) => Some(notifier),
@@ -134,9 +184,6 @@ impl SofaBuilder {
             Arc::new(ProfileValidator::new(config.supported_types.clone()))
                 as Arc<dyn ResourceValidator>
         });
-        let tokens = self
-            .tokens
-            .unwrap_or_else(|| Arc::new(StaticTokens::new()) as Arc<dyn TokenValidator>);
         let resource_server = notifier.map(|notifier| {
             ResourceServer::new(
                 store.clone(),
@@ -145,6 +192,14 @@ impl SofaBuilder {
                 notifier,
                 self.clock.clone(),
                 config.clone(),
+            )
+        });
+        let async_jobs = self.async_jobs.then(|| {
+            AsyncJobs::new(
+                config.base_url.clone(),
+                tokens.clone(),
+                store.clone(),
+                config.json_limits.max_bytes,
             )
         });
         let context = Arc::new(ContextManager::new(
@@ -170,7 +225,7 @@ impl SofaBuilder {
             resources.offers(&mut capabilities);
             extra = extra.merge(resources.router());
         }
-        for (routes, offered) in self.mounted {
+        for (routes, offered) in mounted {
             merge(&mut capabilities, offered);
             extra = extra.merge(routes);
         }
@@ -183,6 +238,8 @@ impl SofaBuilder {
                 capabilities: Arc::new(capabilities),
             },
             extra,
+            subscriptions,
+            async_jobs,
         })
     }
 }
@@ -226,6 +283,8 @@ fn merge(into: &mut Capabilities, from: Capabilities) {
 pub struct Sofa {
     state: AppState,
     extra: Router,
+    subscriptions: Option<Subscriptions>,
+    async_jobs: Option<AsyncJobs>,
 }
 
 impl std::fmt::Debug for Sofa {
@@ -250,6 +309,8 @@ impl Sofa {
             mounted: Vec::new(),
             resources: false,
             notifier: None,
+            subscriptions: None,
+            async_jobs: false,
         }
     }
 
@@ -266,6 +327,30 @@ impl Sofa {
     /// Starts the background purge of expired contexts (D-05).
     pub fn spawn_purge_task(&self) -> tokio::task::JoinHandle<()> {
         self.state.context.spawn_purge_task()
+    }
+
+    /// The subscription service, when [`SofaBuilder::subscriptions`] was given.
+    pub fn subscriptions(&self) -> Option<&Subscriptions> {
+        self.subscriptions.as_ref()
+    }
+
+    /// Starts every background task the assembled parts need: the purge of expired contexts
+    /// (D-05) and, with subscriptions, the heartbeats (REQ SUB-04) and the outbox worker
+    /// (D-16). Abort the handles at exit, after [`shutdown`](Self::shutdown).
+    pub fn spawn_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![self.spawn_purge_task()];
+        if let Some(subscriptions) = &self.subscriptions {
+            tasks.push(subscriptions.spawn_heartbeats());
+            tasks.push(subscriptions.spawn_outbox());
+        }
+        tasks
+    }
+
+    /// Graceful shutdown (REQ REL-05): waits for in-flight deliveries to finish.
+    pub async fn shutdown(&self) {
+        if let Some(subscriptions) = &self.subscriptions {
+            subscriptions.shutdown().await;
+        }
     }
 
     /// The router, relative to the FHIR base: `GET /metadata`, `POST /$set-context`,
@@ -293,9 +378,12 @@ impl Sofa {
             .layer(crate::cors::registered(
                 &self.state.config.cors_allowed_origins,
             ));
-        Router::new()
-            .merge(discovery)
-            .merge(api)
+        let routes = Router::new().merge(discovery).merge(api);
+        let routes = match &self.async_jobs {
+            Some(jobs) => jobs.apply(routes),
+            None => routes,
+        };
+        routes
             .fallback(handlers::not_found)
             .layer(axum::middleware::from_fn(crate::http::xml_convert))
             // Before anything reads the request: an address over its budget costs nothing more.

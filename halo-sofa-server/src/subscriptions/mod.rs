@@ -3,34 +3,29 @@
 //! `$status`, `$events`, and [`SubscriptionNotifier`], the deliver-before-commit step of the
 //! write path (D-08).
 //!
-//! [`Subscriptions`] is one service: mount its [`routes`](Subscriptions::routes) on the
-//! [`Sofa`](crate::sofa::Sofa) with [`offers`](Subscriptions::offers), hand its
-//! [`notifier`](Subscriptions::notifier) to the resource server, start its heartbeats, and call
-//! [`shutdown`](Subscriptions::shutdown) before the process exits so in-flight deliveries finish
-//! (REQ REL-05).
+//! [`Subscriptions`] is one service. A SoFA gets it from
+//! [`SofaBuilder::subscriptions`](crate::sofa::SofaBuilder::subscriptions), which builds it from
+//! the builder's parts, mounts its [`routes`](Subscriptions::routes) with what it
+//! [`offers`](Subscriptions::offers) and hands its [`notifier`](Subscriptions::notifier) to the
+//! resource server; [`Sofa::spawn_tasks`](crate::sofa::Sofa::spawn_tasks) starts its heartbeats
+//! and outbox, and [`Sofa::shutdown`](crate::sofa::Sofa::shutdown) calls
+//! [`shutdown`](Subscriptions::shutdown) so in-flight deliveries finish (REQ REL-05).
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use halo_sofa_server::{auth::StaticTokens, clock::SystemClock, config::SofaConfig, sofa::Sofa,
-//!     store::SqliteStore, subscriptions::{SubscriptionSettings, Subscriptions}};
+//! use halo_sofa_server::{auth::StaticTokens, config::SofaConfig, sofa::Sofa,
+//!     store::SqliteStore, subscriptions::SubscriptionSettings};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Arc::new(SofaConfig::new("https://sofa.example.org/fhir")?);
-//! let store = Arc::new(SqliteStore::open("sofa.db").await?);
-//! let tokens = Arc::new(StaticTokens::new());
-//! let subscriptions = Subscriptions::new(
-//!     store.clone(), tokens.clone(), Arc::new(SystemClock), config.clone(),
-//!     SubscriptionSettings::default(),
-//! );
-//! let sofa = Sofa::builder((*config).clone())
-//!     .store(store)
-//!     .token_validator(tokens)
-//!     .mount(subscriptions.routes(), |caps| subscriptions.offers(caps))
+//! let sofa = Sofa::builder(SofaConfig::new("https://sofa.example.org/fhir")?)
+//!     .store(Arc::new(SqliteStore::open("sofa.db").await?))
+//!     .token_validator(Arc::new(StaticTokens::new()))
+//!     .resource_server()
+//!     .subscriptions(SubscriptionSettings::default())
 //!     .build()?;
-//! let _heartbeats = subscriptions.spawn_heartbeats();
-//! let _outbox = subscriptions.spawn_outbox();
+//! let _tasks = sofa.spawn_tasks();
 //! // ... serve sofa.router(); on shutdown:
-//! subscriptions.shutdown().await;
+//! sofa.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
