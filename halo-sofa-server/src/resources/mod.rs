@@ -29,7 +29,7 @@ use crate::error::SofaError;
 use crate::fhir::notify::{ChangeAction, ChangeNotifier, NotifyError, WriteError};
 use crate::fhir::{Capabilities, ResourceValidator, SearchParam};
 use crate::http::{authenticate, fhir_json, format_parameter, read_fhir_json, response_format};
-use crate::store::{LaunchRecord, ResourceQuery, Store, StoredResource, meta_instant};
+use crate::store::{LaunchRecord, ResourceQuery, Store, StoredResource, Transaction, meta_instant};
 
 /// The most `_count` may ask for.
 const MAX_COUNT: u64 = 200;
@@ -141,18 +141,69 @@ impl ResourceServer {
         headers: &HeaderMap,
     ) -> Result<(Caller, Option<LaunchRecord>), SofaError> {
         let caller = authenticate(self.tokens.as_ref(), headers).await?;
-        let Some(launch_id) = &caller.launch_id else {
+        if caller.launch_id.is_none() {
             return Ok((caller, None));
-        };
+        }
         let mut tx = self.store.begin_read().await?;
-        let launch = tx.get_launch(launch_id).await?;
+        let launch = self.live_launch(&caller, tx.as_mut()).await;
         let _ = tx.rollback().await;
-        match launch {
-            Some(l) if !l.is_expired(self.clock.now()) => Ok((caller, Some(l))),
+        Ok((caller, launch?))
+    }
+
+    /// The caller's launch read in `tx`, which must still live (REQ RS-02, SC-12). A read
+    /// request goes on to read its resources in the same transaction: one snapshot, one
+    /// transaction per request.
+    async fn live_launch(
+        &self,
+        caller: &Caller,
+        tx: &mut dyn Transaction,
+    ) -> Result<Option<LaunchRecord>, SofaError> {
+        let Some(launch_id) = &caller.launch_id else {
+            return Ok(None);
+        };
+        match tx.get_launch(launch_id).await? {
+            Some(l) if !l.is_expired(self.clock.now()) => Ok(Some(l)),
             _ => Err(SofaError::unauthorized(
                 "the launch of this token was cleared or has expired",
             )),
         }
+    }
+
+    /// Opens a read request's transaction once the token, the answer format and the type are
+    /// checked (in that order: an unauthenticated request learns nothing else), with the
+    /// caller's live launch read in it.
+    async fn begin_reading(
+        &self,
+        headers: &HeaderMap,
+        query: &RawQuery,
+        resource_type: &str,
+    ) -> Result<Reading, SofaError> {
+        let caller = authenticate(self.tokens.as_ref(), headers).await?;
+        response_format(headers, format_parameter(query.0.as_deref()).as_deref())?;
+        self.check_type(resource_type)?;
+        let mut tx = self.store.begin_read().await?;
+        match self.live_launch(&caller, tx.as_mut()).await {
+            Ok(launch) => Ok(Reading { caller, launch, tx }),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A read request in progress: who asks, for which launch, and the one read transaction it
+/// uses (ended by [`Reading::end`] with the request's answer).
+struct Reading {
+    caller: Caller,
+    launch: Option<LaunchRecord>,
+    tx: Box<dyn Transaction>,
+}
+
+impl Reading {
+    async fn end<T>(self, answer: Result<T, SofaError>) -> Result<T, SofaError> {
+        let _ = self.tx.rollback().await;
+        answer
     }
 }
 
@@ -201,15 +252,22 @@ async fn read(
     headers: HeaderMap,
     query: RawQuery,
 ) -> Result<Response, SofaError> {
-    let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
-    server.check_type(&resource_type)?;
-    let reach = reach(&caller, launch.as_ref(), &resource_type, Interaction::Read)?;
-    let mut tx = server.store.begin_read().await?;
-    let stored = tx.read_resource(&resource_type, &id).await?;
-    let _ = tx.rollback().await;
-    match stored {
-        Some(stored) if may_see(&caller, &reach, &stored) => {
+    let mut reading = server
+        .begin_reading(&headers, &query, &resource_type)
+        .await?;
+    let answer = read_current(&mut reading, &resource_type, &id).await;
+    reading.end(answer).await
+}
+
+async fn read_current(
+    reading: &mut Reading,
+    resource_type: &str,
+    id: &str,
+) -> Result<Response, SofaError> {
+    let Reading { caller, launch, tx } = reading;
+    let reach = reach(caller, launch.as_ref(), resource_type, Interaction::Read)?;
+    match tx.read_resource(resource_type, id).await? {
+        Some(stored) if may_see(caller, &reach, &stored) => {
             Ok(resource_response(StatusCode::OK, &stored, None))
         }
         // Another launch's or patient's resource is answered like a missing one (RS-05).
@@ -230,14 +288,22 @@ async fn visible_versions(
     id: &str,
     version: Option<u64>,
 ) -> Result<Vec<StoredResource>, SofaError> {
-    let (caller, launch) = server.caller(headers).await?;
-    response_format(headers, format_parameter(query.0.as_deref()).as_deref())?;
-    server.check_type(resource_type)?;
-    let reach = reach(&caller, launch.as_ref(), resource_type, Interaction::Read)?;
-    let mut tx = server.store.begin_read().await?;
+    let mut reading = server.begin_reading(headers, query, resource_type).await?;
+    let answer = versions_in(&mut reading, resource_type, id, version).await;
+    reading.end(answer).await
+}
+
+async fn versions_in(
+    reading: &mut Reading,
+    resource_type: &str,
+    id: &str,
+    version: Option<u64>,
+) -> Result<Vec<StoredResource>, SofaError> {
+    let Reading { caller, launch, tx } = reading;
+    let reach = reach(caller, launch.as_ref(), resource_type, Interaction::Read)?;
     let current = tx.read_resource(resource_type, id).await?;
     let versions = match (&current, version) {
-        (Some(current), _) if !may_see(&caller, &reach, current) => Vec::new(),
+        (Some(current), _) if !may_see(caller, &reach, current) => Vec::new(),
         (None, _) => Vec::new(),
         (Some(_), Some(version)) => tx
             .read_resource_version(resource_type, id, version)
@@ -246,10 +312,9 @@ async fn visible_versions(
             .collect(),
         (Some(_), None) => tx.resource_history(resource_type, id).await?,
     };
-    let _ = tx.rollback().await;
     Ok(versions
         .into_iter()
-        .filter(|v| may_see(&caller, &reach, v))
+        .filter(|v| may_see(caller, &reach, v))
         .collect())
 }
 
@@ -336,15 +401,21 @@ async fn search(
     headers: HeaderMap,
     query: RawQuery,
 ) -> Result<Response, SofaError> {
-    let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
-    server.check_type(&resource_type)?;
-    let reach = reach(
-        &caller,
-        launch.as_ref(),
-        &resource_type,
-        Interaction::Search,
-    )?;
+    let mut reading = server
+        .begin_reading(&headers, &query, &resource_type)
+        .await?;
+    let answer = search_in(&mut reading, &server, &resource_type, &query).await;
+    reading.end(answer).await
+}
+
+async fn search_in(
+    reading: &mut Reading,
+    server: &ResourceServer,
+    resource_type: &str,
+    query: &RawQuery,
+) -> Result<Response, SofaError> {
+    let Reading { caller, launch, tx } = reading;
+    let reach = reach(caller, launch.as_ref(), resource_type, Interaction::Search)?;
     let params: Vec<(String, String)> = query
         .0
         .as_deref()
@@ -392,19 +463,15 @@ async fn search(
     let found = if empty {
         Vec::new()
     } else {
-        let mut tx = server.store.begin_read().await?;
-        let found = tx
-            .search_resources(&ResourceQuery {
-                resource_type: Some(resource_type.clone()),
-                launch_id: caller.launch_id.clone(),
-                ids,
-                references,
-                offset,
-                limit: count + 1,
-            })
-            .await?;
-        let _ = tx.rollback().await;
-        found
+        tx.search_resources(&ResourceQuery {
+            resource_type: Some(resource_type.to_owned()),
+            launch_id: caller.launch_id.clone(),
+            ids,
+            references,
+            offset,
+            limit: count + 1,
+        })
+        .await?
     };
     let has_next = found.len() as u64 > count;
     let page: Vec<StoredResource> = found
