@@ -83,6 +83,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
+mod pages;
 pub mod store;
 pub mod subscriptions;
 pub mod tls;
