@@ -735,3 +735,30 @@ async fn notify(State(emr): State<Emr>, mut request: axum::extract::Request) -> 
         Err(never) => match never {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_escapes_its_title_and_body() {
+        let hostile = "<script>alert(\"x\")</script> & co";
+        let escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co";
+        let Html(page) = page(
+            hostile,
+            html! { meta http-equiv="refresh" content="3"; },
+            html! { li { (hostile) } },
+        );
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(&format!("<title>{escaped}</title>")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("<h1>{escaped}</h1>")), "{page}");
+        assert!(page.contains(&format!("<li>{escaped}</li>")), "{page}");
+        assert!(
+            page.contains("<meta http-equiv=\"refresh\" content=\"3\">"),
+            "{page}"
+        );
+    }
+}

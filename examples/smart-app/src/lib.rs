@@ -597,3 +597,37 @@ async fn write_observation(
         Err(e) => fhir_failure(&app, &e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "<script>alert(\"x\")</script> & co";
+    const ESCAPED: &str = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co";
+
+    #[test]
+    fn a_page_and_an_observation_row_escape_what_the_server_sent() {
+        let Html(page) = page(HOSTILE, html! { p class="error" { (HOSTILE) } });
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(&format!("<title>{ESCAPED}</title>")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("<h1>{ESCAPED}</h1>")), "{page}");
+        assert!(
+            page.contains(&format!("<p class=\"error\">{ESCAPED}</p>")),
+            "{page}"
+        );
+        let row = observation_row(&json!({
+            "id": HOSTILE,
+            "code": {"text": HOSTILE},
+            "valueString": HOSTILE,
+            "effectiveDateTime": HOSTILE,
+        }))
+        .into_string();
+        assert_eq!(
+            row,
+            format!("<tr>{}</tr>", format!("<td>{ESCAPED}</td>").repeat(4))
+        );
+    }
+}
