@@ -20,8 +20,10 @@ use axum::routing::get;
 use halo_smart_client::binding::LAUNCH_COOKIE_MAX_AGE;
 use halo_smart_client::store::MemoryLaunchStore;
 use halo_smart_client::{
-    BrowserBinding, ClientAuth, ClientConfig, IssuerPolicy, SessionHandle, SmartClient, SmartError,
+    BrowserBinding, ClientAuth, ClientConfig, ClientId, IssuerPolicy, RedirectUrl, SessionHandle,
+    SmartClient, SmartError,
 };
+use maud::html;
 
 /// What the handlers share: the SMART client and the signed-in sessions by cookie.
 #[derive(Clone)]
@@ -38,8 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .allow(
             env("SMART_ISS")?,
             ClientConfig::new(
-                env("SMART_CLIENT_ID")?,
-                env("SMART_REDIRECT_URI")?,
+                ClientId::new(env("SMART_CLIENT_ID")?)?,
+                RedirectUrl::new(env("SMART_REDIRECT_URI")?)?,
                 "launch openid fhirUser patient/Patient.rs patient/Observation.rs offline_access",
                 ClientAuth::Public,
             ),
@@ -122,7 +124,8 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Response {
     match session.fhir().context_patient().await {
         Ok(patient) => {
             let name = patient["name"][0]["family"].as_str().unwrap_or("(no name)");
-            Html(format!("<h1>Patient: {}</h1>", escape(name))).into_response()
+            // A maud template: `name` came from the server and is escaped like every value.
+            Html(html! { h1 { "Patient: " (name) } }.into_string()).into_response()
         }
         Err(e) => error_page(&e),
     }
@@ -143,15 +146,6 @@ fn error_page(e: &SmartError) -> Response {
         }
         _ => StatusCode::BAD_GATEWAY,
     };
-    (
-        status,
-        Html(format!("<p>{}</p>", escape(&e.user_message()))),
-    )
-        .into_response()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let page = html! { p { (e.user_message()) } };
+    (status, Html(page.into_string())).into_response()
 }

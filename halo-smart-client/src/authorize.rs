@@ -183,36 +183,22 @@ impl AuthorizeForm {
     /// A small HTML page that posts the form as soon as it loads (the browser must carry the
     /// user to the authorization server, so the app answers the launch with this page).
     pub fn to_html(&self) -> String {
-        let mut inputs = String::new();
-        for (k, v) in &self.fields {
-            inputs.push_str(&format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                html_escape(k),
-                html_escape(v)
-            ));
+        // A template, so every field name and value is escaped by the engine.
+        maud::html! {
+            (maud::DOCTYPE)
+            html {
+                body onload="document.forms[0].submit()" {
+                    form method="post" action=(self.action.as_str()) {
+                        @for (name, value) in &self.fields {
+                            input type="hidden" name=(name) value=(value);
+                        }
+                        noscript { button type="submit" { "Continue" } }
+                    }
+                }
+            }
         }
-        format!(
-            "<!doctype html><html><body onload=\"document.forms[0].submit()\">\
-             <form method=\"post\" action=\"{}\">{inputs}\
-             <noscript><button type=\"submit\">Continue</button></noscript></form></body></html>",
-            html_escape(self.action.as_str())
-        )
+        .into_string()
     }
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -306,5 +292,24 @@ mod tests {
         assert!(html.contains("method=\"post\""));
         assert_eq!(scope_with_launch("launch x"), "launch x");
         assert_eq!(scope_with_launch(""), "launch");
+    }
+
+    // REQ: APP-04
+    #[test]
+    fn the_auto_post_page_escapes_hostile_fields_and_action() {
+        let mut request = request();
+        request.state = "\"><script>alert('x')</script>&".into();
+        let html = request.to_form().to_html();
+        assert!(!html.contains("<script"), "{html}");
+        assert!(
+            html.contains(
+                "name=\"state\" value=\"&quot;&gt;&lt;script&gt;alert('x')&lt;/script&gt;&amp;\""
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("action=\"https://as.example/authorize?tenant=a%20b&amp;aud=x\""),
+            "{html}"
+        );
     }
 }

@@ -102,6 +102,7 @@ pub fn supports_authorize_post(config: &SmartConfiguration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{ClientId, RedirectUrl};
     use crate::launch::ClientConfig;
     use crate::token::ClientAuth;
 
@@ -114,7 +115,12 @@ mod tests {
         IssuerPolicy::new()
             .allow(
                 "https://ehr.example.org/fhir",
-                ClientConfig::new("a", "https://a/cb", "launch", ClientAuth::Public),
+                ClientConfig::new(
+                    ClientId::new("a").unwrap(),
+                    RedirectUrl::new("https://a/cb").unwrap(),
+                    "launch",
+                    ClientAuth::Public,
+                ),
             )
             .unwrap()
     }

@@ -6,6 +6,7 @@
 use url::Url;
 
 use crate::error::{Result, SmartError};
+use crate::ids::{ClientId, RedirectUrl};
 use crate::token::ClientAuth;
 
 /// Longest `iss` or `launch` value accepted. Real values are far shorter; the bound keeps a hostile
@@ -102,9 +103,9 @@ fn check_iss_syntax(iss: &str) -> Result<Url> {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// The `client_id` the authorization server issued.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The registered `redirect_uri`, sent byte for byte on authorize and token requests.
-    pub redirect_uri: String,
+    pub redirect_uri: RedirectUrl,
     /// The scopes to request, space-separated (`launch` is added for an EHR launch if missing).
     pub scope: String,
     /// How the app authenticates at the token endpoint.
@@ -120,16 +121,17 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with the given registration and no explicit required context.
+    /// A configuration with the given registration and no explicit required context. The id
+    /// and the redirect URI are typed, so they cannot be passed in each other's place.
     pub fn new(
-        client_id: impl Into<String>,
-        redirect_uri: impl Into<String>,
+        client_id: ClientId,
+        redirect_uri: RedirectUrl,
         scope: impl Into<String>,
         auth: ClientAuth,
     ) -> Self {
         Self {
-            client_id: client_id.into(),
-            redirect_uri: redirect_uri.into(),
+            client_id,
+            redirect_uri,
             scope: scope.into(),
             auth,
             required_context: None,
@@ -266,8 +268,8 @@ mod tests {
 
     fn config() -> ClientConfig {
         ClientConfig::new(
-            "app",
-            "https://app/cb",
+            ClientId::new("app").unwrap(),
+            RedirectUrl::new("https://app/cb").unwrap(),
             "launch patient/*.rs",
             ClientAuth::Public,
         )

@@ -22,6 +22,7 @@ pub mod discovery;
 pub mod error;
 pub mod fhir;
 pub mod id_token;
+pub mod ids;
 pub mod introspection;
 pub mod keys;
 pub mod launch;
@@ -38,6 +39,7 @@ pub use binding::BrowserBinding;
 #[cfg(feature = "reqwest")]
 pub use client::{ClientOptions, FhirClient, LaunchStart, Redirect, SessionHandle, SmartClient};
 pub use error::{Result, SmartError};
+pub use ids::{ClientId, RedirectUrl};
 pub use launch::{ClientConfig, IssuerPolicy, LaunchRequest};
 pub use secret::Secret;
 pub use session::LaunchSession;

@@ -94,6 +94,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
+mod pages;
 pub mod protect;
 pub mod resources;
 pub mod sofa;

@@ -26,15 +26,7 @@ async fn the_development_login_page_signs_users_in() {
     let verifier = verifier();
     let params = server.authorize_params("app-public", &launch, SCOPE, &verifier);
     // No credentials: the login form, carrying the request.
-    let page = server
-        .http
-        .get(server.url("/auth/authorize"))
-        .query(&params)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
+    let html = server.authorize_page(&params).await;
     assert!(html.contains("name=\"password\"") && html.contains("name=\"code_challenge\""));
     let post = |user: &str, password: &str| {
         let params = params.clone();

@@ -28,15 +28,8 @@ async fn credentials_in_a_link_or_without_the_forms_token_sign_nobody_in() {
     params.push(("username".into(), "dr-a".into()));
     params.push(("password".into(), "pw-dr-a".into()));
     // GET with the right credentials: the form, no code.
-    let got = server
-        .http
-        .get(server.url("/auth/authorize"))
-        .query(&params)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.status(), StatusCode::OK);
-    assert!(got.text().await.unwrap().contains("credentials in a link"));
+    let got = server.authorize_page(&params).await;
+    assert!(got.contains("credentials in a link"));
     // POST without the form's token (a cross-site form): the form, no code.
     let posted = server
         .http
@@ -139,4 +132,42 @@ async fn introspection_is_for_confidential_clients_only() {
     assert_eq!(poc.status, StatusCode::OK);
     assert_eq!(poc.body["active"], true);
     assert_eq!(poc.body["sub"], "dr-a");
+}
+
+/// The sign-in form echoes the authorize request's parameters into hidden fields: hostile ones
+/// come out escaped over real HTTP, and a browser posting the form back sends the originals.
+#[tokio::test]
+async fn hostile_authorize_parameters_are_escaped_in_the_sign_in_form() {
+    let server = dev_login().await;
+    let launch = server.launch(Some("dr-a"), "p1").await;
+    let verifier = verifier();
+    let hostile = "\"><script>alert('x')</script>&amp;";
+    let mut params = server.authorize_params("app-public", &launch, SCOPE, &verifier);
+    for (name, value) in params.iter_mut() {
+        if name == "state" {
+            *value = hostile.to_string();
+        }
+    }
+    params.push(("x<b>\"".into(), "1".into()));
+    let html = server.authorize_page(&params).await;
+    assert!(!html.contains("<script"), "{html}");
+    assert!(!html.contains("<b>"), "{html}");
+    assert!(
+        html.contains(
+            "name=\"state\" value=\"&quot;&gt;&lt;script&gt;alert('x')&lt;/script&gt;&amp;amp;\""
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"x&lt;b&gt;&quot;\" value=\"1\""),
+        "{html}"
+    );
+    // The original values, as a browser decodes and posts them: the user is signed in and the
+    // app gets its `state` back unchanged.
+    let pairs = server
+        .authorize_as(&params, Some(("dr-a", "pw-dr-a")))
+        .await
+        .unwrap();
+    let state = &pairs.iter().find(|(k, _)| k == "state").unwrap().1;
+    assert_eq!(state, hostile);
 }

@@ -10,7 +10,9 @@ use halo_model::set_context::SetContextBuilder;
 use halo_poc::{ClinicianTokens, HttpOptions, SofaClient, StaticToken};
 use halo_smart_client::secret::Secret;
 use halo_smart_client::store::MemoryLaunchStore;
-use halo_smart_client::{ClientAuth, ClientConfig, IssuerPolicy, Redirect, SmartClient};
+use halo_smart_client::{
+    ClientAuth, ClientConfig, ClientId, IssuerPolicy, Redirect, RedirectUrl, SmartClient,
+};
 use halo_sofa_server::auth::{
     AuthServer, AutoApprove, ClientAuthentication, ClientRegistry, RegisteredClient,
 };
@@ -72,8 +74,8 @@ async fn the_emr_signs_its_clinician_in_and_the_launch_is_theirs() {
         .allow(
             fhir_base.clone(),
             ClientConfig::new(
-                EMR,
-                EMR_REDIRECT,
+                ClientId::new(EMR).unwrap(),
+                RedirectUrl::new(EMR_REDIRECT).unwrap(),
                 "openid fhirUser offline_access Context.write",
                 ClientAuth::ClientSecretBasic(Secret::new(EMR_SECRET)),
             ),

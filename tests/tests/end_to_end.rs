@@ -9,7 +9,9 @@ use halo_catalog::AppEntry;
 use halo_demo::{DemoOptions, STEP_COUNT, Transport};
 use halo_poc::{BoxFuture, LaunchContextSink, LaunchId, PlainLaunchContext, PlainLauncher};
 use halo_smart_client::store::MemoryLaunchStore;
-use halo_smart_client::{ClientAuth, ClientConfig, IssuerPolicy, Redirect, SmartClient};
+use halo_smart_client::{
+    ClientAuth, ClientConfig, ClientId, IssuerPolicy, Redirect, RedirectUrl, SmartClient,
+};
 use halo_sofa_server::store::{LaunchRecord, Store};
 use reference_sofa::{CatalogSource, Client, Config, IN_MEMORY, Login, ReferenceSofa};
 use serde_json::{Value, json};
@@ -293,7 +295,12 @@ async fn a_plain_smart_launch_hands_the_emr_context_to_the_app() {
     let policy = IssuerPolicy::new()
         .allow(
             sofa.fhir_base.clone(),
-            ClientConfig::new("plain-app", redirect_uri, scopes, ClientAuth::Public),
+            ClientConfig::new(
+                ClientId::new("plain-app").unwrap(),
+                RedirectUrl::new(redirect_uri).unwrap(),
+                scopes,
+                ClientAuth::Public,
+            ),
         )
         .unwrap()
         .allow_http_loopback(true);

@@ -43,7 +43,8 @@ use halo_poc::{
 use halo_smart_client::secret::Secret;
 use halo_smart_client::store::MemoryLaunchStore;
 use halo_smart_client::{
-    ClientAuth, ClientConfig, IssuerPolicy, Redirect, SessionHandle, SmartClient,
+    ClientAuth, ClientConfig, ClientId, IssuerPolicy, Redirect, RedirectUrl, SessionHandle,
+    SmartClient,
 };
 use reference_sofa::{CatalogSource, Client, Config, Login, ReferenceSofa, RunningSofa};
 use serde_json::{Value, json};
@@ -237,8 +238,8 @@ impl Demo {
             .allow(
                 sofa.fhir_base.clone(),
                 ClientConfig::new(
-                    APP_CLIENT_ID,
-                    format!("{app_base}/callback"),
+                    ClientId::new(APP_CLIENT_ID)?,
+                    RedirectUrl::new(format!("{app_base}/callback"))?,
                     APP_SCOPES,
                     ClientAuth::Public,
                 ),
@@ -782,8 +783,9 @@ impl Demo {
             .allow(
                 fhir_base.to_string(),
                 ClientConfig::new(
-                    POC_CLIENT_ID,
-                    format!("{}{SIGNED_IN_PATH}", self.poc_base),
+                    ClientId::new(POC_CLIENT_ID).map_err(|e| e.to_string())?,
+                    RedirectUrl::new(format!("{}{SIGNED_IN_PATH}", self.poc_base))
+                        .map_err(|e| e.to_string())?,
                     CLINICIAN_SCOPES,
                     ClientAuth::ClientSecretBasic(Secret::new(POC_SECRET)),
                 ),

@@ -16,8 +16,8 @@
 //! - `POST /clear`: `$clear-context` for one launch;
 //! - `POST /sofa/notify`: the rest-hook endpoint the SoFA delivers to.
 //!
-//! The chart and its notifications live in memory. Every interpolated value goes through
-//! [`escape`].
+//! The chart and its notifications live in memory. Pages are `maud` templates, which escape
+//! every interpolated value.
 
 // REQ: EX-03
 
@@ -40,7 +40,10 @@ use halo_poc::{
 use halo_smart_client::binding::{BrowserBinding, LAUNCH_COOKIE_MAX_AGE};
 use halo_smart_client::secret::Secret;
 use halo_smart_client::store::MemoryLaunchStore;
-use halo_smart_client::{ClientAuth, ClientConfig, IssuerPolicy, Redirect, SmartClient};
+use halo_smart_client::{
+    ClientAuth, ClientConfig, ClientId, IssuerPolicy, Redirect, RedirectUrl, SmartClient,
+};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -219,8 +222,11 @@ pub fn router(config: EmrConfig) -> Result<Router, StartError> {
         .allow(
             config.fhir_base.clone(),
             ClientConfig::new(
-                config.client_id.clone(),
-                format!("{}{SIGNED_IN_PATH}", config.base_url.trim_end_matches('/')),
+                ClientId::new(config.client_id.clone())?,
+                RedirectUrl::new(format!(
+                    "{}{SIGNED_IN_PATH}",
+                    config.base_url.trim_end_matches('/')
+                ))?,
                 CLINICIAN_SCOPES,
                 ClientAuth::ClientSecretBasic(Secret::new(config.client_secret.clone())),
             ),
@@ -249,40 +255,35 @@ pub fn router(config: EmrConfig) -> Result<Router, StartError> {
         .with_state(emr))
 }
 
-/// Escapes `value` for HTML text and attribute values.
-pub fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Just enough style to read comfortably; no scripts, no external assets.
 const STYLE: &str = "<style>body{font-family:sans-serif;margin:1.5rem;max-width:60rem}\
 label{margin-right:1rem}table{border-collapse:collapse}\
 td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}.error{color:#a61b1b}\
 .app-frame{width:100%;height:34rem;border:1px solid #ccc;margin-top:1rem}</style>";
 
-fn page(title: &str, head: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{head}{STYLE}<title>{}</title></head>\
-         <body><h1>{}</h1>\n<p><a href=\"/\">Chart</a> · <a href=\"/notifications\">Notifications</a></p>\n{body}\n</body></html>\n",
-        escape(title),
-        escape(title)
+fn page(title: &str, head: Markup, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            "\n"
+            html lang="en" {
+                head { meta charset="utf-8"; (head) (PreEscaped(STYLE)) title { (title) } }
+                body {
+                    h1 { (title) }
+                    "\n"
+                    p { a href="/" { "Chart" } " · " a href="/notifications" { "Notifications" } }
+                    "\n" (body) "\n"
+                }
+            }
+            "\n"
+        }
+        .into_string(),
     )
 }
 
 fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!("<p class=\"error\">{}</p>", escape(message));
-    (status, Html(page(title, "", &body))).into_response()
+    let body = html! { p class="error" { (message) } };
+    (status, page(title, html! {}, body)).into_response()
 }
 
 fn display_name(patient: &Value) -> String {
@@ -407,70 +408,84 @@ async fn index(State(emr): State<Emr>) -> Response {
         .lock()
         .ok()
         .and_then(|c| c.as_ref().map(|c| c.name.clone()));
-    let mut body = match signed_in {
-        Some(name) => format!(
-            "<p class=\"clinician\">Signed in as <strong>{}</strong> at the IdP.</p>\n",
-            escape(&name)
-        ),
-        None => "<form method=\"get\" action=\"/sign-in\" class=\"clinician\">Not signed in \
-                 <button type=\"submit\">Sign in at the IdP</button></form>\n"
-            .to_string(),
-    };
-    body.push_str("<h2>App Catalog</h2>\n<ul class=\"catalog\">\n");
-    for error in &errors {
-        body.push_str(&format!(
-            "<li class=\"error\">left out: {}</li>\n",
-            escape(error)
-        ));
-    }
-    for app in &catalog {
-        body.push_str(&format!(
-            "<li><strong>{}</strong> — {} <code>{}</code></li>\n",
-            escape(&app.name),
-            escape(&app.description_short),
-            escape(&app.id)
-        ));
-    }
-    body.push_str("</ul>\n<h2>Open an app</h2>\n<form method=\"post\" action=\"/launch\">\n<label>Patient <select name=\"patient\">");
-    for (reference, name) in emr.chart.patients() {
-        body.push_str(&format!(
-            "<option value=\"{}\">{} ({})</option>",
-            escape(&reference),
-            escape(&name),
-            escape(&reference)
-        ));
-    }
-    body.push_str("</select></label>\n<label>App <select name=\"app_id\">");
-    for app in &catalog {
-        body.push_str(&format!(
-            "<option value=\"{}\">{}</option>",
-            escape(&app.id),
-            escape(&app.name)
-        ));
-    }
-    // EMRs show apps inside their own page: the second button opens the app in the frame below,
-    // where the app runs on another site than this page.
-    body.push_str(
-        "</select></label>\n<button type=\"submit\">Open</button> \
-         <button type=\"submit\" formtarget=\"app-frame\">Open in frame</button></form>\n\
-         <iframe name=\"app-frame\" title=\"App\" class=\"app-frame\"></iframe>\n",
-    );
     let launches = emr.launches.lock().map(|l| l.clone()).unwrap_or_default();
-    body.push_str("<h2>Open launches</h2>\n");
-    if launches.is_empty() {
-        body.push_str("<p>None.</p>\n");
-    }
-    for (launch, app_name, patient) in &launches {
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/clear\" class=\"launch\">{} for {} · <a href=\"{}\">open again</a> \
-             <input type=\"hidden\" name=\"launch_id\" value=\"{}\"><button type=\"submit\">Clear</button></form>\n",
-            escape(app_name),
-            escape(patient),
-            escape(launch.url.as_str()),
-            escape(&launch.launch_id)
-        ));
-    }
-    Html(page("HALO example EMR", "", &body)).into_response()
+    let patients = emr.chart.patients();
+    let body = html! {
+        @match &signed_in {
+            Some(name) => {
+                p class="clinician" { "Signed in as " strong { (name) } " at the IdP." }
+            }
+            None => {
+                form method="get" action="/sign-in" class="clinician" {
+                    "Not signed in "
+                    button type="submit" { "Sign in at the IdP" }
+                }
+            }
+        }
+        "\n"
+        h2 { "App Catalog" }
+        "\n"
+        ul class="catalog" {
+            "\n"
+            @for error in &errors {
+                li class="error" { "left out: " (error) }
+                "\n"
+            }
+            @for app in &catalog {
+                li { strong { (app.name) } " — " (app.description_short) " " code { (app.id) } }
+                "\n"
+            }
+        }
+        "\n"
+        h2 { "Open an app" }
+        "\n"
+        form method="post" action="/launch" {
+            "\n"
+            label {
+                "Patient "
+                select name="patient" {
+                    @for (reference, name) in &patients {
+                        option value=(reference) { (name) " (" (reference) ")" }
+                    }
+                }
+            }
+            "\n"
+            label {
+                "App "
+                select name="app_id" {
+                    @for app in &catalog {
+                        option value=(app.id) { (app.name) }
+                    }
+                }
+            }
+            "\n"
+            button type="submit" { "Open" }
+            " "
+            // EMRs show apps inside their own page: this button opens the app in the frame
+            // below, where the app runs on another site than this page.
+            button type="submit" formtarget="app-frame" { "Open in frame" }
+        }
+        "\n"
+        iframe name="app-frame" title="App" class="app-frame" {}
+        "\n"
+        h2 { "Open launches" }
+        "\n"
+        @if launches.is_empty() {
+            p { "None." }
+            "\n"
+        }
+        @for (launch, app_name, patient) in &launches {
+            form method="post" action="/clear" class="launch" {
+                (app_name) " for " (patient) " · "
+                a href=(launch.url.as_str()) { "open again" }
+                " "
+                input type="hidden" name="launch_id" value=(launch.launch_id);
+                button type="submit" { "Clear" }
+            }
+            "\n"
+        }
+    };
+    page("HALO example EMR", html! {}, body).into_response()
 }
 
 /// The open-an-app form.
@@ -565,35 +580,34 @@ async fn notifications(State(emr): State<Emr>) -> Response {
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    let mut body = format!(
-        "<p>Subscription: <code>{}</code></p>\n",
-        escape(if subscription.is_empty() {
-            "none yet (made on the first launch)"
-        } else {
-            &subscription
-        })
-    );
-    if filed.is_empty() {
-        body.push_str("<p>No notifications yet.</p>\n");
+    let subscription = if subscription.is_empty() {
+        "none yet (made on the first launch)"
     } else {
-        body.push_str(
-            "<table class=\"notifications\"><tr><th>event</th><th>SoFA</th><th>local</th></tr>\n",
-        );
-        for f in filed.iter().rev() {
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                f.event_number,
-                escape(&f.focus),
-                escape(&f.local)
-            ));
+        &subscription
+    };
+    let body = html! {
+        p { "Subscription: " code { (subscription) } }
+        "\n"
+        @if filed.is_empty() {
+            p { "No notifications yet." }
+            "\n"
+        } @else {
+            table class="notifications" {
+                tr { th { "event" } th { "SoFA" } th { "local" } }
+                "\n"
+                @for f in filed.iter().rev() {
+                    tr { td { (f.event_number) } td { (f.focus) } td { (f.local) } }
+                    "\n"
+                }
+            }
+            "\n"
         }
-        body.push_str("</table>\n");
-    }
-    Html(page(
+    };
+    page(
         "Notifications",
-        "<meta http-equiv=\"refresh\" content=\"3\">",
-        &body,
-    ))
+        html! { meta http-equiv="refresh" content="3"; },
+        body,
+    )
     .into_response()
 }
 
@@ -719,5 +733,32 @@ async fn notify(State(emr): State<Emr>, mut request: axum::extract::Request) -> 
     match endpoint.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_escapes_its_title_and_body() {
+        let hostile = "<script>alert(\"x\")</script> & co";
+        let escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co";
+        let Html(page) = page(
+            hostile,
+            html! { meta http-equiv="refresh" content="3"; },
+            html! { li { (hostile) } },
+        );
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(&format!("<title>{escaped}</title>")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("<h1>{escaped}</h1>")), "{page}");
+        assert!(page.contains(&format!("<li>{escaped}</li>")), "{page}");
+        assert!(
+            page.contains("<meta http-equiv=\"refresh\" content=\"3\">"),
+            "{page}"
+        );
     }
 }

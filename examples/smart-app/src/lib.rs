@@ -8,7 +8,7 @@
 //!   the patient's Observations, and a form that records a body weight;
 //! - `POST /s/{session}/observations`: writes the Observation, then back to the page.
 //!
-//! Pages are plain server-rendered HTML; every interpolated value goes through [`escape`].
+//! Pages are server-rendered HTML from `maud` templates, which escape every interpolated value.
 //! A failed launch, a launch without a patient and a refused authorization each get a page that
 //! says what happened and what to do, and a log line with the error code and the developer detail
 //! (never a token).
@@ -33,9 +33,10 @@ use axum::{Form, Router};
 use halo_smart_client::binding::LAUNCH_COOKIE_MAX_AGE;
 use halo_smart_client::store::MemoryLaunchStore;
 use halo_smart_client::{
-    BrowserBinding, ClientAuth, ClientConfig, IssuerPolicy, Redirect, SessionHandle, SmartClient,
-    SmartError,
+    BrowserBinding, ClientAuth, ClientConfig, ClientId, IssuerPolicy, Redirect, RedirectUrl,
+    SessionHandle, SmartClient, SmartError,
 };
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -73,12 +74,19 @@ impl AppConfig {
         scopes: &str,
         issuers: &[String],
     ) -> Result<AppConfig, SmartError> {
-        let redirect_uri = format!("{}/callback", base_url.trim_end_matches('/'));
+        let client_id = ClientId::new(client_id)?;
+        let redirect_uri =
+            RedirectUrl::new(format!("{}/callback", base_url.trim_end_matches('/')))?;
         let mut policy = IssuerPolicy::new().allow_http_loopback(true);
         for iss in issuers {
             policy = policy.allow(
                 iss.clone(),
-                ClientConfig::new(client_id, redirect_uri.clone(), scopes, ClientAuth::Public),
+                ClientConfig::new(
+                    client_id.clone(),
+                    redirect_uri.clone(),
+                    scopes,
+                    ClientAuth::Public,
+                ),
             )?;
         }
         Ok(AppConfig::with_client(SmartClient::new(
@@ -186,50 +194,39 @@ pub fn router(config: AppConfig) -> Router {
         ))
 }
 
-/// Escapes `value` for HTML text and attribute values.
-pub fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Just enough style for the banner to read as one; no scripts, no external assets.
 const STYLE: &str = "<style>body{font-family:sans-serif;margin:1.5rem;max-width:60rem}\
 .banner{background:#e8f0fe;border-left:.4rem solid #1a56db;padding:.6rem 1rem;margin-bottom:1rem}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}\
 .error{color:#a61b1b}</style>";
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{STYLE}<title>{}</title></head>\
-         <body><h1>{}</h1>\n{body}\n</body></html>\n",
-        escape(title),
-        escape(title)
+fn page(title: &str, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            "\n"
+            html lang="en" {
+                head { meta charset="utf-8"; (PreEscaped(STYLE)) title { (title) } }
+                body { h1 { (title) } "\n" (body) "\n" }
+            }
+            "\n"
+        }
+        .into_string(),
     )
 }
 
 /// An error page: a heading, what to do, and the stable error code for support.
 fn error_page(status: StatusCode, title: &str, error: &SmartError) -> Response {
-    let body = format!(
-        "<p class=\"error\">{}</p>\n<p>Error code: <code>{}</code></p>",
-        escape(&error.user_message()),
-        escape(error.code())
-    );
-    (status, Html(page(title, &body))).into_response()
+    let body = html! {
+        p class="error" { (error.user_message()) }
+        "\n"
+        p { "Error code: " code { (error.code()) } }
+    };
+    (status, page(title, body)).into_response()
 }
 
 fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!("<p class=\"error\">{}</p>", escape(message));
-    (status, Html(page(title, &body))).into_response()
+    (status, page(title, html! { p class="error" { (message) } })).into_response()
 }
 
 /// Whether `error` is the FHIR server or authorization server refusing the app.
@@ -253,10 +250,10 @@ impl App {
 }
 
 async fn index() -> Html<String> {
-    Html(page(
+    page(
         "HALO example SMART app",
-        "<p>Open this app from your clinical system; it starts at <code>/launch</code>.</p>",
-    ))
+        html! { p { "Open this app from your clinical system; it starts at " code { "/launch" } "." } },
+    )
 }
 
 async fn launch(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
@@ -440,7 +437,7 @@ fn display_name(patient: &Value) -> String {
 }
 
 /// One row of the Observation list: what, value, when.
-fn observation_row(observation: &Value) -> String {
+fn observation_row(observation: &Value) -> Markup {
     let code = &observation["code"];
     let what = code["text"]
         .as_str()
@@ -459,13 +456,14 @@ fn observation_row(observation: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    format!(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        escape(observation["id"].as_str().unwrap_or_default()),
-        escape(what),
-        escape(value.trim()),
-        escape(&when)
-    )
+    html! {
+        tr {
+            td { (observation["id"].as_str().unwrap_or_default()) }
+            td { (what) }
+            td { (value.trim()) }
+            td { (when) }
+        }
+    }
 }
 
 async fn patient_page(
@@ -490,20 +488,14 @@ async fn patient_page(
         );
     };
     let fhir = handle.fhir();
-    let mut body = String::new();
-    if snapshot.context.need_patient_banner == Some(true) {
-        let patient = match fhir.context_patient().await {
-            Ok(patient) => patient,
+    let banner = if snapshot.context.need_patient_banner == Some(true) {
+        match fhir.context_patient().await {
+            Ok(patient) => Some(patient),
             Err(e) => return fhir_failure(&app, &e),
-        };
-        body.push_str(&format!(
-            "<div class=\"banner\"><strong>{}</strong> · {} · born {} · <code>Patient/{}</code></div>\n",
-            escape(&display_name(&patient)),
-            escape(patient["gender"].as_str().unwrap_or("unknown")),
-            escape(patient["birthDate"].as_str().unwrap_or("?")),
-            escape(&patient_id)
-        ));
-    }
+        }
+    } else {
+        None
+    };
     let observations = match fhir
         .search_all("Observation", &[("patient", patient_id.as_str())], 10)
         .await
@@ -511,26 +503,45 @@ async fn patient_page(
         Ok(observations) => observations,
         Err(e) => return fhir_failure(&app, &e),
     };
-    body.push_str(&format!("<h2>Observations ({})</h2>\n", observations.len()));
-    if observations.is_empty() {
-        body.push_str("<p>No Observations yet.</p>\n");
-    } else {
-        body.push_str(
-            "<table class=\"observations\"><tr><th>id</th><th>what</th><th>value</th><th>when</th></tr>\n",
-        );
-        for observation in &observations {
-            body.push_str(&observation_row(observation));
-            body.push('\n');
+    let body = html! {
+        @if let Some(patient) = &banner {
+            div class="banner" {
+                strong { (display_name(patient)) }
+                " · " (patient["gender"].as_str().unwrap_or("unknown"))
+                " · born " (patient["birthDate"].as_str().unwrap_or("?"))
+                " · " code { "Patient/" (patient_id) }
+            }
+            "\n"
         }
-        body.push_str("</table>\n");
-    }
-    body.push_str(&format!(
-        "<h2>Record a body weight</h2>\n<form method=\"post\" action=\"/s/{}/observations\">\
-         <label>Weight (kg) <input name=\"weight_kg\" type=\"number\" step=\"0.1\" min=\"0\" required></label> \
-         <button type=\"submit\">Save</button></form>\n",
-        escape(&id)
-    ));
-    Html(page("Patient", &body)).into_response()
+        h2 { "Observations (" (observations.len()) ")" }
+        "\n"
+        @if observations.is_empty() {
+            p { "No Observations yet." }
+            "\n"
+        } @else {
+            table class="observations" {
+                tr { th { "id" } th { "what" } th { "value" } th { "when" } }
+                "\n"
+                @for observation in &observations {
+                    (observation_row(observation))
+                    "\n"
+                }
+            }
+            "\n"
+        }
+        h2 { "Record a body weight" }
+        "\n"
+        form method="post" action={ "/s/" (id) "/observations" } {
+            label {
+                "Weight (kg) "
+                input name="weight_kg" type="number" step="0.1" min="0" required;
+            }
+            " "
+            button type="submit" { "Save" }
+        }
+        "\n"
+    };
+    page("Patient", body).into_response()
 }
 
 /// The form's fields.
@@ -584,5 +595,39 @@ async fn write_observation(
         )
             .into_response(),
         Err(e) => fhir_failure(&app, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "<script>alert(\"x\")</script> & co";
+    const ESCAPED: &str = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co";
+
+    #[test]
+    fn a_page_and_an_observation_row_escape_what_the_server_sent() {
+        let Html(page) = page(HOSTILE, html! { p class="error" { (HOSTILE) } });
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(&format!("<title>{ESCAPED}</title>")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("<h1>{ESCAPED}</h1>")), "{page}");
+        assert!(
+            page.contains(&format!("<p class=\"error\">{ESCAPED}</p>")),
+            "{page}"
+        );
+        let row = observation_row(&json!({
+            "id": HOSTILE,
+            "code": {"text": HOSTILE},
+            "valueString": HOSTILE,
+            "effectiveDateTime": HOSTILE,
+        }))
+        .into_string();
+        assert_eq!(
+            row,
+            format!("<tr>{}</tr>", format!("<td>{ESCAPED}</td>").repeat(4))
+        );
     }
 }

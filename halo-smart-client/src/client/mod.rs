@@ -239,8 +239,8 @@ impl SmartClient {
             iss: iss.to_owned(),
             aud: iss.to_owned(),
             launch: launch.map(str::to_owned),
-            client_id: client.client_id.clone(),
-            redirect_uri: client.redirect_uri.clone(),
+            client_id: client.client_id.as_str().to_owned(),
+            redirect_uri: client.redirect_uri.as_str().to_owned(),
             code_verifier: pkce.verifier().clone(),
             token_endpoint: endpoints.token.to_string(),
             scope: scope.clone(),
@@ -251,8 +251,8 @@ impl SmartClient {
         self.inner.store.put(pending).await?;
         let request = AuthorizeRequest {
             authorization_endpoint: endpoints.authorization,
-            client_id: client.client_id,
-            redirect_uri: client.redirect_uri,
+            client_id: client.client_id.into(),
+            redirect_uri: client.redirect_uri.into(),
             scope,
             launch: launch.map(str::to_owned),
             aud: iss.to_owned(),

@@ -28,13 +28,25 @@ use halo_smart_client::authorize::s256;
 use halo_smart_client::keys::SigningKey;
 use halo_smart_client::launch::ClientConfig;
 use halo_smart_client::store::MemoryLaunchStore;
-use halo_smart_client::{ClientAuth, ClientOptions, IssuerPolicy, SmartClient};
+use halo_smart_client::{
+    ClientAuth, ClientId, ClientOptions, IssuerPolicy, RedirectUrl, SmartClient,
+};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 pub const CLIENT_ID: &str = "halo-test-app";
 pub const REDIRECT_URI: &str = "https://app.example.ca/callback";
+
+/// The test app's registration, typed.
+pub fn client_id() -> ClientId {
+    ClientId::new(CLIENT_ID).unwrap()
+}
+
+/// The test app's redirect URI, typed.
+pub fn redirect_uri() -> RedirectUrl {
+    RedirectUrl::new(REDIRECT_URI).unwrap()
+}
 
 pub fn fixture(name: &str) -> String {
     let path = format!("{}/../fixtures/smart/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -273,7 +285,7 @@ impl Mock {
         options: ClientOptions,
     ) -> SmartClient {
         self.client_from(
-            ClientConfig::new(CLIENT_ID, REDIRECT_URI, scope, auth),
+            ClientConfig::new(client_id(), redirect_uri(), scope, auth),
             options,
         )
     }
@@ -285,7 +297,7 @@ impl Mock {
         auth: ClientAuth,
         scope: &str,
     ) -> SmartClient {
-        let mut config = ClientConfig::new(CLIENT_ID, REDIRECT_URI, scope, auth);
+        let mut config = ClientConfig::new(client_id(), redirect_uri(), scope, auth);
         change(&mut config);
         self.client_from(config, ClientOptions::default())
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Form, extract::rejection::FormRejection};
 use chrono::Duration;
 use halo_model::oauth::{OAuthError, OAuthErrorCode};
@@ -17,6 +17,7 @@ use serde_json::json;
 use super::grant::narrow;
 use super::server::{Inner, hash_secret, paths, random_token};
 use super::users::{AuthenticatedUser, Authentication, LoginRequest};
+use crate::pages;
 use crate::store::{AuthorizationCodeRecord, LaunchRecord};
 
 type Params = Vec<(String, String)>;
@@ -45,29 +46,12 @@ pub(super) async fn authorize_post(
 
 /// An error the user sees; nothing is redirected (REQ AS-03).
 fn error_page(message: &str) -> Response {
-    let message = message.replace('&', "&amp;").replace('<', "&lt;");
-    (
-        StatusCode::BAD_REQUEST,
-        Html(format!(
-            "<!doctype html><html><head><title>Authorization error</title></head><body>\
-             <h1>This app cannot be authorized</h1><p>{message}</p></body></html>"
-        )),
-    )
-        .into_response()
+    (StatusCode::BAD_REQUEST, pages::authorization_error(message)).into_response()
 }
 
 /// The page a signed-in user sees for a launch that is not theirs (REQ IDP-04).
 fn not_yours_page() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Html(
-            "<!doctype html><html><head><title>Not your launch</title></head><body>\
-             <h1>This app was opened for another clinician</h1><p>You are signed in as someone \
-             other than the clinician who opened this app in the EMR. Open the app again from \
-             your own EMR session.</p></body></html>",
-        ),
-    )
-        .into_response()
+    (StatusCode::FORBIDDEN, pages::not_your_launch()).into_response()
 }
 
 /// Whether `user` may launch an app with `launch` (D-18): only its owner, the clinician the

@@ -34,7 +34,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,6 +49,7 @@ use super::jwks::{JwksCache, JwksError};
 use super::users::{AuthenticatedUser, Authentication, LoginRequest, UserAuthenticator, cookie};
 use super::{TokenError, paths as auth_paths};
 use crate::outbound::read_bounded;
+use crate::pages;
 use crate::store::{BoxFuture, Store};
 
 /// The federated login's routes, relative to the FHIR base.
@@ -668,18 +669,7 @@ fn redirect(location: &str) -> Response {
 }
 
 fn page(status: StatusCode, message: &str) -> Response {
-    let message = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let mut response = (
-        status,
-        Html(format!(
-            "<!doctype html><html><head><title>Sign-in</title></head><body><h1>Sign-in</h1>\
-             <p>{message}</p></body></html>"
-        )),
-    )
-        .into_response();
+    let mut response = (status, pages::sign_in_message(message)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -8,11 +8,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
+use crate::pages;
 use crate::store::BoxFuture;
 
 /// An authenticated end user.
@@ -335,30 +336,13 @@ impl DevLogin {
 
     fn page(request: &LoginRequest<'_>, message: Option<&str>) -> Response {
         let csrf = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
-        let hidden: String = request
+        let hidden = request
             .params
             .iter()
             .filter(|(k, _)| !matches!(k.as_str(), "username" | "password" | "csrf"))
-            .chain(std::iter::once(&("csrf".to_string(), csrf.clone())))
-            .map(|(k, v)| {
-                format!(
-                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                    escape(k),
-                    escape(v)
-                )
-            })
-            .collect();
-        let message = message
-            .map(|m| format!("<p role=\"alert\">{}</p>", escape(m)))
-            .unwrap_or_default();
-        let mut response = Html(format!(
-            "<!doctype html><html><head><title>Sign in</title></head><body><h1>Sign in \
-             (development)</h1>{message}<form method=\"post\" action=\"{}\">{hidden}<label>User \
-             <input name=\"username\"></label><label>Password <input name=\"password\" \
-             type=\"password\"></label><button>Sign in</button></form></body></html>",
-            escape(request.action)
-        ))
-        .into_response();
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(std::iter::once(("csrf", csrf.as_str())));
+        let mut response = pages::dev_login(request.action, hidden, message).into_response();
         let path = url::Url::parse(request.action)
             .map(|u| u.path().to_string())
             .unwrap_or_else(|_| "/".into());
@@ -377,13 +361,6 @@ impl DevLogin {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 impl UserAuthenticator for DevLogin {

@@ -501,17 +501,28 @@ impl AuthServerUnderTest {
         Ok(url.query_pairs().into_owned().collect())
     }
 
-    /// GETs the development login form for an authorization request: its CSRF token and the
-    /// cookie that must come back with it.
-    pub async fn login_form(&self, params: &[(String, String)]) -> (String, String) {
-        let response = self
+    /// GETs the authorize endpoint and expects a page (200), not a redirect.
+    async fn authorize_get(&self, params: &[(String, String)]) -> reqwest::Response {
+        let page = self
             .http
             .get(self.url("/auth/authorize"))
             .query(params)
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(page.status(), StatusCode::OK);
+        page
+    }
+
+    /// GETs the authorize endpoint and expects a page (200), not a redirect: its HTML.
+    pub async fn authorize_page(&self, params: &[(String, String)]) -> String {
+        self.authorize_get(params).await.text().await.unwrap()
+    }
+
+    /// GETs the development login form for an authorization request: its CSRF token and the
+    /// cookie that must come back with it.
+    pub async fn login_form(&self, params: &[(String, String)]) -> (String, String) {
+        let response = self.authorize_get(params).await;
         let cookie = response.headers()["set-cookie"]
             .to_str()
             .unwrap()
