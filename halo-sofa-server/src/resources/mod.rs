@@ -443,7 +443,7 @@ async fn search_in(
     };
     let count = number("_count", DEFAULT_COUNT)?.min(MAX_COUNT);
     let offset = number("_offset", 0)?;
-    let criteria = params::criteria(&resource_type, &params)
+    let criteria = params::criteria(resource_type, &params)
         .map_err(|why| SofaError::bad_request(IssueType::NotSupported, why))?;
     let mut ids = criteria.ids;
     // The store narrows by one reference (any element); every criterion is then checked on
@@ -477,13 +477,13 @@ async fn search_in(
     let page: Vec<StoredResource> = found
         .into_iter()
         .take(count as usize)
-        .filter(|s| may_see(&caller, &reach, s))
+        .filter(|s| may_see(caller, &reach, s))
         .filter(|s| criteria.references.iter().all(|c| c.matches(&s.resource)))
         .collect();
     let next = has_next.then_some(offset + count);
     Ok(fhir_json(
         StatusCode::OK,
-        &bundle(&server, &resource_type, &params, &page, next),
+        &bundle(server, resource_type, &params, &page, next),
     ))
 }
 
