@@ -22,6 +22,44 @@ pub(crate) fn typed(record: &SubscriptionRecord) -> Option<Subscription> {
     Some(subscription)
 }
 
+/// The typed views of stored subscriptions, each kept while its stored JSON is unchanged: every
+/// app write looks up its PoC's subscriptions and every heartbeat pass all of them, and parsing
+/// each one every time is work for nothing. A hit compares the stored JSON with the one parsed
+/// (no allocation), so an update made by any instance is seen at once.
+#[derive(Default)]
+pub(crate) struct ParsedSubscriptions(
+    std::sync::Mutex<
+        std::collections::HashMap<String, (halo_model::fhir::RawResource, Subscription)>,
+    >,
+);
+
+/// The most typed views kept; past it the cache starts over (a province's subscriptions fit
+/// many times over).
+const MAX_PARSED: usize = 100_000;
+
+impl ParsedSubscriptions {
+    /// [`typed`], from the cache when the stored JSON is the one parsed before.
+    pub(crate) fn typed(&self, record: &SubscriptionRecord) -> Option<Subscription> {
+        let mut parsed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((resource, subscription)) = parsed.get(&record.id)
+            && *resource == record.resource
+        {
+            let mut subscription = subscription.clone();
+            subscription.status = model_status(record.status);
+            return Some(subscription);
+        }
+        let subscription = typed(record)?;
+        if parsed.len() >= MAX_PARSED {
+            parsed.clear();
+        }
+        parsed.insert(
+            record.id.clone(),
+            (record.resource.clone(), subscription.clone()),
+        );
+        Some(subscription)
+    }
+}
+
 pub(crate) fn model_status(status: crate::store::SubscriptionStatus) -> SubscriptionStatus {
     use crate::store::SubscriptionStatus as Stored;
     match status {
@@ -172,5 +210,65 @@ impl Inner {
                 response.status().as_u16()
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SubscriptionStatus as Stored;
+
+    fn record(endpoint: &str, status: Stored) -> SubscriptionRecord {
+        let resource = serde_json::json!({
+            "resourceType": "Subscription",
+            "meta": {"profile": ["http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"]},
+            "status": "requested",
+            "reason": "test",
+            "criteria": halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC,
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": endpoint,
+                "payload": "application/fhir+json",
+                "_payload": {"extension": [{
+                    "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content",
+                    "valueCode": "id-only"
+                }]}
+            }
+        });
+        SubscriptionRecord {
+            id: "s1".into(),
+            owner_client_id: "poc".into(),
+            topic: halo_model::canonical::SOFA_CONTENT_UPDATE_TOPIC.into(),
+            status,
+            events_since_start: 0,
+            resource: halo_model::fhir::RawResource::from_value(resource).expect("a resource"),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_kept_typed_view_follows_the_stored_json_and_status() {
+        let parsed = ParsedSubscriptions::default();
+        let first = parsed
+            .typed(&record("https://a.example/hook", Stored::Active))
+            .expect("typed");
+        assert_eq!(
+            first.channel.endpoint.as_deref(),
+            Some("https://a.example/hook")
+        );
+        assert_eq!(first.status, SubscriptionStatus::Active);
+        // Same JSON, new status: the kept view with the record's status.
+        let again = parsed
+            .typed(&record("https://a.example/hook", Stored::Error))
+            .expect("typed");
+        assert_eq!(again.status, SubscriptionStatus::Error);
+        // Changed JSON (another instance updated it): parsed again, never the stale endpoint.
+        let changed = parsed
+            .typed(&record("https://b.example/hook", Stored::Active))
+            .expect("typed");
+        assert_eq!(
+            changed.channel.endpoint.as_deref(),
+            Some("https://b.example/hook")
+        );
     }
 }

@@ -12,7 +12,7 @@ use halo_model::subscription::{ChannelType, NotificationType, Subscription};
 use tokio::task::JoinSet;
 
 use super::Inner;
-use super::delivery::typed;
+use super::delivery::ParsedSubscriptions;
 use crate::error::SofaError;
 use crate::store::{SubscriptionRecord, SubscriptionStatus, Transaction};
 
@@ -87,13 +87,14 @@ pub(super) async fn pass(inner: &Arc<Inner>) -> usize {
 /// heartbeat period, and nothing sent (status change, heartbeat or event) for that long.
 async fn due_at(
     tx: &mut dyn Transaction,
+    parsed: &ParsedSubscriptions,
     record: &SubscriptionRecord,
     now: DateTime<Utc>,
 ) -> Result<Option<Subscription>, SofaError> {
     if record.status != SubscriptionStatus::Active {
         return Ok(None);
     }
-    let Some(subscription) = typed(record) else {
+    let Some(subscription) = parsed.typed(record) else {
         return Ok(None);
     };
     let Some(period) = subscription.channel.heartbeat_period else {
@@ -116,7 +117,10 @@ async fn due(inner: &Inner) -> Result<Vec<String>, SofaError> {
     let records = tx.list_subscriptions(None).await?;
     let mut due = Vec::new();
     for record in records {
-        if due_at(tx.as_mut(), &record, now).await?.is_some() {
+        if due_at(tx.as_mut(), &inner.parsed, &record, now)
+            .await?
+            .is_some()
+        {
             due.push(record.id);
         }
     }
@@ -172,7 +176,7 @@ impl Inner {
         let Some(mut record) = tx.get_subscription(id).await? else {
             return Ok(None);
         };
-        let Some(subscription) = due_at(tx.as_mut(), &record, now).await? else {
+        let Some(subscription) = due_at(tx.as_mut(), &self.parsed, &record, now).await? else {
             return Ok(None);
         };
         if subscription.channel.channel_type == ChannelType::Websocket && !self.hub.is_bound(id) {

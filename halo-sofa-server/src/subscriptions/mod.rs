@@ -146,6 +146,7 @@ pub(crate) struct Inner {
     pub(crate) relay: relay::Relay,
     pub(crate) heartbeats: heartbeat::Sending,
     pub(crate) outbox: outbox::Outbox,
+    pub(crate) parsed: delivery::ParsedSubscriptions,
     /// The events this process logged whose write is still in progress: never a crash's.
     pub(crate) in_flight: std::sync::Mutex<std::collections::HashSet<(String, u64)>>,
 }
@@ -201,6 +202,7 @@ impl Subscriptions {
                 relay: relay::Relay::default(),
                 heartbeats: heartbeat::Sending::default(),
                 outbox: outbox::Outbox::default(),
+                parsed: delivery::ParsedSubscriptions::default(),
                 in_flight: Default::default(),
             }),
         }

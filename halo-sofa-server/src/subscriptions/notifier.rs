@@ -32,7 +32,6 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::Inner;
-use super::delivery::typed;
 use crate::error::SofaError;
 use crate::fhir::{
     ChangeAction, ChangeNotifier, CommittedWrite, NotifyError, PreparedWrite, ResourceChange,
@@ -187,7 +186,7 @@ impl Inner {
                 r.status == SubscriptionStatus::Active
                     && r.topic == self.config.content_update_topic
             })
-            .filter_map(|r| typed(&r).map(|s| (r, s)))
+            .filter_map(|r| self.parsed.typed(&r).map(|s| (r, s)))
             .collect())
     }
 
