@@ -59,13 +59,19 @@ pub(crate) fn format_parameter(query: Option<&str>) -> Option<String> {
 /// A FHIR JSON answer (R4 media type); the router's XML layer rewrites it when XML was asked
 /// for.
 pub(crate) fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    fhir_json_bytes(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A FHIR JSON answer already serialised (a stored resource written straight from its map,
+/// with no copy into a `Value` first).
+pub(crate) fn fhir_json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static(media::FHIR_JSON_R4),
         )],
-        serde_json::to_vec(body).unwrap_or_default(),
+        body,
     )
         .into_response()
 }

@@ -8,6 +8,6 @@ mod panic;
 mod xml;
 
 pub use body::{authenticate, read_fhir_json, response_format};
-pub(crate) use body::{fhir_json, format_parameter};
+pub(crate) use body::{fhir_json, fhir_json_bytes, format_parameter};
 pub(crate) use panic::answer as panic_answer;
 pub(crate) use xml::convert as xml_convert;

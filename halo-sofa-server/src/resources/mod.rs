@@ -28,7 +28,9 @@ use crate::config::SofaConfig;
 use crate::error::SofaError;
 use crate::fhir::notify::{ChangeAction, ChangeNotifier, NotifyError, WriteError};
 use crate::fhir::{Capabilities, ResourceValidator, SearchParam};
-use crate::http::{authenticate, fhir_json, format_parameter, read_fhir_json, response_format};
+use crate::http::{
+    authenticate, fhir_json, fhir_json_bytes, format_parameter, read_fhir_json, response_format,
+};
 use crate::store::{LaunchRecord, ResourceQuery, Store, StoredResource, Transaction, meta_instant};
 
 /// The most `_count` may ask for.
@@ -226,7 +228,7 @@ fn resource_response(
     stored: &StoredResource,
     location: Option<String>,
 ) -> Response {
-    let mut response = fhir_json(status, &stored.resource.to_value());
+    let mut response = fhir_json_bytes(status, stored.resource.to_vec());
     let headers = response.headers_mut();
     if let Ok(etag) = HeaderValue::from_str(&weak_etag(stored.version)) {
         headers.insert(header::ETAG, etag);
