@@ -13,8 +13,9 @@ mod builtin;
 mod chain;
 mod client_auth;
 mod clients;
+mod decide;
 mod external;
-mod grant;
+mod families;
 mod introspect;
 mod jwks;
 mod keys;
@@ -22,17 +23,18 @@ mod oidc;
 mod protect;
 mod revoke;
 mod server;
+mod signing;
 mod token;
 mod users;
 
 pub use chain::FirstValid;
 pub use clients::{ClientAuthentication, ClientRegistry, RegisteredClient};
+pub(crate) use decide::tokens::hash_secret;
 pub use external::{ExternalJwtTokens, IntrospectionTokens};
 pub use jwks::{JwksCache, JwksError};
 pub use keys::{KeyError, KeyRing, KeyUse, Rotation};
 pub use oidc::{OidcError, OidcLogin, OidcSettings, SESSION_COOKIE, paths as oidc_paths};
 pub use protect::{AesGcmKek, KeyProtector};
-pub(crate) use server::hash_secret;
 pub use server::{AuthServer, AuthServerError, paths};
 pub use users::{
     AuthenticatedUser, Authentication, AutoApprove, DevLogin, LoginRequest, UserAuthenticator,
