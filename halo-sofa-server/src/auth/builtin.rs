@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Validation};
 
+use super::caller::{Caller, TokenError, TokenValidator};
 use super::decide::tokens::AccessClaims;
 use super::keys::KeyUse;
 use super::signing::SigningKeys;
-use super::{Caller, TokenError, TokenValidator};
 use crate::clock::Clock;
 use crate::store::{BoxFuture, LaunchRecord, Store};
 

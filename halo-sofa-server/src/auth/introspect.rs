@@ -13,10 +13,10 @@ use halo_model::oauth::OAuthError;
 use halo_model::smart::IntrospectionResponse;
 use serde_json::json;
 
+use super::answers::{no_store, oauth_error};
 use super::builtin::TokenVerifier;
 use super::client_auth::ClientAuthenticator;
 use super::decide::single;
-use super::server::{no_store, oauth_error};
 use crate::tls::PeerCertificate;
 
 /// What introspection needs: who may ask, and how tokens are checked.

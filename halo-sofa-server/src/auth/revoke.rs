@@ -16,12 +16,12 @@ use axum::response::Response;
 use axum::{Extension, Form};
 use halo_model::oauth::OAuthError;
 
+use super::answers::{no_store, oauth_error};
 use super::builtin::TokenVerifier;
 use super::client_auth::ClientAuthenticator;
 use super::clients::RegisteredClient;
 use super::decide::single;
 use super::families::Families;
-use super::server::{no_store, oauth_error};
 use crate::tls::PeerCertificate;
 
 /// What revocation needs: who may ask, how tokens are checked, and the families to revoke.

@@ -17,6 +17,7 @@ use halo_model::scope::ScopeSet;
 use halo_model::smart::TokenResponse;
 use serde_json::Value;
 
+use super::answers::{no_store, oauth_error};
 use super::client_auth::{ClientAuthenticator, presents_credentials};
 use super::clients::{ClientAuthentication, RegisteredClient};
 use super::decide::exchange::{Refused, check_code, check_refresh, detail, live_launch};
@@ -27,7 +28,6 @@ use super::decide::tokens::{
 };
 use super::families::{Families, unavailable};
 use super::keys::KeyUse;
-use super::server::{no_store, oauth_error};
 use super::signing::SigningKeys;
 use crate::clock::Clock;
 use crate::limits::Limiter;
