@@ -242,7 +242,7 @@ mod tests {
         }
     }
 
-    // REQ: AS-05, IDP-05
+    // REQ: AS-05
     #[test]
     fn a_replayed_code_revokes_its_family_whoever_presents_it() {
         let now = Utc::now();
@@ -263,7 +263,7 @@ mod tests {
         }
     }
 
-    // REQ: AS-08, IDP-05
+    // REQ: AS-08
     #[test]
     fn a_refresh_token_is_bound_to_its_client_and_a_reuse_revokes_the_family() {
         let now = Utc::now();
