@@ -198,17 +198,15 @@ async fn code_grant(
     let now = endpoint.clock.now();
     // The code is spent whatever follows: a refused attempt commits too, so the code cannot
     // be retried.
-    if let Err(refused) = check_code(
+    let record = match check_code(
         record.as_ref(),
         &client.client_id,
         redirect_uri,
         verifier,
         now,
     ) {
-        return Err(refuse(endpoint, tx, refused).await);
-    }
-    let Some(record) = record else {
-        return Err(OAuthError::server_error("the code vanished"));
+        Ok(record) => record,
+        Err(refused) => return Err(refuse(endpoint, tx, refused).await),
     };
     let launch = match &record.launch_id {
         Some(launch_id) => tx.get_launch(launch_id).await.map_err(unavailable)?,
@@ -273,16 +271,13 @@ async fn refresh_grant(
         .await
         .map_err(unavailable)?;
     let now = endpoint.clock.now();
-    match check_refresh(record.as_ref(), &client.client_id, now) {
-        Ok(()) => {}
+    let record = match check_refresh(record.as_ref(), &client.client_id, now) {
+        Ok(record) => record,
         Err(refused @ Refused::RevokeFamily { .. }) => {
             return Err(refuse(endpoint, tx, refused).await);
         }
         // Nothing to write: the transaction ends unused.
         Err(Refused::Plain(error)) => return Err(error),
-    }
-    let Some(record) = record else {
-        return Err(OAuthError::server_error("the refresh token vanished"));
     };
     let launch = match &record.launch_id {
         Some(launch_id) => tx.get_launch(launch_id).await.map_err(unavailable)?,

@@ -55,14 +55,15 @@ pub(crate) fn detail(details: &Value, name: &str) -> Option<String> {
 /// Whether the code whose record the store gave back when it was spent (`None`: unknown) may
 /// be exchanged by `client_id` with the request's `redirect_uri` and `code_verifier` at `now`
 /// (REQ AS-05): single use (a replay revokes the tokens of its first use), the same client, not
-/// expired, the same redirect URI, and the PKCE verifier of its challenge.
-pub(crate) fn check_code(
-    record: Option<&AuthorizationCodeRecord>,
+/// expired, the same redirect URI, and the PKCE verifier of its challenge. The answer is the
+/// record that may be exchanged.
+pub(crate) fn check_code<'r>(
+    record: Option<&'r AuthorizationCodeRecord>,
     client_id: &str,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), Refused> {
+) -> Result<&'r AuthorizationCodeRecord, Refused> {
     let plain = |why: &str| Err(Refused::Plain(OAuthError::invalid_grant(why)));
     let Some(record) = record else {
         return plain("the code is unknown");
@@ -90,17 +91,17 @@ pub(crate) fn check_code(
     if !pkce_matches(verifier, &record.code_challenge) {
         return plain("code_verifier does not match the code_challenge");
     }
-    Ok(())
+    Ok(record)
 }
 
 /// Whether the refresh token whose record the store has (`None`: unknown) may be used by
 /// `client_id` at `now` (REQ AS-08): bound to its client, a rotated or revoked one is a reuse
-/// that revokes its family, and not expired.
-pub(crate) fn check_refresh(
-    record: Option<&RefreshTokenRecord>,
+/// that revokes its family, and not expired. The answer is the record that may be used.
+pub(crate) fn check_refresh<'r>(
+    record: Option<&'r RefreshTokenRecord>,
     client_id: &str,
     now: DateTime<Utc>,
-) -> Result<(), Refused> {
+) -> Result<&'r RefreshTokenRecord, Refused> {
     let plain = |why: &str| Err(Refused::Plain(OAuthError::invalid_grant(why)));
     let Some(record) = record else {
         return plain("the refresh token is unknown");
@@ -119,7 +120,7 @@ pub(crate) fn check_refresh(
     if now >= record.expires_at {
         return plain("the refresh token has expired");
     }
-    Ok(())
+    Ok(record)
 }
 
 /// The launch of a grant, when it has one (`launch_id`), as the store has it (`record`): it
@@ -205,7 +206,7 @@ mod tests {
         let now = Utc::now();
         let record = code(now);
         let check = |client: &str, redirect: Option<&str>, verifier: Option<&str>, at| {
-            check_code(Some(&record), client, redirect, verifier, at)
+            check_code(Some(&record), client, redirect, verifier, at).map(|_| ())
         };
         assert_eq!(check("app", Some(REDIRECT), Some(VERIFIER), now), Ok(()));
         assert!(
@@ -268,7 +269,7 @@ mod tests {
     fn a_refresh_token_is_bound_to_its_client_and_a_reuse_revokes_the_family() {
         let now = Utc::now();
         let mut record = refresh(now);
-        assert_eq!(check_refresh(Some(&record), "app", now), Ok(()));
+        assert_eq!(check_refresh(Some(&record), "app", now), Ok(&record));
         assert!(matches!(
             check_refresh(None, "app", now),
             Err(Refused::Plain(_))
