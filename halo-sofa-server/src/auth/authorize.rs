@@ -9,21 +9,41 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, extract::rejection::FormRejection};
-use chrono::Duration;
-use halo_model::oauth::{OAuthError, OAuthErrorCode};
-use halo_model::scope::ScopeSet;
-use serde_json::json;
+use halo_model::oauth::OAuthError;
 
-use super::grant::narrow;
-use super::server::{Inner, hash_secret, paths, random_token};
-use super::users::{AuthenticatedUser, Authentication, LoginRequest};
+use super::clients::{ClientLookup, RegisteredClient};
+use super::decide::authorize::{
+    LaunchDecision, check_request, code_record, decide_launch, redirect_target,
+};
+use super::decide::single;
+use super::decide::tokens::{hash_secret, random_token};
+use super::families::unavailable;
+use super::users::{Authentication, LoginRequest, UserAuthenticator};
+use crate::clock::Clock;
 use crate::pages;
-use crate::store::{AuthorizationCodeRecord, LaunchRecord};
+use crate::store::Store;
 
 type Params = Vec<(String, String)>;
 
+/// What the authorize endpoint needs: the registry, the sign-in, the store for launches and
+/// codes, and its own settings.
+pub(crate) struct Authorizer {
+    /// The FHIR base URL: `aud` must name it.
+    pub(crate) issuer: String,
+    /// The authorize endpoint's URL, where sign-in forms post.
+    pub(crate) action: String,
+    /// How long a code lives (REQ AS-05).
+    pub(crate) code_ttl: std::time::Duration,
+    /// The SoFA's userless mode (D-18).
+    pub(crate) userless_launches: bool,
+    pub(crate) clients: Arc<ClientLookup>,
+    pub(crate) users: Arc<dyn UserAuthenticator>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
 pub(super) async fn authorize_get(
-    State(inner): State<Arc<Inner>>,
+    State(inner): State<Arc<Authorizer>>,
     headers: HeaderMap,
     query: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -34,7 +54,7 @@ pub(super) async fn authorize_get(
 }
 
 pub(super) async fn authorize_post(
-    State(inner): State<Arc<Inner>>,
+    State(inner): State<Arc<Authorizer>>,
     headers: HeaderMap,
     form: Result<Form<Params>, FormRejection>,
 ) -> Response {
@@ -52,38 +72,6 @@ fn error_page(message: &str) -> Response {
 /// The page a signed-in user sees for a launch that is not theirs (REQ IDP-04).
 fn not_yours_page() -> Response {
     (StatusCode::FORBIDDEN, pages::not_your_launch()).into_response()
-}
-
-/// Whether `user` may launch an app with `launch` (D-18): only its owner, the clinician the
-/// PoC signed in; a launch set in userless mode by anyone who signs in, and only while that
-/// mode is on.
-pub(crate) fn may_launch(user: &AuthenticatedUser, launch: &LaunchRecord, userless: bool) -> bool {
-    match &launch.user {
-        Some(owner) => *owner == user.id,
-        None => userless,
-    }
-}
-
-/// The `fhirUser` the tokens of an authorization carry (D-18, REQ IDP-04): the signed-in
-/// user's own. When the sign-in names none and the user owns the launch, the owner's as the
-/// PoC's token named it, else the launch's `fhirUser` parameter (the PoC's record of the same
-/// clinician). Anyone else (userless mode) gets only their own: a launch's `fhirUser` never
-/// names another person in a token.
-pub(crate) fn token_fhir_user(
-    user: &AuthenticatedUser,
-    launch: Option<&LaunchRecord>,
-) -> Option<String> {
-    if user.fhir_user.is_some() {
-        return user.fhir_user.clone();
-    }
-    let launch = launch?;
-    if launch.user.as_deref() != Some(user.id.as_str()) {
-        return None;
-    }
-    launch
-        .owner_fhir_user
-        .clone()
-        .or_else(|| launch.fhir_user.clone())
 }
 
 fn redirect(redirect_uri: &str, pairs: &[(&str, String)]) -> Response {
@@ -106,37 +94,24 @@ fn redirect(redirect_uri: &str, pairs: &[(&str, String)]) -> Response {
     response
 }
 
-/// The one value of `name`; an error if it is repeated.
-fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, String> {
-    let mut values = params.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(format!("the parameter {name} is repeated"));
-    }
-    Ok(first.map(String::as_str).filter(|v| !v.is_empty()))
-}
-
 async fn authorize(
-    inner: &Inner,
+    inner: &Authorizer,
     method: &Method,
     headers: &HeaderMap,
     params: Params,
 ) -> Response {
     let client = match single(&params, "client_id") {
-        Ok(Some(id)) => match inner.client(id).await {
+        Ok(Some(id)) => match inner.clients.get(id).await {
             Ok(Some(client)) => client,
             Ok(None) => return error_page("the client_id is not registered with this server"),
             Err(_) => return error_page("the server is unavailable; retry shortly"),
         },
         Ok(None) => return error_page("the request has no client_id"),
-        Err(e) => return error_page(&e),
+        Err(repeated) => return error_page(&repeated.message()),
     };
-    let redirect_uri = match single(&params, "redirect_uri") {
-        // Exact string comparison: no prefix, case or trailing-slash leniency (REQ AS-03).
-        Ok(Some(uri)) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_string(),
-        Ok(None) if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-        Ok(_) => return error_page("the redirect_uri is not registered for this client"),
-        Err(e) => return error_page(&e),
+    let redirect_uri = match redirect_target(&client, &params) {
+        Ok(uri) => uri,
+        Err(why) => return error_page(&why),
     };
     let state = single(&params, "state").ok().flatten().map(str::to_string);
     let browser = Browser { method, headers };
@@ -170,61 +145,24 @@ enum Step {
     Respond(Response),
 }
 
+/// The request checked ([`check_request`]), the user signed in, the launch read and decided
+/// ([`decide_launch`]), and the code stored, in that order: no one is asked to sign in for a
+/// request that would be refused anyway.
 async fn checked(
-    inner: &Inner,
-    client: &super::clients::RegisteredClient,
+    inner: &Authorizer,
+    client: &RegisteredClient,
     redirect_uri: &str,
     params: &Params,
     browser: Browser<'_>,
 ) -> Result<Step, OAuthError> {
-    let get = |name: &str| single(params, name).map_err(OAuthError::invalid_request);
-    if get("response_type")? != Some("code") {
-        return Err(OAuthError::new(OAuthErrorCode::UnsupportedResponseType)
-            .with_description("only response_type=code is supported"));
-    }
-    // PKCE S256 only: `plain` or no challenge is refused (REQ AS-03).
-    if get("code_challenge_method")? != Some("S256") {
-        return Err(OAuthError::invalid_request(
-            "PKCE is required with code_challenge_method=S256",
-        ));
-    }
-    let challenge = get("code_challenge")?
-        .filter(|c| {
-            c.len() == 43
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .ok_or_else(|| OAuthError::invalid_request("code_challenge must be a S256 challenge"))?
-        .to_string();
-    let aud = get("aud")?.map(|a| a.trim_end_matches('/'));
-    if aud != Some(inner.base_url.as_str()) {
-        return Err(OAuthError::invalid_request(
-            "aud must be this server's FHIR base URL",
-        ));
-    }
-    let requested = ScopeSet::parse(get("scope")?.unwrap_or_default())
-        .map_err(|e| OAuthError::invalid_scope(format!("{e}")))?;
-    let granted = narrow(&requested, &client.allowed_scopes);
-    if granted.is_empty() {
-        return Err(OAuthError::invalid_scope(
-            "none of the requested scopes may be granted to this client",
-        ));
-    }
-    let launch = get("launch")?.map(str::to_string);
-    if granted.has_launch() && launch.is_none() {
-        return Err(OAuthError::invalid_request(
-            "the launch scope needs the launch parameter (EHR launch)",
-        ));
-    }
-
-    let action = inner.url(paths::AUTHORIZE);
+    let accepted = check_request(client, &inner.issuer, params)?;
     let user = match inner
         .users
         .authenticate(LoginRequest {
             method: browser.method,
             headers: browser.headers,
             params,
-            action: &action,
+            action: &inner.action,
         })
         .await
     {
@@ -236,58 +174,38 @@ async fn checked(
     };
 
     let now = inner.clock.now();
-    let mut tx = inner
-        .store
-        .begin()
-        .await
-        .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable"))?;
-    let mut fhir_user = user.fhir_user.clone();
-    if let Some(launch_id) = &launch {
-        let record = tx
-            .get_launch(launch_id)
-            .await
-            .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable"))?;
-        // Unknown, expired and set for another app look the same to the app.
-        let Some(record) = record.filter(|l| {
-            !l.is_expired(now)
-                && match (&l.app_id, &client.app_id) {
-                    (Some(set_for), Some(app)) => set_for == app,
-                    _ => true,
-                }
-        }) else {
-            return Err(OAuthError::access_denied(
-                "the launch is unknown, expired or set for another app",
-            ));
-        };
-        // D-18, REQ IDP-04: someone else's launch gets an error page at the browser and no
-        // code; the app learns nothing of it.
-        if !may_launch(&user, &record, inner.userless_launches) {
-            return Ok(Step::Respond(not_yours_page()));
-        }
-        fhir_user = token_fhir_user(&user, Some(&record));
-    }
+    let mut tx = inner.store.begin().await.map_err(unavailable)?;
+    let record = match &accepted.launch {
+        Some(launch_id) => tx.get_launch(launch_id).await.map_err(unavailable)?,
+        None => None,
+    };
+    let fhir_user = match decide_launch(
+        client,
+        &user,
+        accepted.launch.as_deref(),
+        record.as_ref(),
+        inner.userless_launches,
+        now,
+    ) {
+        LaunchDecision::Allowed { fhir_user } => fhir_user,
+        LaunchDecision::Refused(error) => return Err(error),
+        LaunchDecision::NotYours => return Ok(Step::Respond(not_yours_page())),
+    };
     let code = random_token()?;
-    let ttl = Duration::from_std(inner.config.code_ttl).unwrap_or_else(|_| Duration::seconds(60));
-    tx.insert_authorization_code(AuthorizationCodeRecord {
-        code_hash: hash_secret(&code),
-        client_id: client.client_id.clone(),
-        redirect_uri: redirect_uri.to_string(),
-        code_challenge: challenge,
-        scope: granted.to_string(),
-        user: Some(user.id.clone()),
-        launch_id: launch,
-        expires_at: now + ttl,
-        consumed: false,
-        details: json!({
-            "nonce": get("nonce")?,
-            "fhir_user": fhir_user,
-            "family": random_token()?,
-        }),
-    })
-    .await
-    .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable"))?;
-    tx.commit()
+    let record = code_record(
+        hash_secret(&code),
+        client,
+        redirect_uri,
+        accepted,
+        &user,
+        fhir_user,
+        random_token()?,
+        now,
+        inner.code_ttl,
+    );
+    tx.insert_authorization_code(record)
         .await
-        .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable"))?;
+        .map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)?;
     Ok(Step::Code(code))
 }

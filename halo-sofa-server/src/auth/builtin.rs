@@ -5,38 +5,13 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Validation};
-use serde::{Deserialize, Serialize};
 
+use super::caller::{Caller, TokenError, TokenValidator};
+use super::decide::tokens::AccessClaims;
 use super::keys::KeyUse;
-use super::server::Inner;
-use super::{Caller, TokenError, TokenValidator};
-use crate::store::{BoxFuture, LaunchRecord};
-
-/// The claims of an access token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct AccessClaims {
-    pub(crate) iss: String,
-    pub(crate) sub: String,
-    pub(crate) aud: String,
-    pub(crate) exp: i64,
-    pub(crate) iat: i64,
-    pub(crate) jti: String,
-    pub(crate) client_id: String,
-    pub(crate) scope: String,
-    /// The signed-in user, when there is one (`sub` is the client otherwise).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) launch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) fam: Option<String>,
-    #[serde(default, rename = "fhirUser", skip_serializing_if = "Option::is_none")]
-    pub(crate) fhir_user: Option<String>,
-    /// The certificate binding (`{"x5t#S256": ...}`, RFC 8705 §3.1), when the token was asked
-    /// for over mutual TLS; checked by [`crate::tls::require_bound_certificate`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) cnf: Option<serde_json::Value>,
-}
+use super::signing::SigningKeys;
+use crate::clock::Clock;
+use crate::store::{BoxFuture, LaunchRecord, Store};
 
 /// A verified access token with its live launch.
 pub(crate) struct Verified {
@@ -44,8 +19,38 @@ pub(crate) struct Verified {
     pub(crate) launch: Option<LaunchRecord>,
 }
 
-/// Verifies an access token of this server; every refusal is [`TokenError::Invalid`].
-pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, TokenError> {
+/// Verifies this server's access tokens: its issuer, keys, clock, and the store's revoked
+/// families and launches.
+pub(crate) struct TokenVerifier {
+    issuer: String,
+    keys: Arc<SigningKeys>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TokenVerifier {
+    /// A verifier of tokens `issuer` signed with `keys`.
+    pub(crate) fn new(
+        issuer: String,
+        keys: Arc<SigningKeys>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> TokenVerifier {
+        TokenVerifier {
+            issuer,
+            keys,
+            store,
+            clock,
+        }
+    }
+
+    /// Verifies an access token of this server; every refusal is [`TokenError::Invalid`].
+    pub(crate) async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        verify(self, token).await
+    }
+}
+
+async fn verify(verifier: &TokenVerifier, token: &str) -> Result<Verified, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
     // The algorithm is fixed, never read from the token: `none`, HS256 (with the public key
     // as secret) and RS256 are refused before any key is used (SEC-05).
@@ -53,18 +58,18 @@ pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, Token
         return Err(TokenError::Invalid);
     }
     let kid = header.kid.ok_or(TokenError::Invalid)?;
-    let now = inner.clock.now();
-    let mut keys = inner.fresh_keys(false).await;
+    let now = verifier.clock.now();
+    let mut keys = verifier.keys.fresh(false).await;
     if keys.verifier(KeyUse::AccessToken, &kid, now).is_none() {
         // Perhaps rotated in by another instance since the last read (REQ IDP-06).
-        keys = inner.fresh_keys(true).await;
+        keys = verifier.keys.fresh(true).await;
     }
     let key = keys
         .verifier(KeyUse::AccessToken, &kid, now)
         .ok_or(TokenError::Invalid)?;
     let mut validation = Validation::new(Algorithm::ES256);
-    validation.set_issuer(&[inner.base_url.as_str()]);
-    validation.set_audience(&[inner.base_url.as_str()]);
+    validation.set_issuer(&[verifier.issuer.as_str()]);
+    validation.set_audience(&[verifier.issuer.as_str()]);
     // Expiry against the server's clock, below.
     validation.validate_exp = false;
     let claims: AccessClaims = jsonwebtoken::decode(token, key, &validation)
@@ -82,7 +87,7 @@ pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, Token
     // One read of the store for both checks: the family not revoked (REQ IDP-05, a row every
     // instance sees) and the launch still live (REQ SC-12).
     let unavailable = |e: crate::store::StoreError| TokenError::Unavailable(e.code().into());
-    let mut tx = inner.store.begin_read().await.map_err(unavailable)?;
+    let mut tx = verifier.store.begin_read().await.map_err(unavailable)?;
     if let Some(family) = &claims.fam
         && tx
             .access_family_revoked(family, now)
@@ -109,19 +114,19 @@ pub(crate) async fn verify(inner: &Inner, token: &str) -> Result<Verified, Token
 /// The [`TokenValidator`] for tokens of the built-in authorization server
 /// ([`AuthServer::token_validator`](super::AuthServer::token_validator)).
 pub(crate) struct BuiltinTokens {
-    inner: Arc<Inner>,
+    verifier: Arc<TokenVerifier>,
 }
 
 impl BuiltinTokens {
-    pub(crate) fn new(inner: Arc<Inner>) -> BuiltinTokens {
-        BuiltinTokens { inner }
+    pub(crate) fn new(verifier: Arc<TokenVerifier>) -> BuiltinTokens {
+        BuiltinTokens { verifier }
     }
 }
 
 impl TokenValidator for BuiltinTokens {
     fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, TokenError>> {
         Box::pin(async move {
-            let verified = verify(&self.inner, token).await?;
+            let verified = self.verifier.verify(token).await?;
             let mut caller = Caller::new(
                 verified.claims.client_id,
                 verified.claims.user.as_deref(),

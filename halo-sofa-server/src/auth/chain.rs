@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Caller, TokenError, TokenValidator};
+use super::caller::{Caller, TokenError, TokenValidator};
 use crate::store::BoxFuture;
 
 /// Tries validators in order: the first that accepts the token decides. A token every
@@ -49,7 +49,7 @@ impl TokenValidator for FirstValid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::StaticTokens;
+    use crate::auth::caller::StaticTokens;
 
     #[tokio::test]
     async fn the_first_validator_that_accepts_decides() {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -211,23 +211,29 @@ const CACHE_LIMIT: usize = 4096;
 /// admin command line disables configured clients that way).
 pub(crate) struct ClientLookup {
     configured: ClientRegistry,
+    store: Arc<dyn Store>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Option<ClientRecord>)>>,
 }
 
 impl ClientLookup {
-    pub(crate) fn new(configured: ClientRegistry, ttl: Duration) -> ClientLookup {
+    pub(crate) fn new(
+        configured: ClientRegistry,
+        store: Arc<dyn Store>,
+        ttl: Duration,
+    ) -> ClientLookup {
         ClientLookup {
             configured,
+            store,
             ttl,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The client with this id, as the store and the configuration have it now (within `ttl`).
+    /// The client with this id, as the store and the configuration have it now (within `ttl`);
+    /// a client disabled in the store is `None` (REQ OPS-05).
     pub(crate) async fn get(
         &self,
-        store: &dyn Store,
         client_id: &str,
     ) -> Result<Option<RegisteredClient>, StoreError> {
         let cached = self
@@ -240,7 +246,7 @@ impl ClientLookup {
         let record = match cached {
             Some(record) => record,
             None => {
-                let mut tx = store.begin_read().await?;
+                let mut tx = self.store.begin_read().await?;
                 let record = tx.get_client(client_id).await?;
                 tx.rollback().await?;
                 let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);

@@ -10,8 +10,8 @@ use halo_model::smart::IntrospectionResponse;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
+use super::caller::{Caller, TokenError, TokenValidator};
 use super::jwks::{JwksCache, JwksError};
-use super::{Caller, TokenError, TokenValidator};
 use crate::config::url_allowed;
 use crate::store::BoxFuture;
 

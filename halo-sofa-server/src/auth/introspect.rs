@@ -13,13 +13,20 @@ use halo_model::oauth::OAuthError;
 use halo_model::smart::IntrospectionResponse;
 use serde_json::json;
 
-use super::builtin::verify;
-use super::client_auth::{authenticate_client, form_value};
-use super::server::{Inner, no_store, oauth_error};
+use super::answers::{no_store, oauth_error};
+use super::builtin::TokenVerifier;
+use super::client_auth::ClientAuthenticator;
+use super::decide::single;
 use crate::tls::PeerCertificate;
 
+/// What introspection needs: who may ask, and how tokens are checked.
+pub(crate) struct Introspection {
+    pub(crate) clients: Arc<ClientAuthenticator>,
+    pub(crate) verifier: Arc<TokenVerifier>,
+}
+
 pub(super) async fn introspect(
-    State(inner): State<Arc<Inner>>,
+    State(service): State<Arc<Introspection>>,
     headers: HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -27,7 +34,11 @@ pub(super) async fn introspect(
     let Ok(Form(params)) = form else {
         return oauth_error(&headers, &OAuthError::invalid_request("send a form"));
     };
-    match authenticate_client(&inner, &headers, &params, peer.as_deref()).await {
+    match service
+        .clients
+        .authenticate(&headers, &params, peer.as_deref())
+        .await
+    {
         // REQ IDP-08: only resource servers and PoCs, which can keep a credential, may learn
         // whose a token is; a public client proves nothing by naming its client_id.
         Ok(client) if client.authentication.is_confidential() => {}
@@ -41,12 +52,12 @@ pub(super) async fn introspect(
         }
         Err(error) => return oauth_error(&headers, &error),
     }
-    let token = match form_value(&params, "token") {
+    let token = match single(&params, "token").map_err(OAuthError::from) {
         Ok(Some(token)) => token,
         Ok(None) => return oauth_error(&headers, &OAuthError::invalid_request("token is missing")),
         Err(error) => return oauth_error(&headers, &error),
     };
-    let Ok(verified) = verify(&inner, token).await else {
+    let Ok(verified) = service.verifier.verify(token).await else {
         return no_store(StatusCode::OK, json!({"active": false}).to_string());
     };
     let claims = verified.claims;

@@ -1,6 +1,8 @@
-//! One cached, backoff-limited fetcher of an identity provider's JWKS, shared by everything
-//! that verifies that provider's signatures: the federated login's id_tokens
-//! ([`super::OidcLogin`]) and the provider's access tokens ([`super::ExternalJwtTokens`]).
+//! One cached, backoff-limited fetcher of a JWKS, the SoFA's one JWKS cache type: an identity
+//! provider's, shared by everything that verifies that provider's signatures (the federated
+//! login's id_tokens, [`super::OidcLogin`], and the provider's access tokens,
+//! [`super::ExternalJwtTokens`]), and each `private_key_jwt` client's JWKS URL (one cache per
+//! URL, in the token endpoint's client authentication).
 //!
 //! A key id the cache does not know triggers a refetch (the provider rotated), but at most one
 //! fetch runs at a time and fetches are spaced: `min_interval` after a success, doubling after
@@ -22,10 +24,10 @@ const MAX_BODY: usize = 256 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
     /// The provider's JWKS has no usable key with that id.
-    #[error("the identity provider's JWKS has no key {0:?}")]
+    #[error("the JWKS has no key {0:?}")]
     UnknownKey(String),
     /// The JWKS could not be fetched and no earlier copy knows the key.
-    #[error("the identity provider's JWKS is unavailable: {0}")]
+    #[error("the JWKS is unavailable: {0}")]
     Unavailable(String),
 }
 

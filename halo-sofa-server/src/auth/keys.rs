@@ -19,13 +19,18 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -68,12 +73,41 @@ pub struct Rotation {
     pub token_lifetime: Duration,
 }
 
+/// A parsed private key, kept for the life of the key: parsing and checking a key, and for RSA
+/// setting up its blinding, happen once, not for every signature.
+#[derive(Clone)]
+enum Signer {
+    /// ES256: P-256, the fixed-length `r || s` signature JWS uses (RFC 7518 §3.4).
+    Es256(Arc<EcdsaKeyPair>),
+    /// RS256: RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256(Arc<RsaKeyPair>),
+}
+
+impl Signer {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let failed = |_| KeyError::Key("could not sign".into());
+        // aws-lc-rs draws its own randomness; the argument is for ring compatibility.
+        let rng = SystemRandom::new();
+        match self {
+            Signer::Es256(pair) => Ok(pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec()),
+            Signer::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .map_err(failed)?;
+                Ok(signature)
+            }
+        }
+    }
+}
+
 /// One key, ready to sign (when current) and verify.
 #[derive(Clone)]
 struct LoadedKey {
     kid: String,
     algorithm: Algorithm,
-    encoding: EncodingKey,
+    signer: Signer,
+    /// The JWS header of its tokens (`typ`, `alg`, `kid`), base64url-encoded once.
+    encoded_header: String,
     decoding: DecodingKey,
     public_jwk: Value,
     created_at: DateTime<Utc>,
@@ -287,11 +321,19 @@ impl KeyRing {
         claims: &T,
     ) -> Result<String, KeyError> {
         let key = self.current(key_use, now)?;
-        let mut header = Header::new(key.algorithm);
-        header.kid = Some(key.kid.clone());
-        header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
-            .map_err(|e| KeyError::Key(format!("could not sign: {e}")))
+        // The JWS compact serialization (RFC 7515 §7.1), signed with the parsed key: what
+        // jsonwebtoken::encode does, without parsing the private key again for each token.
+        let payload = serde_json::to_vec(claims)
+            .map_err(|e| KeyError::Key(format!("could not encode the claims: {e}")))?;
+        let mut token =
+            String::with_capacity(key.encoded_header.len() + payload.len() * 4 / 3 + 360);
+        token.push_str(&key.encoded_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = key.signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
     }
 
     /// The verification key for `kid` if it is of the algorithm `key_use` signs with and not
@@ -340,25 +382,19 @@ fn key_error(what: &str) -> impl Fn(aws_lc_rs::error::Unspecified) -> KeyError +
     move |_| KeyError::Key(format!("could not generate the {what} key"))
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+/// The PKCS#8 key `der` as PEM (`PRIVATE KEY`): how a key is stored in clear (development
+/// mode only).
+fn pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("PRIVATE KEY", der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
+/// The DER inside a stored PEM key.
 fn unpem(text: &str) -> Result<Vec<u8>, KeyError> {
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    STANDARD
-        .decode(body.trim())
+    pem::parse(text)
+        .map(pem::Pem::into_contents)
         .map_err(|_| KeyError::Key("a stored key is not PEM".into()))
 }
 
@@ -409,7 +445,7 @@ async fn generate(
     // Sealed before it reaches the store: the clear key exists only in this process.
     let (private_key_pem, sealed_private_key) = match protector {
         Some(protector) => (String::new(), Some(protector.seal(&kid, &pkcs8).await?)),
-        None => (pem("PRIVATE KEY", &pkcs8), None),
+        None => (pem(&pkcs8), None),
     };
     Ok(SigningKeyRecord {
         kid,
@@ -445,23 +481,34 @@ async fn load(
             .ok_or_else(|| KeyError::Key(format!("stored key {} lacks {name}", record.kid)))
     };
     let bad = |_| KeyError::Key(format!("stored key {} is unreadable", record.kid));
-    let (algorithm, encoding, decoding) = match record.algorithm.as_str() {
+    let unreadable = |_| KeyError::Key(format!("stored key {} is unreadable", record.kid));
+    // aws-lc-rs reads the PKCS#8 it wrote, and checks the key once, here.
+    let (algorithm, signer, decoding) = match record.algorithm.as_str() {
         "ES256" => (
             Algorithm::ES256,
-            EncodingKey::from_ec_der(&der),
+            Signer::Es256(Arc::new(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(unreadable)?,
+            )),
             DecodingKey::from_ec_components(field("x")?, field("y")?).map_err(bad)?,
         ),
         "RS256" => (
             Algorithm::RS256,
-            EncodingKey::from_rsa_der(&pkcs1_of_pkcs8(&der)?),
+            Signer::Rs256(Arc::new(RsaKeyPair::from_pkcs8(&der).map_err(unreadable)?)),
             DecodingKey::from_rsa_components(field("n")?, field("e")?).map_err(bad)?,
         ),
         other => return Err(KeyError::Key(format!("unsupported key algorithm {other}"))),
     };
+    let mut header = Header::new(algorithm);
+    header.kid = Some(record.kid.clone());
+    header.typ = Some("JWT".into());
+    let header = serde_json::to_vec(&header)
+        .map_err(|_| KeyError::Key(format!("stored key {} has no header", record.kid)))?;
     Ok(LoadedKey {
         kid: record.kid.clone(),
         algorithm,
-        encoding,
+        signer,
+        encoded_header: URL_SAFE_NO_PAD.encode(header),
         decoding,
         public_jwk: record.public_jwk.clone(),
         created_at: record.created_at,
@@ -469,45 +516,6 @@ async fn load(
         expires_at: record.expires_at,
         retired: record.retired,
     })
-}
-
-/// The RSAPrivateKey (PKCS#1) inside a PKCS#8 PrivateKeyInfo: jsonwebtoken's RSA signer takes
-/// PKCS#1, aws-lc-rs exports PKCS#8. PrivateKeyInfo is SEQUENCE { INTEGER version,
-/// SEQUENCE algorithm, OCTET STRING privateKey, ... }.
-fn pkcs1_of_pkcs8(der: &[u8]) -> Result<Vec<u8>, KeyError> {
-    let bad = || KeyError::Key("a stored RSA key is not PKCS#8".into());
-    let (tag, outer, _) = der_item(der).ok_or_else(bad)?;
-    if tag != 0x30 {
-        return Err(bad());
-    }
-    let (_, _, rest) = der_item(outer).ok_or_else(bad)?; // version
-    let (_, _, rest) = der_item(rest).ok_or_else(bad)?; // algorithm
-    let (tag, key, _) = der_item(rest).ok_or_else(bad)?;
-    if tag != 0x04 {
-        return Err(bad());
-    }
-    Ok(key.to_vec())
-}
-
-/// One DER item: tag, content, the bytes after it.
-fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *input.first()?;
-    let first = *input.get(1)? as usize;
-    let (len, header) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *input.get(2 + i)? as usize;
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some((tag, input.get(header..end)?, input.get(end..)?))
 }
 
 #[cfg(test)]
@@ -581,6 +589,54 @@ mod tests {
         // SEC-01: no key material in Debug output.
         assert!(!format!("{rotated:?}").contains("PRIVATE"));
         assert!(!format!("{stored:?}").contains("halo-aes256gcm"));
+    }
+
+    // REQ: AS-02, AS-07, SEC-05
+    #[tokio::test]
+    async fn tokens_signed_with_the_parsed_keys_verify_with_jsonwebtoken() {
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        KeyRing::load_or_generate(&store, None, now).await.unwrap();
+        // Read back from the store: the clear keys are PEM, parsed once.
+        let ring = KeyRing::from_records(
+            &store.begin().await.unwrap().signing_keys().await.unwrap(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let claims = json!({"iss": "https://sofa.example.org/fhir", "sub": "dr-a", "n": 1});
+        for (key_use, alg) in [
+            (KeyUse::AccessToken, Algorithm::ES256),
+            (KeyUse::IdToken, Algorithm::RS256),
+        ] {
+            let token = ring.sign_at(key_use, now, &claims).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.alg, alg);
+            assert_eq!(header.typ.as_deref(), Some("JWT"));
+            let kid = header.kid.unwrap();
+            let key = ring.verifier(key_use, &kid, now).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(alg);
+            validation.required_spec_claims.clear();
+            validation.validate_exp = false;
+            let decoded: Value = jsonwebtoken::decode(&token, key, &validation)
+                .unwrap()
+                .claims;
+            assert_eq!(decoded, claims);
+            // A changed payload no longer verifies: the signature covers header and payload.
+            let mut parts: Vec<&str> = token.split('.').collect();
+            let forged = URL_SAFE_NO_PAD
+                .encode(br#"{"iss":"https://sofa.example.org/fhir","sub":"dr-b","n":1}"#);
+            parts[1] = &forged;
+            assert!(jsonwebtoken::decode::<Value>(&parts.join("."), key, &validation).is_err());
+            // And the other algorithm's key does not verify it (SEC-05).
+            let other = if key_use == KeyUse::AccessToken {
+                KeyUse::IdToken
+            } else {
+                KeyUse::AccessToken
+            };
+            assert!(ring.verifier(other, &kid, now).is_none());
+        }
     }
 
     // REQ: IDP-06

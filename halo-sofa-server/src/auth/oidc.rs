@@ -44,10 +44,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::caller::TokenError;
 use super::external::ExternalJwtTokens;
 use super::jwks::{JwksCache, JwksError};
+use super::paths as auth_paths;
 use super::users::{AuthenticatedUser, Authentication, LoginRequest, UserAuthenticator, cookie};
-use super::{TokenError, paths as auth_paths};
 use crate::outbound::read_bounded;
 use crate::pages;
 use crate::store::{BoxFuture, Store};

@@ -16,15 +16,23 @@ use axum::response::Response;
 use axum::{Extension, Form};
 use halo_model::oauth::OAuthError;
 
-use super::builtin::verify;
-use super::client_auth::{authenticate_client, form_value};
+use super::answers::{no_store, oauth_error};
+use super::builtin::TokenVerifier;
+use super::client_auth::ClientAuthenticator;
 use super::clients::RegisteredClient;
-use super::server::{Inner, no_store, oauth_error};
-use super::token::{find_refresh, revoke_family};
+use super::decide::single;
+use super::families::Families;
 use crate::tls::PeerCertificate;
 
+/// What revocation needs: who may ask, how tokens are checked, and the families to revoke.
+pub(crate) struct Revocation {
+    pub(crate) clients: Arc<ClientAuthenticator>,
+    pub(crate) verifier: Arc<TokenVerifier>,
+    pub(crate) families: Families,
+}
+
 pub(super) async fn revoke(
-    State(inner): State<Arc<Inner>>,
+    State(service): State<Arc<Revocation>>,
     headers: HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -33,12 +41,15 @@ pub(super) async fn revoke(
         return oauth_error(&headers, &OAuthError::invalid_request("send a form"));
     };
     let result = async {
-        let client = authenticate_client(&inner, &headers, &params, peer.as_deref()).await?;
-        let token = form_value(&params, "token")?
+        let client = service
+            .clients
+            .authenticate(&headers, &params, peer.as_deref())
+            .await?;
+        let token = single(&params, "token")?
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         // `token_type_hint` only says where to look first (§2.1); both kinds are looked up.
-        if let Some(family) = family_of(&inner, &client, token).await? {
-            revoke_family(&inner, &family).await?;
+        if let Some(family) = family_of(&service, &client, token).await? {
+            service.families.revoke(&family).await?;
         }
         Ok::<(), OAuthError>(())
     };
@@ -51,15 +62,15 @@ pub(super) async fn revoke(
 /// The grant family of `token` (a refresh token, else an access token), if it was issued to
 /// `client`.
 async fn family_of(
-    inner: &Inner,
+    service: &Revocation,
     client: &RegisteredClient,
     token: &str,
 ) -> Result<Option<String>, OAuthError> {
-    let refresh = find_refresh(inner, token).await?;
+    let refresh = service.families.find_refresh(token).await?;
     if let Some(record) = refresh {
         return Ok((record.client_id == client.client_id).then_some(record.family_id));
     }
-    Ok(match verify(inner, token).await {
+    Ok(match service.verifier.verify(token).await {
         Ok(verified) if verified.claims.client_id == client.client_id => verified.claims.fam,
         _ => None,
     })
