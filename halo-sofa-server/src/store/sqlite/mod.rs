@@ -80,8 +80,10 @@ impl SqliteStore {
     ) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let opened = path.clone();
+        let wal = Arc::new(writer::WalState::default());
+        let watched = wal.clone();
         let (write, checkpoint) = blocking(move || {
-            let write = connect_writer(&opened)?;
+            let write = connect_writer(&opened, &watched)?;
             write.busy_timeout(busy_timeout).map_err(ops::error)?;
             migrate(&write)?;
             let checkpoint = Connection::open(&opened).map_err(ops::error)?;
@@ -94,14 +96,15 @@ impl SqliteStore {
         let (queue, jobs) = mpsc::channel(writer::QUEUE);
         let (wake, wakeups) = std::sync::mpsc::sync_channel(1);
         let name = |role: &str| format!("sqlite-{role}");
+        let watched = wal.clone();
         std::thread::Builder::new()
             .name(name("checkpoint"))
-            .spawn(move || writer::run_checkpointer(checkpoint, wakeups))
+            .spawn(move || writer::run_checkpointer(checkpoint, wakeups, watched))
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         let writer_path = path.clone();
         std::thread::Builder::new()
             .name(name("writer"))
-            .spawn(move || writer::run_writer(write, writer_path, jobs, wake))
+            .spawn(move || writer::run_writer(write, writer_path, jobs, wake, wal))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -214,11 +217,12 @@ fn configure(connection: &Connection) -> StoreResult<()> {
 /// The writer's connection. The writer waits for no one in this store; the busy timeout it
 /// gets per transaction bounds a wait for another process on the same file. Auto-checkpoint is
 /// off: the checkpointer thread does it off the request path.
-fn connect_writer(path: &Path) -> StoreResult<Connection> {
-    let connection = Connection::open(path).map_err(ops::error)?;
+fn connect_writer(path: &Path, wal: &Arc<writer::WalState>) -> StoreResult<Connection> {
+    let mut connection = Connection::open(path).map_err(ops::error)?;
     connection
         .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;")
         .map_err(ops::error)?;
+    writer::watch_wal(&mut connection, wal).map_err(ops::error)?;
     configure(&connection)?;
     Ok(connection)
 }

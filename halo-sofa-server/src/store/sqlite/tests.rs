@@ -224,3 +224,26 @@ async fn commits_are_checkpointed_in_the_background_and_the_checkpointer_stops_w
     }
     assert!(gone, "every connection of the dropped store was closed");
 }
+
+#[tokio::test]
+async fn the_wal_starts_over_under_a_steady_write_load() {
+    let dir = Dir::new("wal-bound");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let wal = dir.0.join("sofa.db-wal");
+    let padding = "x".repeat(4000);
+    // About 48 MiB of records written back to back: a checkpoint beside the writer alone
+    // would never copy every frame, and the WAL would hold it all.
+    let mut largest = 0;
+    for unit in 0..300 {
+        let mut tx = store.begin().await.unwrap();
+        for n in 0..40 {
+            write_one(&mut tx, &format!("{unit}-{n}{padding}")).await;
+        }
+        tx.commit().await.unwrap();
+        largest = largest.max(file_len(&wal));
+    }
+    assert!(
+        largest < 32 * 1024 * 1024,
+        "the WAL grew to {largest} bytes for 48 MiB written"
+    );
+}

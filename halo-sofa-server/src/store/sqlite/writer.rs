@@ -12,8 +12,11 @@
 //! Committed writes wake the [`checkpointer`](run_checkpointer): the writer's connection has
 //! auto-checkpoint off, so no commit pays for copying the WAL back into the database.
 
+use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,34 @@ pub(super) const QUEUE: usize = 1024;
 /// A checkpoint runs at most this often, and this long after the first commit it follows, so
 /// the WAL holds at most this much of the write load.
 const CHECKPOINT_PERIOD: Duration = Duration::from_millis(200);
+/// WAL frames (pages) past which a commit wakes the checkpointer at once instead of letting
+/// commits gather (SQLite's own auto-checkpoint threshold).
+const URGENT_FRAMES: i32 = 1000;
+/// WAL frames past which the writer finishes a checkpoint itself between two transactions, so
+/// the WAL starts over (about 16 MiB with 4 KiB pages). A checkpoint beside the writer never
+/// catches up under a steady write load (frames arrive while it copies), and SQLite starts the
+/// WAL over only after a checkpoint that copied every frame; the writer's, run while no
+/// transaction is open, mostly has the few frames the checkpointer left.
+const RESTART_FRAMES: i32 = 4096;
+
+/// What the writer and the checkpointer share about the WAL.
+#[derive(Debug, Default)]
+pub(super) struct WalState {
+    /// Frames in the WAL after the writer's last commit (SQLite's WAL hook).
+    frames: AtomicI32,
+    /// The checkpointer should not wait for more commits.
+    urgent: AtomicBool,
+}
+
+/// Registers the WAL hook on the writer's connection (after `wal_autocheckpoint = 0`, which
+/// would replace it).
+pub(super) fn watch_wal(connection: &mut Connection, wal: &Arc<WalState>) -> rusqlite::Result<()> {
+    let wal = wal.clone();
+    connection.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: c_int| {
+        wal.frames.store(frames, Ordering::Relaxed);
+        Ok(())
+    }))
+}
 
 /// One statement of an open transaction, run on the writer's connection. It sends its own
 /// result back.
@@ -119,15 +150,26 @@ pub(super) fn run_writer(
     path: PathBuf,
     mut queue: mpsc::Receiver<Job>,
     checkpoints: std_mpsc::SyncSender<()>,
+    wal: Arc<WalState>,
 ) {
     while let Some(job) = queue.blocking_recv() {
         match job {
             Job::Begin { deadline, reply } => {
-                serve(&connection, deadline, reply, &checkpoints);
+                if serve(&connection, deadline, reply) {
+                    let frames = wal.frames.load(Ordering::Relaxed);
+                    if frames >= URGENT_FRAMES {
+                        wal.urgent.store(true, Ordering::Relaxed);
+                    }
+                    // Coalesced: a wake-up already pending is enough.
+                    let _ = checkpoints.try_send(());
+                    if frames >= RESTART_FRAMES && passive_checkpoint(&connection).is_ok() {
+                        wal.frames.store(0, Ordering::Relaxed);
+                    }
+                }
                 // A unit always ends with the connection out of any transaction; if a
                 // ROLLBACK itself failed, a fresh connection replaces the stuck one.
                 if !connection.is_autocommit()
-                    && let Ok(fresh) = super::connect_writer(&path)
+                    && let Ok(fresh) = super::connect_writer(&path, &wal)
                 {
                     connection = fresh;
                 }
@@ -138,16 +180,15 @@ pub(super) fn run_writer(
     }
 }
 
-/// Serves one write transaction from `BEGIN` to its end.
+/// Serves one write transaction from `BEGIN` to its end; whether it committed.
 fn serve(
     connection: &Connection,
     deadline: Instant,
     reply: oneshot::Sender<StoreResult<Session>>,
-    checkpoints: &std_mpsc::SyncSender<()>,
-) {
+) -> bool {
     if reply.is_closed() {
         // The requester stopped waiting (its deadline, or it was cancelled).
-        return;
+        return false;
     }
     let now = Instant::now();
     let Some(left) = deadline
@@ -157,7 +198,7 @@ fn serve(
         let _ = reply.send(Err(StoreError::Unavailable(
             "the database is busy: the write waited past its deadline".into(),
         )));
-        return;
+        return false;
     };
     // Inside this store nobody else writes; another process on the same file may, and its
     // lock is waited out only until the requester's deadline.
@@ -166,37 +207,35 @@ fn serve(
     // upgrade.
     if let Err(e) = connection.execute_batch("BEGIN IMMEDIATE") {
         let _ = reply.send(Err(ops::error(e)));
-        return;
+        return false;
     }
     let (sender, messages) = std_mpsc::channel();
     if reply.send(Ok(Session { messages: sender })).is_err() {
         roll_back(connection);
-        return;
+        return false;
     }
     loop {
         match messages.recv() {
             Ok(Message::Run(statement)) => {
                 if catch_unwind(AssertUnwindSafe(|| statement(connection))).is_err() {
                     roll_back(connection);
-                    return;
+                    return false;
                 }
             }
             Ok(Message::End { commit, reply }) => {
                 let sql = if commit { "COMMIT" } else { "ROLLBACK" };
                 let result = connection.execute_batch(sql).map_err(ops::error);
+                let committed = commit && result.is_ok();
                 if result.is_err() {
                     roll_back(connection);
-                } else if commit {
-                    // Coalesced: a wake-up already pending is enough.
-                    let _ = checkpoints.try_send(());
                 }
                 let _ = reply.send(result);
-                return;
+                return committed;
             }
             // The transaction was dropped without an end.
             Err(_) => {
                 roll_back(connection);
-                return;
+                return false;
             }
         }
     }
@@ -208,21 +247,31 @@ fn roll_back(connection: &Connection) {
     }
 }
 
-/// The checkpointer thread: copies the WAL back into the database (`PASSIVE`: it never waits
-/// for, nor blocks, the writer or readers) a little after commits, at most every
-/// [`CHECKPOINT_PERIOD`]. It runs a last checkpoint and stops when the writer has stopped.
-pub(super) fn run_checkpointer(connection: Connection, wakeups: std_mpsc::Receiver<()>) {
-    let checkpoint = || {
-        // A failure (a busy lock held by another process) is retried on the next wake-up.
-        let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-    };
+/// `PRAGMA wal_checkpoint(PASSIVE)`: the frames in the WAL and how many of them are copied
+/// into the database. It never waits for, nor blocks, a writer or a reader.
+fn passive_checkpoint(connection: &Connection) -> rusqlite::Result<(i64, i64)> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get(1)?, row.get(2)?))
+    })
+}
+
+/// The checkpointer thread: copies the WAL back into the database a little after commits, at
+/// most every [`CHECKPOINT_PERIOD`], or at once when the WAL has passed [`URGENT_FRAMES`]. It
+/// runs a last checkpoint and stops when the writer has stopped.
+pub(super) fn run_checkpointer(
+    connection: Connection,
+    wakeups: std_mpsc::Receiver<()>,
+    wal: Arc<WalState>,
+) {
+    // A failure (a lock held by another process) is retried on the next wake-up.
+    let checkpoint = || drop(passive_checkpoint(&connection));
     let mut last = Instant::now();
     // Wait for a commit; none will come once the writer has stopped.
     while wakeups.recv().is_ok() {
         // Let more commits gather behind this one, then copy them all in one checkpoint.
         let until = last + CHECKPOINT_PERIOD;
         let mut stopping = false;
-        loop {
+        while !wal.urgent.load(Ordering::Relaxed) {
             let wait = until.saturating_duration_since(Instant::now());
             if wait.is_zero() {
                 break;
@@ -236,6 +285,7 @@ pub(super) fn run_checkpointer(connection: Connection, wakeups: std_mpsc::Receiv
                 }
             }
         }
+        wal.urgent.store(false, Ordering::Relaxed);
         checkpoint();
         last = Instant::now();
         if stopping {
