@@ -64,6 +64,27 @@ struct Inner {
     writer: mpsc::Sender<Job>,
     idle_readers: Mutex<Vec<Connection>>,
     readers_kept: usize,
+    /// The writer and checkpointer threads, joined when the store goes.
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// Stops the writer and the checkpointer and waits for them, so the store's connections are
+    /// all closed when it is gone (the last close copies the WAL back and removes it), as they
+    /// were when the store was a pool. No transaction is open (each holds the store), so the
+    /// wait is for at most one unit's end and the closes.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.writer, closed));
+        self.idle_readers
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        for thread in self.threads.drain(..) {
+            // A writer that panicked has nothing left to close.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -97,12 +118,12 @@ impl SqliteStore {
         let (wake, wakeups) = std::sync::mpsc::sync_channel(1);
         let name = |role: &str| format!("sqlite-{role}");
         let watched = wal.clone();
-        std::thread::Builder::new()
+        let checkpointer = std::thread::Builder::new()
             .name(name("checkpoint"))
             .spawn(move || writer::run_checkpointer(checkpoint, wakeups, watched))
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         let writer_path = path.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name(name("writer"))
             .spawn(move || writer::run_writer(write, writer_path, jobs, wake, wal))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
@@ -113,6 +134,8 @@ impl SqliteStore {
                 writer: queue,
                 idle_readers: Mutex::new(Vec::new()),
                 readers_kept: reader_pool_size(),
+                // The writer first: the checkpointer stops after it.
+                threads: vec![writer, checkpointer],
             }),
         })
     }

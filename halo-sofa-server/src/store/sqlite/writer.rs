@@ -15,9 +15,9 @@
 use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -49,6 +49,9 @@ pub(super) struct WalState {
     frames: AtomicI32,
     /// The checkpointer should not wait for more commits.
     urgent: AtomicBool,
+    /// Held by whichever of the two runs a checkpoint: SQLite runs one at a time and a second
+    /// `PASSIVE` one gives up at once, so the writer's would mostly lose to the checkpointer's.
+    checkpointing: Mutex<()>,
 }
 
 /// Registers the WAL hook on the writer's connection (after `wal_autocheckpoint = 0`, which
@@ -162,7 +165,7 @@ pub(super) fn run_writer(
                     }
                     // Coalesced: a wake-up already pending is enough.
                     let _ = checkpoints.try_send(());
-                    if frames >= RESTART_FRAMES && passive_checkpoint(&connection).is_ok() {
+                    if frames >= RESTART_FRAMES && passive_checkpoint(&connection, &wal) {
                         wal.frames.store(0, Ordering::Relaxed);
                     }
                 }
@@ -178,6 +181,11 @@ pub(super) fn run_writer(
             Job::Crash => panic!("the storage writer was told to crash"),
         }
     }
+    // Closed before the checkpointer is told to stop, so its connection is the last and its
+    // close copies the WAL back and removes it (two closing at once would each leave it to
+    // the other).
+    drop(connection);
+    drop(checkpoints);
 }
 
 /// Serves one write transaction from `BEGIN` to its end; whether it committed.
@@ -247,12 +255,20 @@ fn roll_back(connection: &Connection) {
     }
 }
 
-/// `PRAGMA wal_checkpoint(PASSIVE)`: the frames in the WAL and how many of them are copied
-/// into the database. It never waits for, nor blocks, a writer or a reader.
-fn passive_checkpoint(connection: &Connection) -> rusqlite::Result<(i64, i64)> {
-    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-        Ok((row.get(1)?, row.get(2)?))
-    })
+/// `PRAGMA wal_checkpoint(PASSIVE)`, after any other checkpoint of this store; whether it
+/// copied every frame. It never waits for, nor blocks, a writer or a reader.
+fn passive_checkpoint(connection: &Connection, wal: &WalState) -> bool {
+    let _turn = wal.checkpointing.lock().unwrap_or_else(|e| e.into_inner());
+    // (busy, frames in the WAL, frames copied): done when nothing was busy and every frame
+    // was copied. A failure (a lock held by another process) is retried later.
+    let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    });
+    matches!(result, Ok((0, frames, copied)) if frames == copied)
 }
 
 /// The checkpointer thread: copies the WAL back into the database a little after commits, at
@@ -264,7 +280,9 @@ pub(super) fn run_checkpointer(
     wal: Arc<WalState>,
 ) {
     // A failure (a lock held by another process) is retried on the next wake-up.
-    let checkpoint = || drop(passive_checkpoint(&connection));
+    let checkpoint = || {
+        passive_checkpoint(&connection, &wal);
+    };
     let mut last = Instant::now();
     // Wait for a commit; none will come once the writer has stopped.
     while wakeups.recv().is_ok() {
