@@ -10,7 +10,7 @@ use super::super::{
     AsyncJobRecord, BindingTokenRecord, BoxFuture, ClusterOps, StoreError, StoreResult,
 };
 use super::SqliteTransaction;
-use super::ops::error;
+use super::ops::{error, exec, query_row};
 
 fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
@@ -22,13 +22,13 @@ fn insert_binding_token(
     record: &BindingTokenRecord,
 ) -> StoreResult<()> {
     let json = to_json(record)?;
-    let inserted = c
-        .execute(
-            "INSERT INTO binding_tokens (token_hash, expires_at, record) VALUES (?1, ?2, ?3)
+    let inserted = exec(
+        c,
+        "INSERT INTO binding_tokens (token_hash, expires_at, record) VALUES (?1, ?2, ?3)
              ON CONFLICT (token_hash) DO NOTHING",
-            params![hash, millis(record.expires_at), json],
-        )
-        .map_err(error)?;
+        params![hash, millis(record.expires_at), json],
+    )
+    .map_err(error)?;
     if inserted == 0 {
         return Err(StoreError::AlreadyExists("binding token".into()));
     }
@@ -40,14 +40,14 @@ fn take_binding_token(
     hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<BindingTokenRecord>> {
-    let row: Option<(i64, String)> = c
-        .query_row(
-            "DELETE FROM binding_tokens WHERE token_hash = ?1 RETURNING expires_at, record",
-            params![hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(error)?;
+    let row: Option<(i64, String)> = query_row(
+        c,
+        "DELETE FROM binding_tokens WHERE token_hash = ?1 RETURNING expires_at, record",
+        params![hash],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(error)?;
     match row {
         Some((expires_at, record)) if expires_at > millis(now) => from_json(&record).map(Some),
         _ => Ok(None),
@@ -62,9 +62,12 @@ fn write_async_job(c: &Connection, job: &AsyncJobRecord, insert: bool) -> StoreR
     } else {
         "UPDATE async_jobs SET expires_at = ?2, record = ?3 WHERE id = ?1"
     };
-    let written = c
-        .execute(sql, params![job.id, millis(job.expires_at), to_json(job)?])
-        .map_err(error)?;
+    let written = exec(
+        c,
+        sql,
+        params![job.id, millis(job.expires_at), to_json(job)?],
+    )
+    .map_err(error)?;
     if insert && written == 0 {
         return Err(StoreError::AlreadyExists(format!("async job {}", job.id)));
     }
@@ -80,7 +83,7 @@ fn purge(c: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
         "DELETE FROM socket_deliveries WHERE deadline <= ?1",
         "DELETE FROM async_jobs WHERE expires_at <= ?1",
     ] {
-        purged += c.execute(sql, params![now]).map_err(error)? as u64;
+        purged += exec(c, sql, params![now]).map_err(error)? as u64;
     }
     Ok(purged)
 }
@@ -112,7 +115,8 @@ impl ClusterOps for SqliteTransaction {
     ) -> BoxFuture<'a, StoreResult<()>> {
         let (id, instance) = (subscription_id.to_owned(), instance.to_owned());
         Box::pin(self.call(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO socket_holders (subscription_id, instance, lease_until)
                  VALUES (?1, ?2, ?3)
                  ON CONFLICT (subscription_id, instance) DO UPDATE
@@ -131,7 +135,8 @@ impl ClusterOps for SqliteTransaction {
     ) -> BoxFuture<'a, StoreResult<()>> {
         let (id, instance) = (subscription_id.to_owned(), instance.to_owned());
         Box::pin(self.call(move |c| {
-            c.execute(
+            exec(
+                c,
                 "DELETE FROM socket_holders WHERE subscription_id = ?1 AND instance = ?2",
                 params![id, instance],
             )
@@ -168,7 +173,8 @@ impl ClusterOps for SqliteTransaction {
     ) -> BoxFuture<'a, StoreResult<()>> {
         let id = subscription_id.to_owned();
         Box::pin(self.call(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO socket_deliveries (subscription_id, event_number, deadline, delivered)
                  VALUES (?1, ?2, ?3, 0)
                  ON CONFLICT (subscription_id, event_number) DO UPDATE
@@ -212,7 +218,8 @@ impl ClusterOps for SqliteTransaction {
     ) -> BoxFuture<'a, StoreResult<bool>> {
         let id = subscription_id.to_owned();
         Box::pin(self.call(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE socket_deliveries SET delivered = 1
                  WHERE subscription_id = ?1 AND event_number = ?2",
                 params![id, int(event_number)?],
@@ -229,15 +236,15 @@ impl ClusterOps for SqliteTransaction {
     ) -> BoxFuture<'a, StoreResult<bool>> {
         let id = subscription_id.to_owned();
         Box::pin(self.call(move |c| {
-            let delivered: Option<i64> = c
-                .query_row(
-                    "SELECT delivered FROM socket_deliveries
+            let delivered: Option<i64> = query_row(
+                c,
+                "SELECT delivered FROM socket_deliveries
                      WHERE subscription_id = ?1 AND event_number = ?2",
-                    params![id, int(event_number)?],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(error)?;
+                params![id, int(event_number)?],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(error)?;
             Ok(delivered == Some(1))
         }))
     }
@@ -256,14 +263,14 @@ impl ClusterOps for SqliteTransaction {
     ) -> BoxFuture<'a, StoreResult<Option<AsyncJobRecord>>> {
         let id = id.to_owned();
         Box::pin(self.call(move |c| {
-            let record: Option<String> = c
-                .query_row(
-                    "SELECT record FROM async_jobs WHERE id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(error)?;
+            let record: Option<String> = query_row(
+                c,
+                "SELECT record FROM async_jobs WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(error)?;
             record.as_deref().map(from_json).transpose()
         }))
     }
@@ -275,7 +282,7 @@ impl ClusterOps for SqliteTransaction {
     fn delete_async_job<'a>(&'a mut self, id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let id = id.to_owned();
         Box::pin(self.call(move |c| {
-            c.execute("DELETE FROM async_jobs WHERE id = ?1", params![id])
+            exec(c, "DELETE FROM async_jobs WHERE id = ?1", params![id])
                 .map(|n| n == 1)
                 .map_err(error)
         }))

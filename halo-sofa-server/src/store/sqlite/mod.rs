@@ -1,17 +1,26 @@
-//! The embedded SQLite store: the default. WAL journal, one connection per open transaction
-//! (taken from a small pool), every SQLite call on a blocking thread so the async runtime never
-//! waits on disk or on the write lock.
+//! The embedded SQLite store: the default, in WAL mode.
+//!
+//! Writes go to one writer thread that owns the only write connection ([`writer`]): write
+//! transactions queue for it in order, with the busy timeout as their deadline, instead of
+//! fighting for SQLite's write lock. Reads run on a pool of read-only connections kept open
+//! beside it (WAL readers see a consistent snapshot while the writer works), every SQLite call
+//! of theirs on a blocking thread so the async runtime never waits on disk. A checkpointer
+//! thread copies the WAL back into the database off the request path.
 
 mod cluster;
 mod ops;
 mod schema;
+#[cfg(test)]
+mod tests;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AuditOps, AuthOps, AuthorizationCodeRecord, BoxFuture, ClientRecord, EventRecord, EventState,
@@ -20,12 +29,21 @@ use super::{
     SubscriptionRecord, Transaction,
 };
 use crate::metrics;
+use writer::{Job, Session};
 
-/// Idle connections kept for reuse; more are opened when needed and closed when returned.
-const POOL_SIZE: usize = 8;
-/// How long a transaction waits for SQLite's single write lock before reporting the store
+/// How long a transaction waits for its turn at the writer before reporting the store
 /// unavailable (503), unless the host sets another ([`SqliteStore::open_with_busy_timeout`]).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements each connection keeps (the store has about a hundred distinct ones).
+const STATEMENT_CACHE: usize = 128;
+
+/// Read connections kept open for reuse: enough for the requests a machine of this size serves
+/// at once, so none is opened per request. Beyond it a read opens a connection of its own and
+/// closes it after.
+fn reader_pool_size() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (cores * 16).clamp(16, 64)
+}
 
 /// The embedded SQLite [`Store`] (rusqlite, bundled SQLite, WAL).
 ///
@@ -41,7 +59,32 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     busy_timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
+    /// The writer thread's queue; dropping it (with the store) stops the writer, then the
+    /// checkpointer.
+    writer: mpsc::Sender<Job>,
+    idle_readers: Mutex<Vec<Connection>>,
+    readers_kept: usize,
+    /// The writer and checkpointer threads, joined when the store goes.
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// Stops the writer and the checkpointer and waits for them, so the store's connections are
+    /// all closed when it is gone (the last close copies the WAL back and removes it), as they
+    /// were when the store was a pool. No transaction is open (each holds the store), so the
+    /// wait is for at most one unit's end and the closes.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.writer, closed));
+        self.idle_readers
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        for thread in self.threads.drain(..) {
+            // A writer that panicked has nothing left to close.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -50,25 +93,49 @@ impl SqliteStore {
         SqliteStore::open_with_busy_timeout(path, BUSY_TIMEOUT).await
     }
 
-    /// [`open`](Self::open), with how long a transaction waits for the write lock before the
-    /// store reports itself unavailable (5 s by default).
+    /// [`open`](Self::open), with how long a transaction waits for its turn to write before
+    /// the store reports itself unavailable (5 s by default).
     pub async fn open_with_busy_timeout(
         path: impl AsRef<Path>,
         busy_timeout: Duration,
     ) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let opened = path.clone();
-        let connection = blocking(move || {
-            let connection = connect(&opened, busy_timeout)?;
-            migrate(&connection)?;
-            Ok(connection)
+        let wal = Arc::new(writer::WalState::default());
+        let watched = wal.clone();
+        let (write, checkpoint) = blocking(move || {
+            let write = connect_writer(&opened, &watched)?;
+            write.busy_timeout(busy_timeout).map_err(ops::error)?;
+            migrate(&write)?;
+            let checkpoint = Connection::open(&opened).map_err(ops::error)?;
+            checkpoint
+                .execute_batch("PRAGMA synchronous = NORMAL;")
+                .map_err(ops::error)?;
+            Ok((write, checkpoint))
         })
         .await?;
+        let (queue, jobs) = mpsc::channel(writer::QUEUE);
+        let (wake, wakeups) = std::sync::mpsc::sync_channel(1);
+        let name = |role: &str| format!("sqlite-{role}");
+        let watched = wal.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name(name("checkpoint"))
+            .spawn(move || writer::run_checkpointer(checkpoint, wakeups, watched))
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
+        let writer_path = path.clone();
+        let writer = std::thread::Builder::new()
+            .name(name("writer"))
+            .spawn(move || writer::run_writer(write, writer_path, jobs, wake, wal))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 busy_timeout,
-                idle: Mutex::new(vec![connection]),
+                writer: queue,
+                idle_readers: Mutex::new(Vec::new()),
+                readers_kept: reader_pool_size(),
+                // The writer first: the checkpointer stops after it.
+                threads: vec![writer, checkpointer],
             }),
         })
     }
@@ -78,34 +145,68 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    async fn transaction(&self, begin: &'static str) -> StoreResult<Box<dyn Transaction>> {
-        let idle = self.inner.take_idle();
-        let path = self.inner.path.clone();
-        let busy_timeout = self.inner.busy_timeout;
-        let connection = blocking(move || {
-            let connection = match idle {
-                Some(connection) => connection,
-                None => connect(&path, busy_timeout)?,
-            };
-            connection.execute_batch(begin).map_err(ops::error)?;
-            Ok(connection)
+    /// Waits, in order and at most the busy timeout, for the writer to open a transaction.
+    async fn begin_write(&self) -> StoreResult<SqliteTransaction> {
+        let waited = self.inner.busy_timeout;
+        let deadline = Instant::now() + waited;
+        let (reply, answer) = oneshot::channel();
+        let turn = async {
+            self.inner
+                .writer
+                .send(Job::Begin { deadline, reply })
+                .await
+                .map_err(|_| writer::stopped())?;
+            answer.await.map_err(|_| writer::stopped())?
+        };
+        // Timing out drops the reply: a session the writer sends after that is dropped with
+        // it, which rolls it back and frees the writer.
+        let session = tokio::time::timeout_at(deadline.into(), turn)
+            .await
+            .map_err(|_| writer::busy(waited))??;
+        Ok(SqliteTransaction {
+            side: Side::Write(Some(session)),
+            store: self.inner.clone(),
         })
-        .await?;
+    }
+
+    async fn begin_reader(&self) -> StoreResult<Box<dyn Transaction>> {
+        let connection = match self.inner.take_idle() {
+            Some(connection) => connection,
+            None => {
+                let path = self.inner.path.clone();
+                let busy_timeout = self.inner.busy_timeout;
+                blocking(move || connect_reader(&path, busy_timeout)).await?
+            }
+        };
+        // `BEGIN` goes with the first statement: a deferred transaction takes its snapshot
+        // only there anyway, and it saves a trip to a blocking thread.
         Ok(Box::new(SqliteTransaction {
-            connection: Some(connection),
+            side: Side::Read {
+                connection: Some(connection),
+                begun: false,
+            },
             store: self.inner.clone(),
         }))
+    }
+
+    /// Stops the writer thread as a crash would.
+    #[cfg(test)]
+    async fn crash_writer(&self) {
+        let _ = self.inner.writer.send(Job::Crash).await;
     }
 }
 
 impl Inner {
     fn take_idle(&self) -> Option<Connection> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        self.idle_readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
     }
 
     fn give_back(&self, connection: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < POOL_SIZE {
+        let mut idle = self.idle_readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.readers_kept {
             idle.push(connection);
         }
     }
@@ -113,13 +214,9 @@ impl Inner {
 
 impl Store for SqliteStore {
     fn begin(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
-        // IMMEDIATE takes the write lock now, so a transaction never fails half-way on a lock
-        // upgrade.
-        Box::pin(metrics::store_call(
-            "sqlite",
-            "begin",
-            self.transaction("BEGIN IMMEDIATE"),
-        ))
+        Box::pin(metrics::store_call("sqlite", "begin", async {
+            Ok(Box::new(self.begin_write().await?) as Box<dyn Transaction>)
+        }))
     }
 
     fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
@@ -127,18 +224,40 @@ impl Store for SqliteStore {
         Box::pin(metrics::store_call(
             "sqlite",
             "begin_read",
-            self.transaction("BEGIN DEFERRED"),
+            self.begin_reader(),
         ))
     }
 }
 
-fn connect(path: &Path, busy_timeout: Duration) -> StoreResult<Connection> {
+/// The settings every connection shares.
+fn configure(connection: &Connection) -> StoreResult<()> {
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    connection
+        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(ops::error)
+}
+
+/// The writer's connection. The writer waits for no one in this store; the busy timeout it
+/// gets per transaction bounds a wait for another process on the same file. Auto-checkpoint is
+/// off: the checkpointer thread does it off the request path.
+fn connect_writer(path: &Path, wal: &Arc<writer::WalState>) -> StoreResult<Connection> {
+    let mut connection = Connection::open(path).map_err(ops::error)?;
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;")
+        .map_err(ops::error)?;
+    writer::watch_wal(&mut connection, wal).map_err(ops::error)?;
+    configure(&connection)?;
+    Ok(connection)
+}
+
+/// A read connection: `query_only`, so a write through a read transaction is an error (the
+/// store contract allows it) and never competes with the writer for the lock.
+fn connect_reader(path: &Path, busy_timeout: Duration) -> StoreResult<Connection> {
     let connection = Connection::open(path).map_err(ops::error)?;
     connection.busy_timeout(busy_timeout).map_err(ops::error)?;
+    configure(&connection)?;
     connection
-        .execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
+        .execute_batch("PRAGMA query_only = ON;")
         .map_err(ops::error)?;
     Ok(connection)
 }
@@ -184,11 +303,24 @@ async fn blocking<R: Send + 'static>(
         .map_err(|e| StoreError::Backend(format!("the storage thread failed: {e}")))?
 }
 
-/// A transaction on its own connection. Dropped without commit, it rolls back; if it is dropped
-/// while a statement runs, the connection closes with the transaction open, which SQLite also
-/// rolls back.
+/// Where a transaction's statements run.
+enum Side {
+    /// On the writer thread, which this transaction holds while it is open.
+    Write(Option<Session>),
+    /// On a read connection of its own, on the blocking pool.
+    Read {
+        connection: Option<Connection>,
+        /// Whether `BEGIN` has run on it.
+        begun: bool,
+    },
+}
+
+/// A transaction. Dropped without commit, it rolls back: a write transaction's session tells
+/// the writer so, which frees it for the next; a read connection rolls back on a blocking
+/// thread and goes back to the pool. If a read is dropped while a statement runs, its
+/// connection closes with the transaction open, which SQLite also rolls back.
 struct SqliteTransaction {
-    connection: Option<Connection>,
+    side: Side,
     store: Arc<Inner>,
 }
 
@@ -197,47 +329,68 @@ impl SqliteTransaction {
         &mut self,
         work: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
-        let connection = self
-            .connection
-            .take()
-            .ok_or_else(|| StoreError::Backend("the transaction has ended".into()))?;
-        let (connection, result) = tokio::task::spawn_blocking(move || {
-            let result = work(&connection);
-            (connection, result)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("the storage thread failed: {e}")))?;
-        self.connection = Some(connection);
-        result
+        match &mut self.side {
+            Side::Write(session) => {
+                let session = session.as_ref().ok_or_else(writer::ended)?;
+                session.run(work).await
+            }
+            Side::Read { connection, begun } => {
+                let taken = connection.take().ok_or_else(writer::ended)?;
+                let first = !*begun;
+                let (taken, result) = tokio::task::spawn_blocking(move || {
+                    let result = if first {
+                        taken
+                            .execute_batch("BEGIN DEFERRED")
+                            .map_err(ops::error)
+                            .and_then(|()| work(&taken))
+                    } else {
+                        work(&taken)
+                    };
+                    (taken, result)
+                })
+                .await
+                .map_err(|e| StoreError::Backend(format!("the storage thread failed: {e}")))?;
+                *begun = !taken.is_autocommit();
+                *connection = Some(taken);
+                result
+            }
+        }
     }
 
-    fn finish(&mut self, statement: &'static str) -> BoxFuture<'static, StoreResult<()>> {
-        let connection = self.connection.take();
-        let store = self.store.clone();
-        Box::pin(async move {
-            let Some(connection) = connection else {
-                return Err(StoreError::Backend("the transaction has ended".into()));
-            };
-            let (connection, result) = tokio::task::spawn_blocking(move || {
-                let result = connection.execute_batch(statement).map_err(ops::error);
-                (connection, result)
-            })
-            .await
-            .map_err(|e| StoreError::Backend(format!("the storage thread failed: {e}")))?;
-            if result.is_ok() {
-                store.give_back(connection);
+    fn finish(&mut self, commit: bool) -> BoxFuture<'static, StoreResult<()>> {
+        match &mut self.side {
+            Side::Write(session) => {
+                let session = session.take();
+                Box::pin(async move { session.ok_or_else(writer::ended)?.end(commit).await })
             }
-            result
-        })
+            // A read transaction has nothing to make durable: its end (the same for a commit
+            // and a rollback) runs on its own, as a drop does, and the caller goes on.
+            Side::Read { connection, .. } => {
+                let result = if connection.is_some() {
+                    Ok(())
+                } else {
+                    Err(writer::ended())
+                };
+                Box::pin(async move { result })
+            }
+        }
     }
 }
 
 impl Drop for SqliteTransaction {
     fn drop(&mut self) {
-        let Some(connection) = self.connection.take() else {
+        // A write session ends with its drop; a read connection goes back to the pool.
+        let Side::Read { connection, .. } = &mut self.side else {
+            return;
+        };
+        let Some(connection) = connection.take() else {
             return;
         };
         let store = self.store.clone();
+        if connection.is_autocommit() {
+            store.give_back(connection);
+            return;
+        }
         let roll_back = move || {
             if connection.execute_batch("ROLLBACK").is_ok() {
                 store.give_back(connection);
@@ -254,18 +407,14 @@ impl Drop for SqliteTransaction {
 
 impl Transaction for SqliteTransaction {
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
-        Box::pin(metrics::store_call(
-            "sqlite",
-            "commit",
-            self.finish("COMMIT"),
-        ))
+        Box::pin(metrics::store_call("sqlite", "commit", self.finish(true)))
     }
 
     fn rollback(mut self: Box<Self>) -> BoxFuture<'static, StoreResult<()>> {
         Box::pin(metrics::store_call(
             "sqlite",
             "rollback",
-            self.finish("ROLLBACK"),
+            self.finish(false),
         ))
     }
 }

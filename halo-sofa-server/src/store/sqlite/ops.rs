@@ -21,6 +21,26 @@ pub(super) fn error(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Runs one statement from the connection's prepared-statement cache (parsing SQL costs more
+/// than running most of these); how many rows it changed.
+pub(super) fn exec(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// The first row of a cached statement, mapped by `f`.
+pub(super) fn query_row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn insert_error(e: rusqlite::Error, what: impl Into<String>) -> StoreError {
     if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
         StoreError::AlreadyExists(what.into())
@@ -30,9 +50,10 @@ fn insert_error(e: rusqlite::Error, what: impl Into<String>) -> StoreError {
 }
 
 pub(super) fn count(c: &Connection, table: &'static str) -> StoreResult<u64> {
-    let n: i64 = c
-        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-        .map_err(error)?;
+    let n: i64 = query_row(c, &format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+        r.get(0)
+    })
+    .map_err(error)?;
     Ok(uint(n))
 }
 
@@ -55,7 +76,8 @@ fn write_resource(
     let json = resource.to_vec();
     let last_updated = new.last_updated.to_rfc3339();
     if insert {
-        c.execute(
+        exec(
+            c,
             "INSERT INTO resources (resource_type, id, version, last_updated, launch_id, json)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -69,13 +91,15 @@ fn write_resource(
         )
         .map_err(|e| insert_error(e, format!("{resource_type}/{id}")))?;
     } else {
-        c.execute(
+        exec(
+            c,
             "UPDATE resources SET version = ?3, last_updated = ?4, json = ?5
              WHERE resource_type = ?1 AND id = ?2",
             params![resource_type, id, int(version)?, last_updated, json],
         )
         .map_err(error)?;
-        c.execute(
+        exec(
+            c,
             "DELETE FROM resource_refs WHERE resource_type = ?1 AND id = ?2",
             params![resource_type, id],
         )
@@ -150,14 +174,14 @@ pub(super) fn update_resource(
 ) -> StoreResult<StoredResource> {
     let resource_type = new.resource.resource_type().to_string();
     let id = new.resource.id().unwrap_or_default().to_string();
-    let current: Option<(i64, Option<String>)> = c
-        .query_row(
-            "SELECT version, launch_id FROM resources WHERE resource_type = ?1 AND id = ?2",
-            params![resource_type, id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(error)?;
+    let current: Option<(i64, Option<String>)> = query_row(
+        c,
+        "SELECT version, launch_id FROM resources WHERE resource_type = ?1 AND id = ?2",
+        params![resource_type, id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(error)?;
     let Some((version, launch_id)) = current else {
         return Err(StoreError::NotFound(format!("{resource_type}/{id}")));
     };
@@ -209,18 +233,19 @@ pub(super) fn resource_versions(
 
 pub(super) fn delete_resource(c: &Connection, resource_type: &str, id: &str) -> StoreResult<bool> {
     for table in ["resource_refs", "resource_versions"] {
-        c.execute(
+        exec(
+            c,
             &format!("DELETE FROM {table} WHERE resource_type = ?1 AND id = ?2"),
             params![resource_type, id],
         )
         .map_err(error)?;
     }
-    let n = c
-        .execute(
-            "DELETE FROM resources WHERE resource_type = ?1 AND id = ?2",
-            params![resource_type, id],
-        )
-        .map_err(error)?;
+    let n = exec(
+        c,
+        "DELETE FROM resources WHERE resource_type = ?1 AND id = ?2",
+        params![resource_type, id],
+    )
+    .map_err(error)?;
     Ok(n > 0)
 }
 
@@ -268,39 +293,50 @@ pub(super) fn search_resources(
     };
     arg(&mut sql, " LIMIT ?", limit.into());
     arg(&mut sql, " OFFSET ?", int(query.offset)?.into());
-    let mut statement = c.prepare(&sql).map_err(error)?;
-    let rows = statement
-        .query_map(rusqlite::params_from_iter(args), row_to_resource)
-        .map_err(error)?;
-    rows.map(|row| row.map_err(error).and_then(stored))
-        .collect()
+    let run = |statement: &mut rusqlite::Statement<'_>| {
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(args), row_to_resource)
+            .map_err(error)?;
+        rows.map(|row| row.map_err(error).and_then(stored))
+            .collect()
+    };
+    // Cached too: the shapes are few (which filters, and how many ids up to a page); a
+    // longer id list is parsed for its one use rather than push common ones out of the cache.
+    if query.ids.len() <= 8 {
+        run(&mut *c.prepare_cached(&sql).map_err(error)?)
+    } else {
+        run(&mut c.prepare(&sql).map_err(error)?)
+    }
 }
 
 pub(super) fn delete_launch_resources(c: &Connection, launch_id: &str) -> StoreResult<u64> {
-    c.execute(
+    exec(
+        c,
         "DELETE FROM resource_refs WHERE (resource_type, id) IN
            (SELECT resource_type, id FROM resources WHERE launch_id = ?1)",
         params![launch_id],
     )
     .map_err(error)?;
-    c.execute(
+    exec(
+        c,
         "DELETE FROM resource_versions WHERE launch_id = ?1",
         params![launch_id],
     )
     .map_err(error)?;
-    let n = c
-        .execute(
-            "DELETE FROM resources WHERE launch_id = ?1",
-            params![launch_id],
-        )
-        .map_err(error)?;
+    let n = exec(
+        c,
+        "DELETE FROM resources WHERE launch_id = ?1",
+        params![launch_id],
+    )
+    .map_err(error)?;
     Ok(n as u64)
 }
 
 // ---- launches ----
 
 pub(super) fn insert_launch(c: &Connection, launch: &LaunchRecord) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO launches (launch_id, client_id, expires_at, record) VALUES (?1, ?2, ?3, ?4)",
         params![
             launch.launch_id,
@@ -351,12 +387,12 @@ pub(super) fn get_launch(c: &Connection, launch_id: &str) -> StoreResult<Option<
 }
 
 pub(super) fn delete_launch(c: &Connection, launch_id: &str) -> StoreResult<bool> {
-    let n = c
-        .execute(
-            "DELETE FROM launches WHERE launch_id = ?1",
-            params![launch_id],
-        )
-        .map_err(error)?;
+    let n = exec(
+        c,
+        "DELETE FROM launches WHERE launch_id = ?1",
+        params![launch_id],
+    )
+    .map_err(error)?;
     Ok(n > 0)
 }
 
@@ -396,7 +432,8 @@ fn subscription_params(s: &SubscriptionRecord) -> StoreResult<(String, i64, Stri
 
 pub(super) fn insert_subscription(c: &Connection, s: &SubscriptionRecord) -> StoreResult<()> {
     let (status, events, record) = subscription_params(s)?;
-    c.execute(
+    exec(
+        c,
         "INSERT INTO subscriptions (id, owner, topic, status, events_since_start, record)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![s.id, s.owner_client_id, s.topic, status, events, record],
@@ -434,13 +471,13 @@ pub(super) fn get_subscription(
 
 pub(super) fn update_subscription(c: &Connection, s: &SubscriptionRecord) -> StoreResult<()> {
     let (status, _, record) = subscription_params(s)?;
-    let n = c
-        .execute(
-            "UPDATE subscriptions SET owner = ?2, topic = ?3, status = ?4, record = ?5
+    let n = exec(
+        c,
+        "UPDATE subscriptions SET owner = ?2, topic = ?3, status = ?4, record = ?5
              WHERE id = ?1",
-            params![s.id, s.owner_client_id, s.topic, status, record],
-        )
-        .map_err(error)?;
+        params![s.id, s.owner_client_id, s.topic, status, record],
+    )
+    .map_err(error)?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("Subscription/{}", s.id)));
     }
@@ -448,11 +485,13 @@ pub(super) fn update_subscription(c: &Connection, s: &SubscriptionRecord) -> Sto
 }
 
 pub(super) fn delete_subscription(c: &Connection, id: &str) -> StoreResult<bool> {
-    c.execute("DELETE FROM events WHERE subscription_id = ?1", params![id])
-        .map_err(error)?;
-    let n = c
-        .execute("DELETE FROM subscriptions WHERE id = ?1", params![id])
-        .map_err(error)?;
+    exec(
+        c,
+        "DELETE FROM events WHERE subscription_id = ?1",
+        params![id],
+    )
+    .map_err(error)?;
+    let n = exec(c, "DELETE FROM subscriptions WHERE id = ?1", params![id]).map_err(error)?;
     Ok(n > 0)
 }
 
@@ -493,22 +532,23 @@ pub(super) fn has_active_subscription(
 }
 
 pub(super) fn allocate_event_number(c: &Connection, id: &str) -> StoreResult<u64> {
-    let number: Option<i64> = c
-        .query_row(
-            "UPDATE subscriptions SET events_since_start = events_since_start + 1 WHERE id = ?1
+    let number: Option<i64> = query_row(
+        c,
+        "UPDATE subscriptions SET events_since_start = events_since_start + 1 WHERE id = ?1
              RETURNING events_since_start",
-            params![id],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(error)?;
+        params![id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(error)?;
     number
         .map(uint)
         .ok_or_else(|| StoreError::NotFound(format!("Subscription/{id}")))
 }
 
 pub(super) fn append_event(c: &Connection, event: &EventRecord) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO events (subscription_id, event_number, state, record) VALUES (?1, ?2, ?3, ?4)",
         params![
             event.subscription_id,
@@ -608,7 +648,8 @@ pub(super) fn subscriptions_with_unsettled_events(c: &Connection) -> StoreResult
 // ---- authorization codes, refresh tokens, keys ----
 
 pub(super) fn insert_code(c: &Connection, code: &AuthorizationCodeRecord) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO authorization_codes (code_hash, launch_id, consumed, record)
          VALUES (?1, ?2, ?3, ?4)",
         params![
@@ -626,20 +667,21 @@ pub(super) fn consume_code(
     c: &Connection,
     hash: &str,
 ) -> StoreResult<Option<AuthorizationCodeRecord>> {
-    let found: Option<(bool, String)> = c
-        .query_row(
-            "SELECT consumed, record FROM authorization_codes WHERE code_hash = ?1",
-            params![hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(error)?;
+    let found: Option<(bool, String)> = query_row(
+        c,
+        "SELECT consumed, record FROM authorization_codes WHERE code_hash = ?1",
+        params![hash],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(error)?;
     let Some((consumed, record)) = found else {
         return Ok(None);
     };
     let mut code: AuthorizationCodeRecord = from_json(&record)?;
     code.consumed = consumed;
-    c.execute(
+    exec(
+        c,
         "UPDATE authorization_codes SET consumed = 1 WHERE code_hash = ?1",
         params![hash],
     )
@@ -648,7 +690,8 @@ pub(super) fn consume_code(
 }
 
 pub(super) fn insert_refresh_token(c: &Connection, t: &RefreshTokenRecord) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO refresh_tokens (token_hash, family_id, launch_id, revoked, record)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -667,14 +710,14 @@ pub(super) fn get_refresh_token(
     c: &Connection,
     hash: &str,
 ) -> StoreResult<Option<RefreshTokenRecord>> {
-    let found: Option<(bool, String)> = c
-        .query_row(
-            "SELECT revoked, record FROM refresh_tokens WHERE token_hash = ?1",
-            params![hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(error)?;
+    let found: Option<(bool, String)> = query_row(
+        c,
+        "SELECT revoked, record FROM refresh_tokens WHERE token_hash = ?1",
+        params![hash],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(error)?;
     found
         .map(|(revoked, record)| {
             let mut token: RefreshTokenRecord = from_json(&record)?;
@@ -690,28 +733,29 @@ pub(super) fn revoke_refresh_tokens(
     column: &'static str,
     value: &str,
 ) -> StoreResult<u64> {
-    let n = c
-        .execute(
-            &format!("UPDATE refresh_tokens SET revoked = 1 WHERE {column} = ?1 AND revoked = 0"),
-            params![value],
-        )
-        .map_err(error)?;
+    let n = exec(
+        c,
+        &format!("UPDATE refresh_tokens SET revoked = 1 WHERE {column} = ?1 AND revoked = 0"),
+        params![value],
+    )
+    .map_err(error)?;
     Ok(n as u64)
 }
 
 pub(super) fn revoke_launch_grants(c: &Connection, launch_id: &str) -> StoreResult<u64> {
-    let codes = c
-        .execute(
-            "DELETE FROM authorization_codes WHERE launch_id = ?1",
-            params![launch_id],
-        )
-        .map_err(error)?;
+    let codes = exec(
+        c,
+        "DELETE FROM authorization_codes WHERE launch_id = ?1",
+        params![launch_id],
+    )
+    .map_err(error)?;
     let tokens = revoke_refresh_tokens(c, "launch_id", launch_id)?;
     Ok(codes as u64 + tokens)
 }
 
 pub(super) fn put_signing_key(c: &Connection, key: &SigningKeyRecord) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT OR REPLACE INTO signing_keys (kid, created_at, record) VALUES (?1, ?2, ?3)",
         params![key.kid, key.created_at.to_rfc3339(), to_json(key)?],
     )
@@ -728,16 +772,16 @@ pub(super) fn signing_keys(c: &Connection) -> StoreResult<Vec<SigningKeyRecord>>
 }
 
 pub(super) fn delete_signing_key(c: &Connection, kid: &str) -> StoreResult<bool> {
-    let deleted = c
-        .execute("DELETE FROM signing_keys WHERE kid = ?1", params![kid])
-        .map_err(error)?;
+    let deleted =
+        exec(c, "DELETE FROM signing_keys WHERE kid = ?1", params![kid]).map_err(error)?;
     Ok(deleted > 0)
 }
 
 // ---- clients registered at run time and the audit log (REQ OPS-05) ----
 
 pub(super) fn put_client(c: &Connection, client: &ClientRecord) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT OR REPLACE INTO clients (client_id, disabled, record) VALUES (?1, ?2, ?3)",
         params![client.client_id, client.disabled, to_json(client)?],
     )
@@ -762,7 +806,8 @@ pub(super) fn append_audit_event(
     time: DateTime<Utc>,
     event_json: &str,
 ) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO audit_events (time, record) VALUES (?1, ?2)",
         params![time.timestamp_millis(), event_json],
     )
@@ -798,7 +843,8 @@ pub(super) fn revoke_access_family(
     family_id: &str,
     expires_at: DateTime<Utc>,
 ) -> StoreResult<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO revoked_families (family_id, expires_at) VALUES (?1, ?2)
          ON CONFLICT (family_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
         params![family_id, expires_at.timestamp_millis()],
@@ -812,7 +858,8 @@ pub(super) fn access_family_revoked(
     family_id: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
-    c.query_row(
+    query_row(
+        c,
         "SELECT EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ?1 AND expires_at > ?2)",
         params![family_id, now.timestamp_millis()],
         |r| r.get(0),
@@ -828,32 +875,35 @@ pub(super) fn record_jti(
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
     // One statement: a live record leaves the row as it is and changes nothing.
-    let changed = c
-        .execute(
-            "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES (?1, ?2, ?3)
+    let changed = exec(
+        c,
+        "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = excluded.expires_at
              WHERE used_jtis.expires_at <= ?4",
-            params![
-                issuer,
-                jti,
-                expires_at.timestamp_millis(),
-                now.timestamp_millis()
-            ],
-        )
-        .map_err(error)?;
+        params![
+            issuer,
+            jti,
+            expires_at.timestamp_millis(),
+            now.timestamp_millis()
+        ],
+    )
+    .map_err(error)?;
     Ok(changed == 1)
 }
 
 pub(super) fn purge_expired_auth_records(c: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
     let now = now.timestamp_millis();
-    let families = c
-        .execute(
-            "DELETE FROM revoked_families WHERE expires_at <= ?1",
-            params![now],
-        )
-        .map_err(error)?;
-    let jtis = c
-        .execute("DELETE FROM used_jtis WHERE expires_at <= ?1", params![now])
-        .map_err(error)?;
+    let families = exec(
+        c,
+        "DELETE FROM revoked_families WHERE expires_at <= ?1",
+        params![now],
+    )
+    .map_err(error)?;
+    let jtis = exec(
+        c,
+        "DELETE FROM used_jtis WHERE expires_at <= ?1",
+        params![now],
+    )
+    .map_err(error)?;
     Ok((families + jtis) as u64)
 }

@@ -1,0 +1,243 @@
+//! Failure modes of the writer thread and its queue: what callers see when the writer dies,
+//! when their turn does not come before the deadline, when a transaction is dropped open or a
+//! statement panics; and the checkpointer's work and stop.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::SqliteStore;
+use crate::store::{Store, StoreError, Transaction};
+
+/// A temporary directory, removed with its database.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(label: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!(
+            "halo-sqlite-{label}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("sofa.db")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How long no answer counts as a hang.
+const HANG: Duration = Duration::from_secs(10);
+
+async fn audit_count(store: &SqliteStore) -> usize {
+    let mut tx = store.begin_read().await.unwrap();
+    let from = Utc::now() - chrono::Duration::days(1);
+    let to = Utc::now() + chrono::Duration::days(1);
+    tx.audit_events(from, to, 10_000).await.unwrap().len()
+}
+
+async fn write_one(tx: &mut Box<dyn Transaction>, text: &str) {
+    tx.append_audit_event(Utc::now(), format!("{{\"e\":\"{text}\"}}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_writer_is_a_clear_error_not_a_hang() {
+    let dir = Dir::new("crash");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    store.crash_writer().await;
+    let begun = tokio::time::timeout(HANG, store.begin())
+        .await
+        .expect("a begin on a dead writer must not hang");
+    match begun {
+        Err(StoreError::Backend(message)) => assert!(message.contains("writer"), "{message}"),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a dead writer opened a transaction"),
+    }
+    // Reads do not need the writer.
+    assert_eq!(audit_count(&store).await, 0);
+}
+
+#[tokio::test]
+async fn a_write_waiting_past_its_deadline_is_told_the_store_is_busy() {
+    let dir = Dir::new("deadline");
+    let wait = Duration::from_millis(150);
+    let store = SqliteStore::open_with_busy_timeout(dir.db(), wait)
+        .await
+        .unwrap();
+    let mut holding = store.begin().await.unwrap();
+    write_one(&mut holding, "held").await;
+    let started = std::time::Instant::now();
+    let queued = tokio::time::timeout(HANG, store.begin()).await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        matches!(queued, Err(StoreError::Unavailable(_))),
+        "a write past its deadline is `unavailable`"
+    );
+    assert!(waited >= wait, "it waited its whole turn ({waited:?})");
+    assert!(waited < wait * 10, "and not much longer ({waited:?})");
+    // The holder was not disturbed, and the writer serves the next one after it.
+    holding.commit().await.unwrap();
+    let mut next = store.begin().await.unwrap();
+    write_one(&mut next, "next").await;
+    next.commit().await.unwrap();
+    assert_eq!(audit_count(&store).await, 2);
+}
+
+#[tokio::test]
+// REQ: REL-02
+async fn a_transaction_dropped_open_is_rolled_back_and_frees_the_writer() {
+    let dir = Dir::new("dropped");
+    let store = SqliteStore::open_with_busy_timeout(dir.db(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut dropped = store.begin().await.unwrap();
+    write_one(&mut dropped, "dropped").await;
+    drop(dropped);
+    let mut next = tokio::time::timeout(HANG, store.begin())
+        .await
+        .unwrap()
+        .expect("the writer is free again");
+    write_one(&mut next, "kept").await;
+    next.commit().await.unwrap();
+    assert_eq!(audit_count(&store).await, 1, "only the committed write");
+
+    // A transaction whose caller gave up mid-statement (its future dropped) is dropped the
+    // same way.
+    let mut cancelled = store.begin().await.unwrap();
+    write_one(&mut cancelled, "cancelled").await;
+    // Polled once (the statement is on its way to the writer), then given up.
+    let statement = cancelled.append_audit_event(Utc::now(), "{}".into());
+    let _ = tokio::time::timeout(Duration::ZERO, statement).await;
+    drop(cancelled);
+    let next = tokio::time::timeout(HANG, store.begin()).await.unwrap();
+    next.unwrap().commit().await.unwrap();
+    assert_eq!(audit_count(&store).await, 1);
+}
+
+#[tokio::test]
+// REQ: REL-02
+async fn a_statement_that_panics_rolls_its_transaction_back_and_the_writer_goes_on() {
+    let dir = Dir::new("panic");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let mut write = Box::new(store.begin_write().await.unwrap());
+    write
+        .call(|c| {
+            super::ops::append_audit_event(c, Utc::now(), "{\"e\":\"before\"}")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let failed = write
+        .call(|_| -> crate::store::StoreResult<()> { panic!("a bug in a statement") })
+        .await;
+    assert!(matches!(failed, Err(StoreError::Backend(_))), "{failed:?}");
+    // The transaction has ended: nothing more runs in it, and its commit says so.
+    assert!(write.call(|_| Ok(())).await.is_err());
+    assert!(write.commit().await.is_err());
+    let mut next = tokio::time::timeout(HANG, store.begin())
+        .await
+        .unwrap()
+        .unwrap();
+    write_one(&mut next, "after").await;
+    next.commit().await.unwrap();
+    assert_eq!(
+        audit_count(&store).await,
+        1,
+        "the panicked unit left nothing"
+    );
+}
+
+#[tokio::test]
+async fn writers_get_their_turn_in_the_order_they_asked() {
+    let dir = Dir::new("fifo");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let holding = store.begin().await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut waiting = Vec::new();
+    for n in 0..6 {
+        let (store, order) = (store.clone(), order.clone());
+        waiting.push(tokio::spawn(async move {
+            let tx = store.begin().await.unwrap();
+            order.lock().unwrap().push(n);
+            tx.commit().await.unwrap();
+        }));
+        // Each is queued before the next asks.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    holding.commit().await.unwrap();
+    for task in waiting {
+        tokio::time::timeout(HANG, task).await.unwrap().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..6).collect::<Vec<_>>());
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+#[tokio::test]
+async fn commits_are_checkpointed_in_the_background_and_the_checkpointer_stops_with_the_store() {
+    let dir = Dir::new("checkpoint");
+    let db = dir.db();
+    let store = SqliteStore::open(&db).await.unwrap();
+    let before = file_len(&db);
+    let mut tx = store.begin().await.unwrap();
+    let padding = "x".repeat(1000);
+    for n in 0..200 {
+        write_one(&mut tx, &format!("{n}{padding}")).await;
+    }
+    tx.commit().await.unwrap();
+    // Far below SQLite's auto-checkpoint (1,000 pages), and auto-checkpoint is off anyway:
+    // only the checkpointer moves these pages into the database file.
+    let mut grown = false;
+    for _ in 0..100 {
+        if file_len(&db) >= before + 150_000 {
+            grown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(grown, "the WAL was copied into the database file");
+
+    // Dropping the store stops the writer and the checkpointer and closes every connection
+    // before it returns: the last close removes the WAL file.
+    drop(store);
+    assert!(
+        !dir.0.join("sofa.db-wal").exists(),
+        "every connection of the dropped store was closed"
+    );
+}
+
+#[tokio::test]
+async fn the_wal_starts_over_under_a_steady_write_load() {
+    let dir = Dir::new("wal-bound");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let wal = dir.0.join("sofa.db-wal");
+    let padding = "x".repeat(4000);
+    // About 48 MiB of records written back to back: a checkpoint beside the writer alone
+    // would never copy every frame, and the WAL would hold it all.
+    let mut largest = 0;
+    for unit in 0..300 {
+        let mut tx = store.begin().await.unwrap();
+        for n in 0..40 {
+            write_one(&mut tx, &format!("{unit}-{n}{padding}")).await;
+        }
+        tx.commit().await.unwrap();
+        largest = largest.max(file_len(&wal));
+    }
+    assert!(
+        largest < 32 * 1024 * 1024,
+        "the WAL grew to {largest} bytes for 48 MiB written"
+    );
+}
