@@ -10,7 +10,9 @@
 //! writer thread, which runs it on its connection with its prepared-statement cache warm.
 //!
 //! Committed writes wake the [`checkpointer`](run_checkpointer): the writer's connection has
-//! auto-checkpoint off, so no commit pays for copying the WAL back into the database.
+//! auto-checkpoint off, so no commit pays for copying the WAL back into the database. Only when
+//! the WAL has grown past [`RESTART_FRAMES`] does the writer finish a checkpoint itself,
+//! between two transactions, so that SQLite can start the WAL over.
 
 use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
