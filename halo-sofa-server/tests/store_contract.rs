@@ -116,6 +116,43 @@ async fn a_transaction_failing_on_its_kth_write_leaves_nothing() {
     }
 }
 
+// REQ: SC-04
+#[tokio::test]
+async fn a_batch_of_creates_is_stored_in_order_and_all_or_none() {
+    let (_dir, stores) = backends("batch").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        let stored = tx
+            .create_resources(vec![patient("b1"), patient("b2"), patient("b3")])
+            .await
+            .unwrap();
+        let ids: Vec<&str> = stored.iter().map(|s| s.id()).collect();
+        assert_eq!(ids, ["b1", "b2", "b3"], "{name}");
+        assert!(stored.iter().all(|s| s.version == 1), "{name}");
+        tx.commit().await.unwrap();
+        let before = counts(&store).await;
+
+        // A batch whose second entry collides fails whole, with the transaction.
+        let mut tx = store.begin().await.unwrap();
+        let error = tx
+            .create_resources(vec![patient("b4"), patient("b2"), patient("b5")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::AlreadyExists(_)),
+            "{name}: {error}"
+        );
+        drop(tx);
+        assert_eq!(counts(&store).await, before, "{name}: nothing partial");
+        let mut tx = store.begin_read().await.unwrap();
+        assert!(
+            tx.read_resource("Patient", "b4").await.unwrap().is_none(),
+            "{name}"
+        );
+        tx.rollback().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn resources_are_versioned_searched_and_deleted_by_launch() {
     let (_dir, stores) = backends("resources").await;

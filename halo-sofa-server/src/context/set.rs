@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use halo_model::fhir::RawResource;
 use halo_model::outcome::{Issue, IssueType, OperationOutcome, Severity};
 use halo_model::set_context::{
-    EntryResult, SetContextOutput, SetContextRequest, ValidationOptions, names,
+    ContextReference, EntryResult, SetContextOutput, SetContextRequest, ValidationOptions, names,
 };
 use serde_json::Value;
 
@@ -61,28 +61,15 @@ impl ContextManager {
         }
         let mut request = self.validate_request(body)?;
 
-        let mut tx = self.store.begin().await?;
-        // REQ SC-08 (D-07): only a PoC that will hear about app writes may set a context.
-        if self.config.require_active_subscription
-            && !tx
-                .has_active_subscription(&caller.client_id, &self.config.content_update_topic)
-                .await?
-        {
-            return Err(SofaError::new(
-                StatusCode::CONFLICT,
-                OperationOutcome::error(
-                    IssueType::BusinessRule,
-                    format!(
-                        "client {} has no active Subscription to {}; create one before \
-                         $set-context",
-                        caller.client_id, self.config.content_update_topic
-                    ),
-                ),
-            ));
-        }
-        self.check_existing_references(tx.as_mut(), caller, &request, body)
-            .await?;
-
+        // Everything that needs no store is done before the write transaction begins, so the
+        // store's writer is held only for the checks and the writes themselves.
+        // The references to resources already in the SoFA, taken before any rewriting (a
+        // rewritten urn:uuid reference looks like one), are checked inside the transaction.
+        let existing: Vec<(&'static str, ContextReference)> = request
+            .existing_references()
+            .into_iter()
+            .map(|(name, reference)| (name, reference.clone()))
+            .collect();
         // Ids first, so every urn:uuid reference can be rewritten before anything is stored.
         let mut assigned = BTreeMap::new();
         let mut ids = Vec::with_capacity(request.resources.len());
@@ -99,16 +86,16 @@ impl ContextManager {
         let launch_id = new_launch_id()?;
         let now = self.clock.now();
         let mut results = Vec::with_capacity(request.resources.len());
+        let mut resources = Vec::with_capacity(request.resources.len());
         for (entry, id) in request.resources.iter().zip(ids) {
             let mut resource = RawResource::from_value(entry.resource.clone())
                 .map_err(|e| SofaError::bad_request(IssueType::Structure, e.to_string()))?;
             resource.set_id(id.clone());
-            tx.create_resource(NewResource {
+            resources.push(NewResource {
                 resource,
                 launch_id: Some(launch_id.clone()),
                 last_updated: now,
-            })
-            .await?;
+            });
             results.push(EntryResult::created(
                 entry.resource_type.clone(),
                 id,
@@ -121,7 +108,7 @@ impl ContextManager {
         let resolve = |r: &Option<halo_model::set_context::ContextReference>| {
             r.as_ref().map(|r| r.reference.clone())
         };
-        tx.insert_launch(LaunchRecord {
+        let launch = LaunchRecord {
             launch_id: launch_id.clone(),
             client_id: caller.client_id.clone(),
             user: caller.user.clone(),
@@ -141,8 +128,32 @@ impl ContextManager {
             tenant: request.tenant.clone(),
             created_at: now,
             expires_at: now + ttl,
-        })
-        .await?;
+        };
+
+        let mut tx = self.store.begin().await?;
+        // REQ SC-08 (D-07): only a PoC that will hear about app writes may set a context.
+        if self.config.require_active_subscription
+            && !tx
+                .has_active_subscription(&caller.client_id, &self.config.content_update_topic)
+                .await?
+        {
+            return Err(SofaError::new(
+                StatusCode::CONFLICT,
+                OperationOutcome::error(
+                    IssueType::BusinessRule,
+                    format!(
+                        "client {} has no active Subscription to {}; create one before \
+                         $set-context",
+                        caller.client_id, self.config.content_update_topic
+                    ),
+                ),
+            ));
+        }
+        self.check_existing_references(tx.as_mut(), caller, &existing, body)
+            .await?;
+
+        tx.create_resources(resources).await?;
+        tx.insert_launch(launch).await?;
         tx.commit().await?;
 
         let created: Vec<String> = results.iter().map(EntryResult::reference).collect();
@@ -238,11 +249,11 @@ impl ContextManager {
         &self,
         tx: &mut dyn Transaction,
         caller: &Caller,
-        request: &SetContextRequest,
+        existing: &[(&'static str, ContextReference)],
         body: &Value,
     ) -> Result<(), SofaError> {
         let mut issues = Vec::new();
-        for (name, reference) in request.existing_references() {
+        for (name, reference) in existing {
             let Some(id) = reference.existing_id() else {
                 continue;
             };

@@ -156,6 +156,25 @@ pub trait ResourceOps {
         resource_type: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<StoredResource>>>;
+
+    /// Creates `new` in order, all or none with the transaction: the same as
+    /// [`create_resource`](Self::create_resource) for each, in one call, so a backend may hand
+    /// them to its database together (`$set-context` stores its whole Bundle with it).
+    fn create_resources(
+        &mut self,
+        new: Vec<NewResource>,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredResource>>>
+    where
+        Self: Send,
+    {
+        Box::pin(async move {
+            let mut stored = Vec::with_capacity(new.len());
+            for resource in new {
+                stored.push(self.create_resource(resource).await?);
+            }
+            Ok(stored)
+        })
+    }
 }
 
 /// Launch contexts (`$set-context`).

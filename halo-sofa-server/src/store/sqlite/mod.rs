@@ -424,6 +424,18 @@ impl ResourceOps for SqliteTransaction {
         Box::pin(self.call(move |c| ops::create_resource(c, new)))
     }
 
+    fn create_resources(
+        &mut self,
+        new: Vec<NewResource>,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredResource>>> {
+        // One message to the writer for the whole list, not one round trip per resource.
+        Box::pin(self.call(move |c| {
+            new.into_iter()
+                .map(|resource| ops::create_resource(c, resource))
+                .collect()
+        }))
+    }
+
     fn read_resource<'a>(
         &'a mut self,
         resource_type: &'a str,
