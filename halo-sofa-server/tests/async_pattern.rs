@@ -391,3 +391,66 @@ async fn a_job_whose_instance_died_reads_failed_once_its_lease_passed() {
         StatusCode::CREATED
     );
 }
+
+// REQ: ASY-01
+#[tokio::test]
+async fn a_sofa_built_with_async_jobs_answers_a_set_context_later() {
+    let dir = TempDir::new("async-builder");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let mut config = halo_sofa_server::config::SofaConfig::new(&base).unwrap();
+    config.require_active_subscription = false;
+    let sofa = halo_sofa_server::sofa::Sofa::builder(config)
+        .store(Arc::new(SqliteStore::open(dir.db()).await.unwrap()))
+        .token_validator(tokens(1))
+        .async_jobs()
+        .build()
+        .unwrap();
+    let app = Router::new().nest("/fhir", sofa.router());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let parameters = r#"{"resourceType": "Parameters", "parameter": [
+        {"name": "patient", "valueReference": {"reference": "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d"}},
+        {"name": "resources", "resource": {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:9d4c6b43-2c4f-4d8b-9a3e-1c0e6a7b8c9d",
+             "resource": {"resourceType": "Patient", "gender": "male"},
+             "request": {"method": "POST", "url": "Patient"}}]}}]}"#;
+    let accepted = http
+        .post(format!("{base}/$set-context"))
+        .bearer_auth("poc-0")
+        .header("prefer", "respond-async")
+        .header("content-type", "application/fhir+json")
+        .body(parameters)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let status_url = content_location(&accepted);
+    assert!(status_url.starts_with(&base), "{status_url}");
+    let mut answer = None;
+    for _ in 0..200 {
+        let response = http
+            .get(&status_url)
+            .bearer_auth("poc-0")
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::ACCEPTED {
+            answer = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let answer = answer.expect("the job finished");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["resourceType"], "Parameters");
+    assert!(
+        body["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "launchID"),
+        "{body}"
+    );
+}

@@ -378,12 +378,9 @@ impl Sofa {
             .layer(crate::cors::registered(
                 &self.state.config.cors_allowed_origins,
             ));
-        let routes = Router::new().merge(discovery).merge(api);
-        let routes = match &self.async_jobs {
-            Some(jobs) => jobs.apply(routes),
-            None => routes,
-        };
-        routes
+        let router = Router::new()
+            .merge(discovery)
+            .merge(api)
             .fallback(handlers::not_found)
             .layer(axum::middleware::from_fn(crate::http::xml_convert))
             // Before anything reads the request: an address over its budget costs nothing more.
@@ -400,7 +397,13 @@ impl Sofa {
             // The span names the route template, never the path: paths hold launch and resource
             // ids, and the query the authorize `state`.
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
-            .layer(CatchPanicLayer::custom(crate::http::panic_answer))
+            .layer(CatchPanicLayer::custom(crate::http::panic_answer));
+        // Outermost, so a job runs the whole stack later (XML answers included) and its status
+        // route is answered beside it.
+        match &self.async_jobs {
+            Some(jobs) => jobs.apply(router),
+            None => router,
+        }
     }
 }
 
