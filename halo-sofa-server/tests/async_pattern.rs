@@ -225,21 +225,7 @@ async fn the_real_router_creates_a_subscription_asynchronously() {
         .unwrap();
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     let status_url = content_location(&accepted);
-    let mut created = None;
-    for _ in 0..100 {
-        let response = http
-            .get(&status_url)
-            .bearer_auth("poc-0")
-            .send()
-            .await
-            .unwrap();
-        if response.status() != StatusCode::ACCEPTED {
-            created = Some(response);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let created = created.unwrap();
+    let created = answer_of(&http, &status_url, "poc-0").await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let body: Value = created.json().await.unwrap();
     assert_eq!(body["resourceType"], "Subscription");
@@ -252,6 +238,18 @@ async fn the_real_router_creates_a_subscription_asynchronously() {
         .await
         .unwrap();
     assert_eq!(metadata.status(), StatusCode::OK);
+}
+
+/// Polls the status URL `url` with `token` until it stops answering 202.
+async fn answer_of(http: &reqwest::Client, url: &str, token: &str) -> reqwest::Response {
+    for _ in 0..200 {
+        let response = http.get(url).bearer_auth(token).send().await.unwrap();
+        if response.status() != StatusCode::ACCEPTED {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{url} never finished");
 }
 
 /// Polls `url` with `token` until it stops answering 202.
@@ -427,21 +425,7 @@ async fn a_sofa_built_with_async_jobs_answers_a_set_context_later() {
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     let status_url = content_location(&accepted);
     assert!(status_url.starts_with(&base), "{status_url}");
-    let mut answer = None;
-    for _ in 0..200 {
-        let response = http
-            .get(&status_url)
-            .bearer_auth("poc-0")
-            .send()
-            .await
-            .unwrap();
-        if response.status() != StatusCode::ACCEPTED {
-            answer = Some(response);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let answer = answer.expect("the job finished");
+    let answer = answer_of(&http, &status_url, "poc-0").await;
     assert_eq!(answer.status(), StatusCode::OK);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["resourceType"], "Parameters");
