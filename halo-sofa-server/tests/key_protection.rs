@@ -93,8 +93,7 @@ async fn instance(
         Sofa::builder(sofa)
             .store(store)
             .clock(clock)
-            .token_validator(auth.token_validator())
-            .mount(auth.router(), |_| {})
+            .authorization(&auth)
             .build()
             .unwrap()
             .router(),

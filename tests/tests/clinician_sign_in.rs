@@ -55,8 +55,7 @@ async fn sofa() -> (String, Arc<dyn Store>) {
     .unwrap();
     let sofa = Sofa::builder(config)
         .store(store.clone())
-        .token_validator(auth.token_validator())
-        .mount(auth.router(), |_| {})
+        .authorization(&auth)
         .build()
         .unwrap();
     let app = axum::Router::new().nest("/fhir", sofa.router());

@@ -87,8 +87,7 @@ pub enum AuthServerError {
 /// .await?;
 /// let sofa = Sofa::builder(config)
 ///     .store(store)
-///     .token_validator(auth.token_validator())
-///     .mount(auth.router(), |_| {})
+///     .authorization(&auth)
 ///     .build()?;
 /// # let _ = sofa; Ok(()) }
 /// ```

@@ -206,7 +206,7 @@ pub async fn start_with(options: Options) -> AuthServerUnderTest {
         .store(store.clone())
         .clock(clock.clone())
         .token_validator(tokens)
-        .mount(auth.router(), |_| {});
+        .authorization(&auth);
     builder = with_resources(builder, options.notifier);
     let sofa = builder.build().unwrap();
     let app = axum::Router::new().nest("/fhir", sofa.router());
