@@ -152,6 +152,22 @@ impl ResourceServer {
         Ok((caller, launch?))
     }
 
+    /// A create's or update's caller, its live launch and what its token reaches, checked
+    /// before the body is read (in that order: token, answer format, type, scope).
+    async fn writing(
+        &self,
+        headers: &HeaderMap,
+        query: &RawQuery,
+        resource_type: &str,
+        interaction: Interaction,
+    ) -> Result<(Caller, Option<LaunchRecord>, Reach), SofaError> {
+        let (caller, launch) = self.caller(headers).await?;
+        response_format(headers, format_parameter(query.0.as_deref()).as_deref())?;
+        self.check_type(resource_type)?;
+        let reach = reach(&caller, launch.as_ref(), resource_type, interaction)?;
+        Ok((caller, launch, reach))
+    }
+
     /// The caller's launch read in `tx`, which must still live (REQ RS-02, SC-12). A read
     /// request goes on to read its resources in the same transaction: one snapshot, one
     /// transaction per request.
@@ -612,14 +628,9 @@ async fn perform(
     server: &ResourceServer,
     caller: &Caller,
     launch: Option<LaunchRecord>,
+    reach: Reach,
     request: WriteRequest,
 ) -> Result<Response, SofaError> {
-    let interaction = match request.action {
-        ChangeAction::Create => Interaction::Create,
-        ChangeAction::Update => Interaction::Update,
-        ChangeAction::Delete => Interaction::Delete,
-    };
-    let reach = reach(caller, launch.as_ref(), &request.resource_type, interaction)?;
     // Data written belongs to a launch (D-10), whose PoC is told of it (D-08).
     let launch =
         launch.ok_or_else(|| SofaError::forbidden("writes need a token issued for a launch"))?;
@@ -692,15 +703,9 @@ async fn create(
     query: RawQuery,
     body: Body,
 ) -> Result<Response, SofaError> {
-    let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
-    server.check_type(&resource_type)?;
-    reach(
-        &caller,
-        launch.as_ref(),
-        &resource_type,
-        Interaction::Create,
-    )?;
+    let (caller, launch, reach) = server
+        .writing(&headers, &query, &resource_type, Interaction::Create)
+        .await?;
     let resource = read_resource_body(&server, &headers, body, &resource_type).await?;
     let request = WriteRequest {
         action: ChangeAction::Create,
@@ -709,7 +714,7 @@ async fn create(
         resource: Some(resource),
         expected_version: None,
     };
-    perform(&server, &caller, launch, request).await
+    perform(&server, &caller, launch, reach, request).await
 }
 
 /// `PUT /{type}/{id}` (REQ RS-04, RS-07): `If-Match` makes it conditional on the version.
@@ -720,15 +725,9 @@ async fn update(
     query: RawQuery,
     body: Body,
 ) -> Result<Response, SofaError> {
-    let (caller, launch) = server.caller(&headers).await?;
-    response_format(&headers, format_parameter(query.0.as_deref()).as_deref())?;
-    server.check_type(&resource_type)?;
-    reach(
-        &caller,
-        launch.as_ref(),
-        &resource_type,
-        Interaction::Update,
-    )?;
+    let (caller, launch, reach) = server
+        .writing(&headers, &query, &resource_type, Interaction::Update)
+        .await?;
     let expected_version = if_match(&headers)?;
     let resource = read_resource_body(&server, &headers, body, &resource_type).await?;
     if resource.id() != Some(id.as_str()) {
@@ -744,7 +743,7 @@ async fn update(
         resource: Some(resource),
         expected_version,
     };
-    perform(&server, &caller, launch, request).await
+    perform(&server, &caller, launch, reach, request).await
 }
 
 /// `DELETE /{type}/{id}`.
@@ -756,6 +755,12 @@ async fn delete(
     let (caller, launch) = server.caller(&headers).await?;
     server.check_type(&resource_type)?;
     let expected_version = if_match(&headers)?;
+    let reach = reach(
+        &caller,
+        launch.as_ref(),
+        &resource_type,
+        Interaction::Delete,
+    )?;
     let request = WriteRequest {
         action: ChangeAction::Delete,
         resource_type,
@@ -763,7 +768,7 @@ async fn delete(
         resource: None,
         expected_version,
     };
-    perform(&server, &caller, launch, request).await
+    perform(&server, &caller, launch, reach, request).await
 }
 
 #[cfg(test)]
