@@ -1396,3 +1396,79 @@ async fn clients_launch_lists_and_the_audit_log_are_kept_for_the_admin_command_l
         tx.rollback().await.unwrap();
     }
 }
+
+/// A unit's own refusal, beside the store's errors.
+#[derive(Debug)]
+enum UnitError {
+    Store(StoreError),
+    Refused(usize),
+}
+
+impl From<StoreError> for UnitError {
+    fn from(error: StoreError) -> Self {
+        UnitError::Store(error)
+    }
+}
+
+// REQ: SC-04, REL-02
+#[tokio::test]
+async fn write_units_keep_their_writes_on_ok_and_leave_nothing_on_err() {
+    let (_dir, stores) = backends("units").await;
+    for (name, store) in stores {
+        let mut tx = store.begin().await.unwrap();
+        tx.create_resource(patient("taken")).await.unwrap();
+        tx.commit().await.unwrap();
+        let before = counts(&store).await;
+        // Units submitted at once (a backend may commit them together): every third refuses
+        // after writing, every fifth collides with a stored resource after writing.
+        let mut units = Vec::new();
+        for n in 0..30usize {
+            let store = store.clone();
+            units.push(tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            tx.create_resource(patient(&format!("unit-{n}"))).await?;
+                            if n % 5 == 4 {
+                                tx.create_resource(patient("taken")).await?;
+                            }
+                            if n % 3 == 1 {
+                                return Err(UnitError::Refused(n));
+                            }
+                            Ok(n)
+                        })
+                    })
+                    .await
+            }));
+        }
+        let mut kept = 0;
+        for (n, unit) in units.into_iter().enumerate() {
+            match unit.await.unwrap() {
+                Ok(answer) => {
+                    assert_eq!(answer, n, "{name}");
+                    kept += 1;
+                }
+                Err(UnitError::Refused(m)) => assert_eq!((m, n % 3), (n, 1), "{name}"),
+                Err(UnitError::Store(error)) => {
+                    assert_eq!(n % 5, 4, "{name}: unit {n}: {error}");
+                    assert!(
+                        matches!(error, StoreError::AlreadyExists(_)),
+                        "{name}: unit {n}: {error}"
+                    );
+                }
+            }
+        }
+        let mut tx = store.begin_read().await.unwrap();
+        for n in 0..30usize {
+            let stored = tx
+                .read_resource("Patient", &format!("unit-{n}"))
+                .await
+                .unwrap();
+            let wanted = n % 3 != 1 && n % 5 != 4;
+            assert_eq!(stored.is_some(), wanted, "{name}: unit-{n}");
+        }
+        tx.rollback().await.unwrap();
+        assert_eq!(kept, (0..30).filter(|n| n % 3 != 1 && n % 5 != 4).count());
+        assert_eq!(counts(&store).await.0, before.0 + kept as u64, "{name}");
+    }
+}

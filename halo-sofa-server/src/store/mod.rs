@@ -22,6 +22,7 @@ mod meta;
 mod postgres;
 mod records;
 mod sqlite;
+mod unit;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +43,7 @@ pub use sqlite::SqliteStore;
 
 pub use error::StoreError;
 pub use gauges::sample_metrics;
+pub use unit::{UnitOutcome, WriteUnit, run_in_transaction};
 
 /// A boxed `Send` future: the store traits return these so they can be used as trait objects
 /// (`Arc<dyn Store>`) from async handlers.
@@ -60,6 +62,18 @@ pub trait Store: Send + Sync + 'static {
     /// backends may let it run beside writers.
     fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
         self.begin()
+    }
+
+    /// Runs a [`WriteUnit`] as one write transaction and hands back its answer; most callers
+    /// use the typed `write` of `dyn Store` instead. The unit's
+    /// writes commit if it keeps them; an `Err` here means they did not (the store was
+    /// unavailable, or the commit failed). By default, [`run_in_transaction`]; a backend may run
+    /// units nearer its connection and commit several together, each still all-or-nothing.
+    fn run_unit(
+        &self,
+        unit: WriteUnit,
+    ) -> BoxFuture<'_, StoreResult<Box<dyn std::any::Any + Send>>> {
+        Box::pin(run_in_transaction(self, unit))
     }
 
     /// Whether other live processes may use this store at the same time (a server database

@@ -14,6 +14,7 @@ mod schema;
 mod tests;
 mod writer;
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use super::{
     AuditOps, AuthOps, AuthorizationCodeRecord, BoxFuture, ClientRecord, EventRecord, EventState,
     LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery,
     SigningKeyRecord, Store, StoreError, StoreResult, StoredResource, SubscriptionOps,
-    SubscriptionRecord, Transaction,
+    SubscriptionRecord, Transaction, WriteUnit,
 };
 use crate::metrics;
 use writer::{Job, Session};
@@ -66,6 +67,9 @@ struct Inner {
     readers_kept: usize,
     /// The writer and checkpointer threads, joined when the store goes.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// What the writer shares with the checkpointer (tests read the writer's grouping).
+    #[cfg(test)]
+    wal: Arc<writer::WalState>,
 }
 
 impl Drop for Inner {
@@ -117,6 +121,8 @@ impl SqliteStore {
         let (queue, jobs) = mpsc::channel(writer::QUEUE);
         let (wake, wakeups) = std::sync::mpsc::sync_channel(1);
         let name = |role: &str| format!("sqlite-{role}");
+        #[cfg(test)]
+        let shared = wal.clone();
         let watched = wal.clone();
         let checkpointer = std::thread::Builder::new()
             .name(name("checkpoint"))
@@ -136,6 +142,8 @@ impl SqliteStore {
                 readers_kept: reader_pool_size(),
                 // The writer first: the checkpointer stops after it.
                 threads: vec![writer, checkpointer],
+                #[cfg(test)]
+                wal: shared,
             }),
         })
     }
@@ -165,8 +173,27 @@ impl SqliteStore {
             .map_err(|_| writer::busy(waited))??;
         Ok(SqliteTransaction {
             side: Side::Write(Some(session)),
-            store: self.inner.clone(),
         })
+    }
+
+    /// Queues a write unit for the writer, which runs it (with the units queued beside it) and
+    /// answers. The deadline bounds only the wait for a turn: the writer answers a unit it
+    /// comes to late with `Unavailable` without running it, and one it has begun with its
+    /// outcome, so a caller never gives up on a unit that may have committed.
+    async fn submit(&self, unit: WriteUnit) -> StoreResult<Box<dyn Any + Send>> {
+        let waited = self.inner.busy_timeout;
+        let deadline = Instant::now() + waited;
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Unit(writer::QueuedUnit {
+            deadline,
+            unit,
+            reply,
+        });
+        tokio::time::timeout_at(deadline.into(), self.inner.writer.send(job))
+            .await
+            .map_err(|_| writer::busy(waited))?
+            .map_err(|_| writer::stopped())?;
+        answer.await.map_err(|_| writer::stopped())?
     }
 
     async fn begin_reader(&self) -> StoreResult<Box<dyn Transaction>> {
@@ -184,8 +211,8 @@ impl SqliteStore {
             side: Side::Read {
                 connection: Some(connection),
                 begun: false,
+                store: self.inner.clone(),
             },
-            store: self.inner.clone(),
         }))
     }
 
@@ -217,6 +244,10 @@ impl Store for SqliteStore {
         Box::pin(metrics::store_call("sqlite", "begin", async {
             Ok(Box::new(self.begin_write().await?) as Box<dyn Transaction>)
         }))
+    }
+
+    fn run_unit(&self, unit: WriteUnit) -> BoxFuture<'_, StoreResult<Box<dyn Any + Send>>> {
+        Box::pin(metrics::store_call("sqlite", "unit", self.submit(unit)))
     }
 
     fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {
@@ -312,7 +343,12 @@ enum Side {
         connection: Option<Connection>,
         /// Whether `BEGIN` has run on it.
         begun: bool,
+        /// The pool it goes back to.
+        store: Arc<Inner>,
     },
+    /// On the writer thread itself, for a write unit: the writer lends its connection and
+    /// takes it back when the unit is done (see [`writer`]).
+    Lent(Option<Connection>),
 }
 
 /// A transaction. Dropped without commit, it rolls back: a write transaction's session tells
@@ -321,10 +357,24 @@ enum Side {
 /// connection closes with the transaction open, which SQLite also rolls back.
 struct SqliteTransaction {
     side: Side,
-    store: Arc<Inner>,
 }
 
 impl SqliteTransaction {
+    /// A transaction on the writer's own connection, already begun by the writer.
+    fn lent(connection: Connection) -> SqliteTransaction {
+        SqliteTransaction {
+            side: Side::Lent(Some(connection)),
+        }
+    }
+
+    /// The connection lent by [`lent`](Self::lent), back to the writer.
+    fn give_back_lent(mut self) -> Option<Connection> {
+        match &mut self.side {
+            Side::Lent(connection) => connection.take(),
+            _ => None,
+        }
+    }
+
     async fn call<R: Send + 'static>(
         &mut self,
         work: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
@@ -334,7 +384,10 @@ impl SqliteTransaction {
                 let session = session.as_ref().ok_or_else(writer::ended)?;
                 session.run(work).await
             }
-            Side::Read { connection, begun } => {
+            Side::Lent(connection) => work(connection.as_ref().ok_or_else(writer::ended)?),
+            Side::Read {
+                connection, begun, ..
+            } => {
                 let taken = connection.take().ok_or_else(writer::ended)?;
                 let first = !*begun;
                 let (taken, result) = tokio::task::spawn_blocking(move || {
@@ -363,6 +416,12 @@ impl SqliteTransaction {
                 let session = session.take();
                 Box::pin(async move { session.ok_or_else(writer::ended)?.end(commit).await })
             }
+            // The writer ends a unit's transaction itself.
+            Side::Lent(_) => Box::pin(async {
+                Err(StoreError::Backend(
+                    "a write unit's transaction is ended by the store".into(),
+                ))
+            }),
             // A read transaction has nothing to make durable: its end (the same for a commit
             // and a rollback) runs on its own, as a drop does, and the caller goes on.
             Side::Read { connection, .. } => {
@@ -380,13 +439,16 @@ impl SqliteTransaction {
 impl Drop for SqliteTransaction {
     fn drop(&mut self) {
         // A write session ends with its drop; a read connection goes back to the pool.
-        let Side::Read { connection, .. } = &mut self.side else {
+        let Side::Read {
+            connection, store, ..
+        } = &mut self.side
+        else {
             return;
         };
         let Some(connection) = connection.take() else {
             return;
         };
-        let store = self.store.clone();
+        let store = store.clone();
         if connection.is_autocommit() {
             store.give_back(connection);
             return;

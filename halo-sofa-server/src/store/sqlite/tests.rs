@@ -3,6 +3,7 @@
 //! statement panics; and the checkpointer's work and stop.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -240,4 +241,141 @@ async fn the_wal_starts_over_under_a_steady_write_load() {
         largest < 32 * 1024 * 1024,
         "the WAL grew to {largest} bytes for 48 MiB written"
     );
+}
+
+/// A write unit that appends one audit record and answers `n`, or fails after writing when
+/// `fail` (its write must then vanish).
+fn audit_unit(
+    store: &SqliteStore,
+    n: usize,
+    fail: bool,
+) -> tokio::task::JoinHandle<Result<usize, StoreError>> {
+    let store: Arc<dyn Store> = Arc::new(store.clone());
+    tokio::spawn(async move {
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.append_audit_event(Utc::now(), format!("{{\"unit\":{n}}}"))
+                        .await?;
+                    if fail {
+                        return Err(StoreError::NotFound(format!("unit {n}")));
+                    }
+                    Ok(n)
+                })
+            })
+            .await
+    })
+}
+
+#[tokio::test]
+// REQ: REL-02
+async fn units_queued_together_commit_together_and_a_failed_one_leaves_nothing() {
+    let dir = Dir::new("group");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    // A session holds the writer, so the units queue up behind it and form one group.
+    let holding = store.begin().await.unwrap();
+    let units: Vec<_> = (0..20).map(|n| audit_unit(&store, n, n % 3 == 1)).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    holding.commit().await.unwrap();
+    for (n, unit) in units.into_iter().enumerate() {
+        let answer = tokio::time::timeout(HANG, unit).await.unwrap().unwrap();
+        if n % 3 == 1 {
+            assert!(matches!(answer, Err(StoreError::NotFound(_))), "{answer:?}");
+        } else {
+            assert_eq!(answer.unwrap(), n);
+        }
+    }
+    assert!(
+        store.inner.wal.largest_group.load(Ordering::Relaxed) >= 10,
+        "the queued units were committed as a group"
+    );
+    // 20 units, 7 of them failed after writing: only the other 13 writes are there.
+    assert_eq!(audit_count(&store).await, 13);
+}
+
+#[tokio::test]
+// REQ: REL-02
+async fn a_unit_that_panics_or_awaits_something_else_is_rolled_back_alone() {
+    let dir = Dir::new("unit-misuse");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let holding = store.begin().await.unwrap();
+    let before = audit_unit(&store, 1, false);
+    let panicking = {
+        let store = shared.clone();
+        tokio::spawn(async move {
+            store
+                .write(|tx| {
+                    Box::pin(async move {
+                        tx.append_audit_event(Utc::now(), "{\"unit\":\"panic\"}".into())
+                            .await?;
+                        if tx.count_launches().await? == 0 {
+                            panic!("a bug in a unit");
+                        }
+                        Ok::<_, StoreError>(())
+                    })
+                })
+                .await
+        })
+    };
+    let waiting = {
+        let store = shared.clone();
+        tokio::spawn(async move {
+            store
+                .write(|tx| {
+                    Box::pin(async move {
+                        tx.append_audit_event(Utc::now(), "{\"unit\":\"sleeps\"}".into())
+                            .await?;
+                        // Nothing on the writer's thread would ever wake this.
+                        std::future::pending::<()>().await;
+                        Ok::<_, StoreError>(())
+                    })
+                })
+                .await
+        })
+    };
+    let after = audit_unit(&store, 2, false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    holding.commit().await.unwrap();
+    let panicked = tokio::time::timeout(HANG, panicking)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&panicked, Err(StoreError::Backend(m)) if m.contains("panicked")),
+        "{panicked:?}"
+    );
+    let waited = tokio::time::timeout(HANG, waiting).await.unwrap().unwrap();
+    assert!(
+        matches!(&waited, Err(StoreError::Backend(m)) if m.contains("awaited something other")),
+        "{waited:?}"
+    );
+    assert_eq!(before.await.unwrap().unwrap(), 1);
+    assert_eq!(after.await.unwrap().unwrap(), 2);
+    assert_eq!(
+        audit_count(&store).await,
+        2,
+        "only the two sound units wrote"
+    );
+}
+
+#[tokio::test]
+async fn a_unit_past_its_deadline_is_told_the_store_is_busy_and_never_runs() {
+    let dir = Dir::new("unit-deadline");
+    let wait = Duration::from_millis(150);
+    let store = SqliteStore::open_with_busy_timeout(dir.db(), wait)
+        .await
+        .unwrap();
+    let holding = store.begin().await.unwrap();
+    let late = audit_unit(&store, 1, false);
+    tokio::time::sleep(wait * 2).await;
+    holding.commit().await.unwrap();
+    let answer = tokio::time::timeout(HANG, late).await.unwrap().unwrap();
+    assert!(
+        matches!(answer, Err(StoreError::Unavailable(_))),
+        "{answer:?}"
+    );
+    assert_eq!(audit_count(&store).await, 0, "the late unit did not run");
+    // The writer goes on with the next.
+    assert_eq!(audit_unit(&store, 2, false).await.unwrap().unwrap(), 2);
 }

@@ -14,20 +14,25 @@
 //! the WAL has grown past [`RESTART_FRAMES`] does the writer finish a checkpoint itself,
 //! between two transactions, so that SQLite can start the WAL over.
 
+use std::any::Any;
 use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ops;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, WriteUnit};
 
+/// Write units committed together at most: one `COMMIT` (and one WAL append of the pages they
+/// share) for all of them.
+const GROUP: usize = 64;
 /// How many write transactions may wait for the writer; more wait to join the queue (in
 /// order, within the same deadline).
 pub(super) const QUEUE: usize = 1024;
@@ -54,6 +59,9 @@ pub(super) struct WalState {
     /// Held by whichever of the two runs a checkpoint: SQLite runs one at a time and a second
     /// `PASSIVE` one gives up at once, so the writer's would mostly lose to the checkpointer's.
     checkpointing: Mutex<()>,
+    /// The most units one group commit has carried (tests of the grouping).
+    #[cfg(test)]
+    pub(super) largest_group: std::sync::atomic::AtomicUsize,
 }
 
 /// Registers the WAL hook on the writer's connection (after `wal_autocheckpoint = 0`, which
@@ -78,9 +86,19 @@ pub(super) enum Job {
         deadline: Instant,
         reply: oneshot::Sender<StoreResult<Session>>,
     },
+    /// Run a write unit, in a group with the units queued behind it.
+    Unit(QueuedUnit),
     /// Stops the writer thread as a crash would (tests of what callers see then).
     #[cfg(test)]
     Crash,
+}
+
+/// A write unit waiting for the writer.
+pub(super) struct QueuedUnit {
+    /// Past this, the writer answers `Unavailable` without running the unit.
+    pub(super) deadline: Instant,
+    pub(super) unit: WriteUnit,
+    pub(super) reply: oneshot::Sender<StoreResult<Box<dyn Any + Send>>>,
 }
 
 /// A message of an open transaction to the writer.
@@ -157,30 +175,59 @@ pub(super) fn run_writer(
     checkpoints: std_mpsc::SyncSender<()>,
     wal: Arc<WalState>,
 ) {
-    while let Some(job) = queue.blocking_recv() {
-        match job {
-            Job::Begin { deadline, reply } => {
-                if serve(&connection, deadline, reply) {
-                    let frames = wal.frames.load(Ordering::Relaxed);
-                    if frames >= URGENT_FRAMES {
-                        wal.urgent.store(true, Ordering::Relaxed);
-                    }
-                    // Coalesced: a wake-up already pending is enough.
-                    let _ = checkpoints.try_send(());
-                    if frames >= RESTART_FRAMES && passive_checkpoint(&connection, &wal) {
-                        wal.frames.store(0, Ordering::Relaxed);
+    // A job taken from the queue while gathering a group, served next.
+    let mut next = None;
+    loop {
+        let Some(job) = next.take().or_else(|| queue.blocking_recv()) else {
+            break;
+        };
+        let committed = match job {
+            Job::Begin { deadline, reply } => serve(&connection, deadline, reply),
+            Job::Unit(first) => {
+                // Every unit already queued joins the group (up to GROUP); a session or
+                // anything else waits for the group's commit.
+                let mut group = vec![first];
+                while group.len() < GROUP {
+                    match queue.try_recv() {
+                        Ok(Job::Unit(unit)) => group.push(unit),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
-                // A unit always ends with the connection out of any transaction; if a
-                // ROLLBACK itself failed, a fresh connection replaces the stuck one.
-                if !connection.is_autocommit()
-                    && let Ok(fresh) = super::connect_writer(&path, &wal)
-                {
-                    connection = fresh;
+                #[cfg(test)]
+                wal.largest_group.fetch_max(group.len(), Ordering::Relaxed);
+                let (back, committed) = run_group(connection, group);
+                match back.map_or_else(|| super::connect_writer(&path, &wal), Ok) {
+                    Ok(back) => connection = back,
+                    // No connection to write with: the writer stops, and every caller is
+                    // told the store is unavailable.
+                    Err(_) => return,
                 }
+                committed
             }
             #[cfg(test)]
             Job::Crash => panic!("the storage writer was told to crash"),
+        };
+        if committed {
+            let frames = wal.frames.load(Ordering::Relaxed);
+            if frames >= URGENT_FRAMES {
+                wal.urgent.store(true, Ordering::Relaxed);
+            }
+            // Coalesced: a wake-up already pending is enough.
+            let _ = checkpoints.try_send(());
+            if frames >= RESTART_FRAMES && passive_checkpoint(&connection, &wal) {
+                wal.frames.store(0, Ordering::Relaxed);
+            }
+        }
+        // A unit always ends with the connection out of any transaction; if a ROLLBACK itself
+        // failed, a fresh connection replaces the stuck one.
+        if !connection.is_autocommit()
+            && let Ok(fresh) = super::connect_writer(&path, &wal)
+        {
+            connection = fresh;
         }
     }
     // Closed before the checkpointer is told to stop, so its connection is the last and its
@@ -248,6 +295,161 @@ fn serve(
                 return false;
             }
         }
+    }
+}
+
+/// Runs a group of write units in one transaction, each inside its own savepoint, and commits
+/// them with one `COMMIT` (group commit). A unit that does not keep its writes is rolled back
+/// to its savepoint, so it changes nothing for the others; the answers go out after the commit,
+/// so an `Ok` is never sent for writes that might still be lost. Gives the connection back
+/// (`None` only if it was lost) and whether anything committed.
+fn run_group(mut connection: Connection, group: Vec<QueuedUnit>) -> (Option<Connection>, bool) {
+    let now = Instant::now();
+    let mut waiting = Vec::with_capacity(group.len());
+    for queued in group {
+        if queued.reply.is_closed() {
+            // The requester is gone (its deadline, or it was cancelled): nothing to run for.
+            continue;
+        }
+        if queued.deadline <= now {
+            let _ = queued.reply.send(Err(StoreError::Unavailable(
+                "the database is busy: the write waited past its deadline".into(),
+            )));
+            continue;
+        }
+        waiting.push(queued);
+    }
+    let Some(latest) = waiting.iter().map(|queued| queued.deadline).max() else {
+        return (Some(connection), false);
+    };
+    // Inside this store nobody else writes; another process on the same file may, and its lock
+    // is waited out only until the last requester's deadline.
+    let _ = connection.busy_timeout(latest.saturating_duration_since(now));
+    // Answers wait here for the group's commit: (reply, answer, whether its writes are in the
+    // open transaction).
+    let mut answers: Vec<Answer> = Vec::with_capacity(waiting.len());
+    let mut open = false;
+    for queued in waiting {
+        if !open {
+            if let Err(e) = connection.execute_batch("BEGIN IMMEDIATE") {
+                let _ = queued.reply.send(Err(ops::error(e)));
+                continue;
+            }
+            open = true;
+        }
+        if let Err(e) = connection.execute_batch("SAVEPOINT unit") {
+            let _ = queued.reply.send(Err(ops::error(e)));
+            continue;
+        }
+        let mut tx = super::SqliteTransaction::lent(connection);
+        let (answer, keep) = poll_unit(queued.unit, &mut tx);
+        let Some(back) = tx.give_back_lent() else {
+            // Unreachable by construction; a fresh connection replaces it and nothing of the
+            // group was committed.
+            lose(&mut answers, "the writer's connection was lost");
+            let _ = queued
+                .reply
+                .send(Err(lost("the writer's connection was lost")));
+            return (None, false);
+        };
+        connection = back;
+        let end = if keep {
+            "RELEASE unit"
+        } else {
+            "ROLLBACK TO unit; RELEASE unit"
+        };
+        let ended = connection.execute_batch(end);
+        if ended.is_err() || connection.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a full disk): the units
+            // before this one lost their writes with it. The next unit begins anew.
+            let why = ended.err().map_or_else(
+                || "SQLite rolled the transaction back".to_owned(),
+                |e| e.to_string(),
+            );
+            roll_back(&connection);
+            open = false;
+            lose(&mut answers, &why);
+            let answer = if keep { Err(lost(&why)) } else { answer };
+            let _ = queued.reply.send(answer);
+            continue;
+        }
+        answers.push(Answer {
+            reply: queued.reply,
+            answer,
+            kept: keep,
+        });
+    }
+    let mut committed = false;
+    if open {
+        match connection.execute_batch("COMMIT") {
+            Ok(()) => committed = answers.iter().any(|a| a.kept),
+            Err(e) => {
+                roll_back(&connection);
+                lose(&mut answers, &e.to_string());
+            }
+        }
+    }
+    for Answer { reply, answer, .. } in answers {
+        let _ = reply.send(answer);
+    }
+    (Some(connection), committed)
+}
+
+/// A unit's answer, held until its group commits.
+struct Answer {
+    reply: oneshot::Sender<StoreResult<Box<dyn Any + Send>>>,
+    answer: StoreResult<Box<dyn Any + Send>>,
+    /// Whether its writes are in the group's open transaction.
+    kept: bool,
+}
+
+/// The group's transaction is gone: every answer whose writes were in it becomes an error.
+fn lose(answers: &mut [Answer], why: &str) {
+    for answer in answers.iter_mut().filter(|a| a.kept) {
+        answer.answer = Err(lost(why));
+        answer.kept = false;
+    }
+}
+
+fn lost(why: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "the write was rolled back with the transaction it shared: {why}"
+    ))
+}
+
+/// Runs a unit to its end on this thread: its answer and whether to keep its writes. Every
+/// operation of a lent transaction completes at once, so one poll finishes a unit that awaits
+/// only its transaction; one that waits on anything else is rolled back (nothing here would
+/// wake it). A panic rolls it back too.
+fn poll_unit(
+    unit: WriteUnit,
+    tx: &mut super::SqliteTransaction,
+) -> (StoreResult<Box<dyn Any + Send>>, bool) {
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        let mut work = unit(tx);
+        match work
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(outcome) => Some(outcome),
+            Poll::Pending => None,
+        }
+    }));
+    match polled {
+        Ok(Some(outcome)) => (Ok(outcome.value), outcome.keep),
+        Ok(None) => (
+            Err(StoreError::Backend(
+                "a write unit awaited something other than its transaction; it was rolled back"
+                    .into(),
+            )),
+            false,
+        ),
+        Err(_) => (
+            Err(StoreError::Backend(
+                "a write unit failed (panicked); it was rolled back".into(),
+            )),
+            false,
+        ),
     }
 }
 
