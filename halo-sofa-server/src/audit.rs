@@ -199,15 +199,24 @@ async fn append(
     store: &dyn crate::store::Store,
     batch: &[AuditEvent],
 ) -> Result<(), crate::store::StoreError> {
-    let mut tx = store.begin().await?;
+    let mut rows = Vec::with_capacity(batch.len());
     for event in batch {
         let mut kept = event.clone();
         kept.launch_id = kept.launch_id.as_deref().map(launch_fingerprint);
         let json = serde_json::to_string(&kept)
             .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
-        tx.append_audit_event(event.time, json).await?;
+        rows.push((event.time, json));
     }
-    tx.commit().await
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                for (time, json) in rows {
+                    tx.append_audit_event(time, json).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
 impl AuditSink for StoreAuditSink {

@@ -21,7 +21,7 @@ use super::families::unavailable;
 use super::users::{Authentication, LoginRequest, UserAuthenticator};
 use crate::clock::Clock;
 use crate::pages;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 type Params = Vec<(String, String)>;
 
@@ -145,6 +145,20 @@ enum Step {
     Respond(Response),
 }
 
+/// Why an authorization stored no code.
+enum NoCode {
+    Store(StoreError),
+    Refused(OAuthError),
+    /// Someone else's launch: the error page, not a redirect.
+    NotYours,
+}
+
+impl From<StoreError> for NoCode {
+    fn from(error: StoreError) -> Self {
+        NoCode::Store(error)
+    }
+}
+
 /// The request checked ([`check_request`]), the user signed in, the launch read and decided
 /// ([`decide_launch`]), and the code stored, in that order: no one is asked to sign in for a
 /// request that would be refused anyway.
@@ -174,38 +188,53 @@ async fn checked(
     };
 
     let now = inner.clock.now();
-    let mut tx = inner.store.begin().await.map_err(unavailable)?;
-    let record = match &accepted.launch {
-        Some(launch_id) => tx.get_launch(launch_id).await.map_err(unavailable)?,
-        None => None,
-    };
-    let fhir_user = match decide_launch(
-        client,
-        &user,
-        accepted.launch.as_deref(),
-        record.as_ref(),
-        inner.userless_launches,
-        now,
-    ) {
-        LaunchDecision::Allowed { fhir_user } => fhir_user,
-        LaunchDecision::Refused(error) => return Err(error),
-        LaunchDecision::NotYours => return Ok(Step::Respond(not_yours_page())),
-    };
     let code = random_token()?;
-    let record = code_record(
-        hash_secret(&code),
-        client,
-        redirect_uri,
-        accepted,
-        &user,
-        fhir_user,
-        random_token()?,
-        now,
-        inner.code_ttl,
-    );
-    tx.insert_authorization_code(record)
-        .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
+    let family = random_token()?;
+    let code_hash = hash_secret(&code);
+    let (client, redirect_uri) = (client.clone(), redirect_uri.to_owned());
+    let (userless, code_ttl) = (inner.userless_launches, inner.code_ttl);
+    // One write unit reads the launch, decides, and stores the code.
+    let stored = inner
+        .store
+        .write(move |tx| {
+            Box::pin(async move {
+                let record = match &accepted.launch {
+                    Some(launch_id) => tx.get_launch(launch_id).await?,
+                    None => None,
+                };
+                let fhir_user = match decide_launch(
+                    &client,
+                    &user,
+                    accepted.launch.as_deref(),
+                    record.as_ref(),
+                    userless,
+                    now,
+                ) {
+                    LaunchDecision::Allowed { fhir_user } => fhir_user,
+                    LaunchDecision::Refused(error) => return Err(NoCode::Refused(error)),
+                    LaunchDecision::NotYours => return Err(NoCode::NotYours),
+                };
+                let record = code_record(
+                    code_hash,
+                    &client,
+                    &redirect_uri,
+                    accepted,
+                    &user,
+                    fhir_user,
+                    family,
+                    now,
+                    code_ttl,
+                );
+                tx.insert_authorization_code(record).await?;
+                Ok(())
+            })
+        })
+        .await;
+    match stored {
+        Ok(()) => {}
+        Err(NoCode::Store(error)) => return Err(unavailable(error)),
+        Err(NoCode::Refused(error)) => return Err(error),
+        Err(NoCode::NotYours) => return Ok(Step::Respond(not_yours_page())),
+    }
     Ok(Step::Code(code))
 }

@@ -187,12 +187,14 @@ impl ClientAuthenticator {
             .map_err(refused)?;
         // REQ IDP-05: the `jti` is a row of the store until the assertion expires, so a replay
         // is refused after a restart and by every instance.
-        let mut tx = self.store.begin().await.map_err(unavailable)?;
-        let fresh = tx
-            .record_jti(&client.client_id, &claims.jti, expires_at, now)
+        let (issuer, jti) = (client.client_id.clone(), claims.jti.clone());
+        let fresh = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move { tx.record_jti(&issuer, &jti, expires_at, now).await })
+            })
             .await
             .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
         if !fresh {
             return Err(refused("the jti was already used"));
         }

@@ -17,6 +17,14 @@ pub(crate) fn unavailable(_: StoreError) -> OAuthError {
     OAuthError::temporarily_unavailable("the store is unavailable; retry shortly")
 }
 
+/// A store failure seen by an OAuth endpoint is [`unavailable`]: a write unit that answers
+/// OAuth errors gets its commit failures as that too.
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        unavailable(error)
+    }
+}
+
 /// Revokes grant families and finds refresh tokens.
 #[derive(Clone)]
 pub(crate) struct Families {
@@ -61,9 +69,10 @@ impl Families {
         if family.is_empty() {
             return Ok(());
         }
-        let mut tx = self.store.begin().await.map_err(unavailable)?;
-        self.revoke_in(tx.as_mut(), family).await?;
-        tx.commit().await.map_err(unavailable)
+        let (families, family) = (self.clone(), family.to_owned());
+        self.store
+            .write(move |tx| Box::pin(async move { families.revoke_in(tx, &family).await }))
+            .await
     }
 
     /// The record of a presented refresh token, read outside any write.

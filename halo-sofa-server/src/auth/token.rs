@@ -2,8 +2,7 @@
 //! `refresh_token` with rotation and family revocation, and `client_credentials` for PoCs.
 //!
 //! The decisions are [`super::decide`]'s; this shell reads and writes the store around them,
-//! each exchange in one write transaction, and signs the tokens after it commits, with no lock
-//! held.
+//! each exchange in one write unit, and signs the tokens after it commits, with no lock held.
 
 use std::sync::Arc;
 
@@ -31,7 +30,7 @@ use super::keys::KeyUse;
 use super::signing::SigningKeys;
 use crate::clock::Clock;
 use crate::limits::Limiter;
-use crate::store::{Store, Transaction};
+use crate::store::{Store, StoreError, Transaction};
 use crate::tls::PeerCertificate;
 
 type Params = Vec<(String, String)>;
@@ -158,27 +157,58 @@ async fn grant(
     serde_json::to_string(&response).map_err(|_| OAuthError::server_error("encoding failed").into())
 }
 
-/// Carries out a refusal within `tx` (a replay or reuse revokes its family), commits, and
-/// answers its error.
-async fn refuse(
-    endpoint: &TokenEndpoint,
-    mut tx: Box<dyn Transaction>,
-    refused: Refused,
-) -> OAuthError {
-    let written = async {
-        if let Refused::RevokeFamily { family, .. } = &refused {
-            endpoint.families.revoke_in(tx.as_mut(), family).await?;
-        }
-        tx.commit().await.map_err(unavailable)
-    };
-    match written.await {
-        Ok(()) => refused.error().clone(),
-        Err(error) => error,
+/// Why an exchange's write unit wrote nothing.
+enum Unwritten {
+    /// The store failed or was busy: `temporarily_unavailable`.
+    Store(StoreError),
+    /// A refusal that spends nothing (the unit rolls back).
+    Refused(OAuthError),
+}
+
+impl From<StoreError> for Unwritten {
+    fn from(error: StoreError) -> Self {
+        Unwritten::Store(error)
     }
 }
 
-/// `authorization_code` (REQ AS-05): one write transaction spends the code, revokes its family
-/// on a replay, reads the launch and stores the refresh token; the tokens are signed after it
+/// What an exchange's unit keeps: the prepared tokens, or a refusal whose writes (a spent
+/// code, a revoked family) commit all the same.
+type Exchanged = Result<Prepared, OAuthError>;
+
+/// Carries out a refusal within `tx` (a replay or reuse revokes its family); the unit then
+/// commits and answers its error.
+async fn refuse_in(
+    tx: &mut dyn Transaction,
+    families: &Families,
+    refused: Refused,
+) -> Result<Exchanged, Unwritten> {
+    if let Refused::RevokeFamily { family, .. } = &refused {
+        families
+            .revoke_in(tx, family)
+            .await
+            .map_err(Unwritten::Refused)?;
+    }
+    Ok(Err(refused.error().clone()))
+}
+
+/// Runs an exchange's unit and signs what it prepared, after its commit and with no lock held.
+async fn exchange<F>(endpoint: &TokenEndpoint, unit: F) -> Result<TokenResponse, OAuthError>
+where
+    F: for<'t> FnOnce(
+            &'t mut dyn Transaction,
+        ) -> crate::store::BoxFuture<'t, Result<Exchanged, Unwritten>>
+        + Send
+        + 'static,
+{
+    match endpoint.store.write(unit).await {
+        Ok(Ok(prepared)) => sign_prepared(endpoint, prepared),
+        Ok(Err(refusal)) | Err(Unwritten::Refused(refusal)) => Err(refusal),
+        Err(Unwritten::Store(error)) => Err(unavailable(error)),
+    }
+}
+
+/// `authorization_code` (REQ AS-05): one write unit spends the code, revokes its family on a
+/// replay, reads the launch and stores the refresh token; the tokens are signed after it
 /// commits.
 async fn code_grant(
     endpoint: &TokenEndpoint,
@@ -188,52 +218,60 @@ async fn code_grant(
 ) -> Result<TokenResponse, OAuthError> {
     let code =
         single(params, "code")?.ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-    let redirect_uri = single(params, "redirect_uri")?;
-    let verifier = single(params, "code_verifier")?;
-    let mut tx = endpoint.store.begin().await.map_err(unavailable)?;
-    let record = tx
-        .consume_authorization_code(&hash_secret(code))
-        .await
-        .map_err(unavailable)?;
-    let now = endpoint.clock.now();
-    // The code is spent whatever follows: a refused attempt commits too, so the code cannot
-    // be retried.
-    let record = match check_code(
-        record.as_ref(),
-        &client.client_id,
-        redirect_uri,
-        verifier,
-        now,
-    ) {
-        Ok(record) => record,
-        Err(refused) => return Err(refuse(endpoint, tx, refused).await),
-    };
-    let launch = match &record.launch_id {
-        Some(launch_id) => tx.get_launch(launch_id).await.map_err(unavailable)?,
-        None => None,
-    };
-    let launch = match live_launch(record.launch_id.as_deref(), launch, now) {
-        Ok(launch) => launch,
-        Err(error) => return Err(refuse(endpoint, tx, Refused::Plain(error)).await),
-    };
-    let prepared = prepare(
-        &endpoint.settings,
-        Grant {
-            client_id: client.client_id.clone(),
-            user: record.user.clone(),
-            scope: ScopeSet::parse_lenient(&record.scope).0,
-            launch,
-            family: detail(&record.details, "family").unwrap_or_default(),
-            nonce: detail(&record.details, "nonce"),
-            fhir_user: detail(&record.details, "fhir_user"),
-            cnf,
-        },
-        None,
-        now,
-    )?;
-    store_refresh(tx.as_mut(), &prepared).await?;
-    tx.commit().await.map_err(unavailable)?;
-    sign_prepared(endpoint, prepared)
+    let code_hash = hash_secret(code);
+    let redirect_uri = single(params, "redirect_uri")?.map(str::to_owned);
+    let verifier = single(params, "code_verifier")?.map(str::to_owned);
+    let client_id = client.client_id.clone();
+    let (settings, families, clock) = (
+        endpoint.settings.clone(),
+        endpoint.families.clone(),
+        endpoint.clock.clone(),
+    );
+    exchange(endpoint, move |tx| {
+        Box::pin(async move {
+            let record = tx.consume_authorization_code(&code_hash).await?;
+            let now = clock.now();
+            // The code is spent whatever follows: a refused attempt commits too, so the code
+            // cannot be retried.
+            let record = match check_code(
+                record.as_ref(),
+                &client_id,
+                redirect_uri.as_deref(),
+                verifier.as_deref(),
+                now,
+            ) {
+                Ok(record) => record,
+                Err(refused) => return refuse_in(tx, &families, refused).await,
+            };
+            let launch = match &record.launch_id {
+                Some(launch_id) => tx.get_launch(launch_id).await?,
+                None => None,
+            };
+            let launch = match live_launch(record.launch_id.as_deref(), launch, now) {
+                Ok(launch) => launch,
+                Err(error) => return refuse_in(tx, &families, Refused::Plain(error)).await,
+            };
+            let prepared = prepare(
+                &settings,
+                Grant {
+                    client_id,
+                    user: record.user.clone(),
+                    scope: ScopeSet::parse_lenient(&record.scope).0,
+                    launch,
+                    family: detail(&record.details, "family").unwrap_or_default(),
+                    nonce: detail(&record.details, "nonce"),
+                    fhir_user: detail(&record.details, "fhir_user"),
+                    cnf,
+                },
+                None,
+                now,
+            )
+            .map_err(Unwritten::Refused)?;
+            store_refresh(tx, &prepared).await?;
+            Ok(Ok(prepared))
+        })
+    })
+    .await
 }
 
 /// The public client a presented refresh token was issued to, if it was issued to one.
@@ -254,8 +292,8 @@ async fn public_client_of_refresh(
         .filter(|c| c.authentication == ClientAuthentication::Public))
 }
 
-/// `refresh_token` (REQ AS-08): one write transaction reads the token, rotates it (or revokes
-/// its family on a reuse) and stores the new one; the tokens are signed after it commits.
+/// `refresh_token` (REQ AS-08): one write unit reads the token, rotates it (or revokes its
+/// family on a reuse) and stores the new one; the tokens are signed after it commits.
 async fn refresh_grant(
     endpoint: &TokenEndpoint,
     client: &RegisteredClient,
@@ -264,50 +302,58 @@ async fn refresh_grant(
 ) -> Result<TokenResponse, OAuthError> {
     let presented = single(params, "refresh_token")?
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-    let requested_scope = single(params, "scope")?;
-    let mut tx = endpoint.store.begin().await.map_err(unavailable)?;
-    let record = tx
-        .get_refresh_token(&hash_secret(presented))
-        .await
-        .map_err(unavailable)?;
-    let now = endpoint.clock.now();
-    let record = match check_refresh(record.as_ref(), &client.client_id, now) {
-        Ok(record) => record,
-        Err(refused @ Refused::RevokeFamily { .. }) => {
-            return Err(refuse(endpoint, tx, refused).await);
-        }
-        // Nothing to write: the transaction ends unused.
-        Err(Refused::Plain(error)) => return Err(error),
-    };
-    let launch = match &record.launch_id {
-        Some(launch_id) => tx.get_launch(launch_id).await.map_err(unavailable)?,
-        None => None,
-    };
-    let launch = live_launch(record.launch_id.as_deref(), launch, now)?;
-    let original = ScopeSet::parse_lenient(&record.scope).0;
-    let access_scope = refresh_scope(requested_scope, &original)?;
-    tx.revoke_refresh_token(&record.token_hash)
-        .await
-        .map_err(unavailable)?;
-    let prepared = prepare(
-        &endpoint.settings,
-        Grant {
-            client_id: client.client_id.clone(),
-            user: record.user.clone(),
-            scope: original,
-            launch,
-            family: record.family_id.clone(),
-            nonce: None,
-            fhir_user: detail(&record.details, "fhir_user"),
-            cnf,
-        },
-        access_scope,
-        now,
-    )?;
-    // The rotation commits first; the signatures run after, with no lock held.
-    store_refresh(tx.as_mut(), &prepared).await?;
-    tx.commit().await.map_err(unavailable)?;
-    sign_prepared(endpoint, prepared)
+    let token_hash = hash_secret(presented);
+    let requested_scope = single(params, "scope")?.map(str::to_owned);
+    let client_id = client.client_id.clone();
+    let (settings, families, clock) = (
+        endpoint.settings.clone(),
+        endpoint.families.clone(),
+        endpoint.clock.clone(),
+    );
+    exchange(endpoint, move |tx| {
+        Box::pin(async move {
+            let record = tx.get_refresh_token(&token_hash).await?;
+            let now = clock.now();
+            let record = match check_refresh(record.as_ref(), &client_id, now) {
+                Ok(record) => record,
+                Err(refused @ Refused::RevokeFamily { .. }) => {
+                    return refuse_in(tx, &families, refused).await;
+                }
+                // Nothing to write: the unit ends unused.
+                Err(Refused::Plain(error)) => return Err(Unwritten::Refused(error)),
+            };
+            let launch = match &record.launch_id {
+                Some(launch_id) => tx.get_launch(launch_id).await?,
+                None => None,
+            };
+            let launch = live_launch(record.launch_id.as_deref(), launch, now)
+                .map_err(Unwritten::Refused)?;
+            let original = ScopeSet::parse_lenient(&record.scope).0;
+            let access_scope =
+                refresh_scope(requested_scope.as_deref(), &original).map_err(Unwritten::Refused)?;
+            tx.revoke_refresh_token(&record.token_hash).await?;
+            let prepared = prepare(
+                &settings,
+                Grant {
+                    client_id,
+                    user: record.user.clone(),
+                    scope: original,
+                    launch,
+                    family: record.family_id.clone(),
+                    nonce: None,
+                    fhir_user: detail(&record.details, "fhir_user"),
+                    cnf,
+                },
+                access_scope,
+                now,
+            )
+            .map_err(Unwritten::Refused)?;
+            // The rotation commits first; the signatures run after, with no lock held.
+            store_refresh(tx, &prepared).await?;
+            Ok(Ok(prepared))
+        })
+    })
+    .await
 }
 
 /// `client_credentials`: confidential clients only (PoCs and backend services); no user, no
@@ -349,11 +395,9 @@ fn sign<T: serde::Serialize>(
 }
 
 /// Stores the refresh token a prepared grant carries, in `tx`.
-async fn store_refresh(tx: &mut dyn Transaction, prepared: &Prepared) -> Result<(), OAuthError> {
+async fn store_refresh(tx: &mut dyn Transaction, prepared: &Prepared) -> Result<(), StoreError> {
     if let Some((_, record)) = &prepared.refresh {
-        tx.insert_refresh_token(record.clone())
-            .await
-            .map_err(unavailable)?;
+        tx.insert_refresh_token(record.clone()).await?;
     }
     Ok(())
 }

@@ -11,11 +11,11 @@ use halo_model::set_context::{
 };
 use serde_json::Value;
 
-use super::{ContextManager, is_profile_issue, new_launch_id, owns, reroot};
+use super::{ContextManager, is_profile_issue, new_launch_id, reroot};
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::auth::Caller;
 use crate::error::SofaError;
-use crate::store::{LaunchRecord, NewResource, Transaction, meta_instant};
+use crate::store::{LaunchRecord, NewResource, StoreError, Transaction, meta_instant};
 
 impl ContextManager {
     /// `$set-context`: `body` is the parsed request. Gives the SetContextOutputParameters.
@@ -130,31 +130,53 @@ impl ContextManager {
             expires_at: now + ttl,
         };
 
-        let mut tx = self.store.begin().await?;
-        // REQ SC-08 (D-07): only a PoC that will hear about app writes may set a context.
-        if self.config.require_active_subscription
-            && !tx
-                .has_active_subscription(&caller.client_id, &self.config.content_update_topic)
-                .await?
-        {
-            return Err(SofaError::new(
-                StatusCode::CONFLICT,
-                OperationOutcome::error(
-                    IssueType::BusinessRule,
-                    format!(
-                        "client {} has no active Subscription to {}; create one before \
-                         $set-context",
-                        caller.client_id, self.config.content_update_topic
+        // One write unit: the checks that need the store, then the writes (REQ SC-04).
+        let owner = (caller.client_id.clone(), caller.user.clone());
+        let subscription_topic = self
+            .config
+            .require_active_subscription
+            .then(|| self.config.content_update_topic.clone());
+        let stored = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    // REQ SC-08 (D-07): only a PoC that will hear about app writes may set a
+                    // context.
+                    if let Some(topic) = &subscription_topic
+                        && !tx.has_active_subscription(&owner.0, topic).await?
+                    {
+                        return Err(Refused::NoSubscription(topic.clone()));
+                    }
+                    let invisible = invisible_references(tx, &owner, existing).await?;
+                    if !invisible.is_empty() {
+                        return Err(Refused::Invisible(invisible));
+                    }
+                    tx.create_resources(resources).await?;
+                    tx.insert_launch(launch).await?;
+                    Ok(())
+                })
+            })
+            .await;
+        match stored {
+            Ok(()) => {}
+            Err(Refused::Store(error)) => return Err(error.into()),
+            Err(Refused::NoSubscription(topic)) => {
+                return Err(SofaError::new(
+                    StatusCode::CONFLICT,
+                    OperationOutcome::error(
+                        IssueType::BusinessRule,
+                        format!(
+                            "client {} has no active Subscription to {topic}; create one \
+                             before $set-context",
+                            caller.client_id
+                        ),
                     ),
-                ),
-            ));
+                ));
+            }
+            Err(Refused::Invisible(invisible)) => {
+                return Err(invisible_error(&invisible, body));
+            }
         }
-        self.check_existing_references(tx.as_mut(), caller, &existing, body)
-            .await?;
-
-        tx.create_resources(resources).await?;
-        tx.insert_launch(launch).await?;
-        tx.commit().await?;
 
         let created: Vec<String> = results.iter().map(EntryResult::reference).collect();
         let output = SetContextOutput {
@@ -241,52 +263,73 @@ impl ContextManager {
         }
         issues
     }
+}
 
-    /// Context references to resources already in the SoFA must exist and be visible to the
-    /// caller: not part of another client's or user's launch (REQ SC-05, D-04, D-10). A resource
-    /// the caller may not see is reported exactly like a missing one.
-    async fn check_existing_references(
-        &self,
-        tx: &mut dyn Transaction,
-        caller: &Caller,
-        existing: &[(&'static str, ContextReference)],
-        body: &Value,
-    ) -> Result<(), SofaError> {
-        let mut issues = Vec::new();
-        for (name, reference) in existing {
-            let Some(id) = reference.existing_id() else {
-                continue;
-            };
-            let visible = match tx.read_resource(&reference.resource_type, id).await? {
-                None => false,
-                Some(stored) => match &stored.launch_id {
-                    None => true,
-                    Some(launch) => match tx.get_launch(launch).await? {
-                        Some(l) => owns(caller, &l.client_id, l.user.as_deref()),
-                        None => false,
-                    },
+/// Why the store part of a `$set-context` wrote nothing.
+enum Refused {
+    Store(StoreError),
+    /// The caller has no active Subscription to this topic (REQ SC-08).
+    NoSubscription(String),
+    /// Context references the caller may not use.
+    Invisible(Vec<(&'static str, ContextReference)>),
+}
+
+impl From<StoreError> for Refused {
+    fn from(error: StoreError) -> Self {
+        Refused::Store(error)
+    }
+}
+
+/// Context references to resources already in the SoFA must exist and be visible to the
+/// caller (`owner`: client and user): not part of another client's or user's launch
+/// (REQ SC-05, D-04, D-10). The ones that fail, a resource the caller may not see counted
+/// exactly like a missing one.
+async fn invisible_references(
+    tx: &mut dyn Transaction,
+    owner: &(String, Option<String>),
+    existing: Vec<(&'static str, ContextReference)>,
+) -> Result<Vec<(&'static str, ContextReference)>, StoreError> {
+    let mut invisible = Vec::new();
+    for (name, reference) in existing {
+        let Some(id) = reference.existing_id() else {
+            continue;
+        };
+        let visible = match tx.read_resource(&reference.resource_type, id).await? {
+            None => false,
+            Some(stored) => match &stored.launch_id {
+                None => true,
+                Some(launch) => match tx.get_launch(launch).await? {
+                    Some(l) => l.client_id == owner.0 && l.user == owner.1,
+                    None => false,
                 },
-            };
-            if !visible {
-                issues.push(
-                    Issue::error(
-                        IssueType::NotFound,
-                        format!(
-                            "{name} refers to {}, which is not in the SoFA (or not visible to \
-                             this client); send it in the resources Bundle instead",
-                            reference.reference
-                        ),
-                    )
-                    .at(parameter_expression(body, name, &reference.reference)),
-                );
-            }
-        }
-        if issues.is_empty() {
-            Ok(())
-        } else {
-            Err(SofaError::invalid(issues))
+            },
+        };
+        if !visible {
+            invisible.push((name, reference));
         }
     }
+    Ok(invisible)
+}
+
+/// The answer to context references that are not in the SoFA or not the caller's, each issue
+/// pointing at its place in the request.
+fn invisible_error(invisible: &[(&'static str, ContextReference)], body: &Value) -> SofaError {
+    SofaError::invalid(
+        invisible
+            .iter()
+            .map(|(name, reference)| {
+                Issue::error(
+                    IssueType::NotFound,
+                    format!(
+                        "{name} refers to {}, which is not in the SoFA (or not visible to this \
+                         client); send it in the resources Bundle instead",
+                        reference.reference
+                    ),
+                )
+                .at(parameter_expression(body, name, &reference.reference))
+            })
+            .collect(),
+    )
 }
 
 /// Where a context reference sits in the request, for the issue's `expression`.

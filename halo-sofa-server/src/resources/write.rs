@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::error::SofaError;
 use crate::fhir::notify::{ChangeAction, CommittedWrite, PreparedWrite, ResourceChange};
 use crate::store::{
-    BoxFuture, EventRecord, NewResource, Store, StoreError, StoredResource, stamp_meta,
+    BoxFuture, EventRecord, NewResource, Store, StoreError, StoredResource, Transaction, stamp_meta,
 };
 
 /// 412: `If-Match` named another version (REQ RS-04).
@@ -155,58 +155,73 @@ impl PreparedWrite for AppWrite {
         events: Vec<EventRecord>,
     ) -> BoxFuture<'static, Result<CommittedWrite, SofaError>> {
         Box::pin(async move {
-            let prepared = self
+            let mut this = self;
+            let prepared = this
                 .prepared
+                .take()
                 .ok_or_else(|| SofaError::internal("the write was committed before prepare"))?;
-            let mut tx = self.store.begin().await?;
-            // The clear fence: the launch is read, and so held, in this transaction. A
-            // `$clear-context` that went first leaves nothing to write into (REQ SYNC-05).
-            if tx.get_launch(&self.launch_id).await?.is_none() {
-                return Err(crate::fhir::notify::launch_cleared());
+            let store = this.store.clone();
+            store
+                .write(move |tx| Box::pin(this.commit_in(tx, prepared, events)))
+                .await
+        })
+    }
+}
+
+impl AppWrite {
+    /// The write itself, in the unit that commits it with its events.
+    async fn commit_in(
+        self: Box<Self>,
+        tx: &mut dyn Transaction,
+        prepared: Prepared,
+        events: Vec<EventRecord>,
+    ) -> Result<CommittedWrite, SofaError> {
+        // The clear fence: the launch is read, and so held, in this transaction. A
+        // `$clear-context` that went first leaves nothing to write into (REQ SYNC-05).
+        if tx.get_launch(&self.launch_id).await?.is_none() {
+            return Err(crate::fhir::notify::launch_cleared());
+        }
+        let stored = match (self.action, prepared.change.resource.clone()) {
+            (ChangeAction::Create, Some(resource)) => {
+                tx.create_resource(NewResource {
+                    resource,
+                    launch_id: Some(self.launch_id.clone()),
+                    last_updated: prepared.last_updated,
+                })
+                .await?
             }
-            let stored = match (self.action, prepared.change.resource.clone()) {
-                (ChangeAction::Create, Some(resource)) => {
-                    tx.create_resource(NewResource {
+            (ChangeAction::Update, Some(resource)) => {
+                let expected = prepared.current.as_ref().map(|c| c.version);
+                tx.update_resource(
+                    NewResource {
                         resource,
                         launch_id: Some(self.launch_id.clone()),
                         last_updated: prepared.last_updated,
-                    })
-                    .await?
-                }
-                (ChangeAction::Update, Some(resource)) => {
-                    let expected = prepared.current.as_ref().map(|c| c.version);
-                    tx.update_resource(
-                        NewResource {
-                            resource,
-                            launch_id: Some(self.launch_id.clone()),
-                            last_updated: prepared.last_updated,
-                        },
-                        expected,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::VersionConflict {
-                            expected, found, ..
-                        } => precondition_failed(expected, found),
-                        other => SofaError::store(other),
-                    })?
-                }
-                (ChangeAction::Delete, _) => {
-                    tx.delete_resource(&self.resource_type, &self.id).await?;
-                    prepared
-                        .current
-                        .ok_or_else(|| SofaError::not_found("the resource is gone"))?
-                }
-                _ => return Err(SofaError::internal("a write without content")),
-            };
-            // The delivered events turn `committed` in this same transaction, so the data and
-            // the events' fate commit or roll back together (REQ SYNC-04).
-            crate::fhir::notify::commit_events(tx.as_mut(), &events).await?;
-            tx.commit().await?;
-            Ok(CommittedWrite {
-                stored,
-                action: self.action,
-            })
+                    },
+                    expected,
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::VersionConflict {
+                        expected, found, ..
+                    } => precondition_failed(expected, found),
+                    other => SofaError::store(other),
+                })?
+            }
+            (ChangeAction::Delete, _) => {
+                tx.delete_resource(&self.resource_type, &self.id).await?;
+                prepared
+                    .current
+                    .ok_or_else(|| SofaError::not_found("the resource is gone"))?
+            }
+            _ => return Err(SofaError::internal("a write without content")),
+        };
+        // The delivered events turn `committed` in this same transaction, so the data and
+        // the events' fate commit or roll back together (REQ SYNC-04).
+        crate::fhir::notify::commit_events(tx, &events).await?;
+        Ok(CommittedWrite {
+            stored,
+            action: self.action,
         })
     }
 }

@@ -38,7 +38,8 @@ use crate::fhir::{
     WriteError,
 };
 use crate::store::{
-    BoxFuture, EventRecord, EventState, SubscriptionRecord, SubscriptionStatus, meta_instant,
+    BoxFuture, EventRecord, EventState, StoreError, SubscriptionRecord, SubscriptionStatus,
+    meta_instant,
 };
 
 /// Delivers every app write to the subscriptions of the PoC that owns the launch before the
@@ -269,21 +270,29 @@ impl Inner {
             .ok()
             .map(|wait| now + wait);
         let details = content.to_value();
-        let mut tx = self.store.begin().await?;
-        let mut events = Vec::with_capacity(required.len());
-        for (record, _) in required {
-            let event = EventRecord {
-                subscription_id: record.id.clone(),
-                event_number: tx.allocate_event_number(&record.id).await?,
-                timestamp: now,
-                focus: Some(change.reference()),
-                state: EventState::Pending,
-                details: details.clone(),
-            };
-            tx.append_event(event.clone()).await?;
-            events.push(event);
-        }
-        tx.commit().await?;
+        let subscriptions: Vec<String> = required.iter().map(|(r, _)| r.id.clone()).collect();
+        let focus = change.reference();
+        let events = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let mut events = Vec::with_capacity(subscriptions.len());
+                    for subscription_id in subscriptions {
+                        let event = EventRecord {
+                            event_number: tx.allocate_event_number(&subscription_id).await?,
+                            subscription_id,
+                            timestamp: now,
+                            focus: Some(focus.clone()),
+                            state: EventState::Pending,
+                            details: details.clone(),
+                        };
+                        tx.append_event(event.clone()).await?;
+                        events.push(event);
+                    }
+                    Ok::<_, StoreError>(events)
+                })
+            })
+            .await?;
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         in_flight.extend(
             events
@@ -319,36 +328,43 @@ impl Inner {
         events: &[EventRecord],
     ) -> Result<usize, SofaError> {
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let mut logged = 0;
-        for event in events {
-            let aborted = tx
-                .transition_event(
-                    &event.subscription_id,
-                    event.event_number,
-                    EventState::Pending,
-                    EventState::Aborted,
-                )
-                .await?;
-            if !aborted {
-                continue;
-            }
-            let Some(content) = EventContent::of(event) else {
-                continue;
-            };
-            let compensation = content.compensation(event.event_number);
-            let record = EventRecord {
-                subscription_id: event.subscription_id.clone(),
-                event_number: tx.allocate_event_number(&event.subscription_id).await?,
-                timestamp: now,
-                focus: Some(compensation.reference()),
-                state: EventState::Outbox,
-                details: compensation.to_value(),
-            };
-            tx.append_event(record).await?;
-            logged += 1;
-        }
-        tx.commit().await?;
+        let events = events.to_vec();
+        let logged = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let mut logged = 0;
+                    for event in &events {
+                        let aborted = tx
+                            .transition_event(
+                                &event.subscription_id,
+                                event.event_number,
+                                EventState::Pending,
+                                EventState::Aborted,
+                            )
+                            .await?;
+                        if !aborted {
+                            continue;
+                        }
+                        let Some(content) = EventContent::of(event) else {
+                            continue;
+                        };
+                        let compensation = content.compensation(event.event_number);
+                        let record = EventRecord {
+                            subscription_id: event.subscription_id.clone(),
+                            event_number: tx.allocate_event_number(&event.subscription_id).await?,
+                            timestamp: now,
+                            focus: Some(compensation.reference()),
+                            state: EventState::Outbox,
+                            details: compensation.to_value(),
+                        };
+                        tx.append_event(record).await?;
+                        logged += 1;
+                    }
+                    Ok::<_, StoreError>(logged)
+                })
+            })
+            .await?;
         Ok(logged)
     }
 
