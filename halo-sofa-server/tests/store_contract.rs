@@ -1472,3 +1472,40 @@ async fn write_units_keep_their_writes_on_ok_and_leave_nothing_on_err() {
         assert_eq!(counts(&store).await.0, before.0 + kept as u64, "{name}");
     }
 }
+
+// REQ: SC-04
+#[tokio::test]
+async fn read_units_see_what_committed_and_nothing_of_a_rolled_back_write() {
+    let (_dir, stores) = backends("read-units").await;
+    for (name, store) in stores {
+        let stored = store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.create_resource(patient("seen")).await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await;
+        stored.unwrap();
+        let refused = store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.create_resource(patient("unseen")).await?;
+                    Err::<(), _>(UnitError::Refused(0))
+                })
+            })
+            .await;
+        assert!(matches!(refused, Err(UnitError::Refused(0))), "{name}");
+        let (seen, unseen) = store
+            .read(|tx| {
+                Box::pin(async move {
+                    let seen = tx.read_resource("Patient", "seen").await?;
+                    let unseen = tx.read_resource("Patient", "unseen").await?;
+                    Ok::<_, StoreError>((seen.is_some(), unseen.is_some()))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!((seen, unseen), (true, false), "{name}");
+    }
+}

@@ -84,30 +84,34 @@ async fn verify(verifier: &TokenVerifier, token: &str) -> Result<Verified, Token
             launch: None,
         });
     }
-    // One read of the store for both checks: the family not revoked (REQ IDP-05, a row every
+    // One read unit for both checks: the family not revoked (REQ IDP-05, a row every
     // instance sees) and the launch still live (REQ SC-12).
-    let unavailable = |e: crate::store::StoreError| TokenError::Unavailable(e.code().into());
-    let mut tx = verifier.store.begin_read().await.map_err(unavailable)?;
-    if let Some(family) = &claims.fam
-        && tx
-            .access_family_revoked(family, now)
-            .await
-            .map_err(unavailable)?
-    {
-        return Err(TokenError::Invalid);
-    }
-    let launch = match &claims.launch {
-        None => None,
-        Some(launch_id) => {
-            let launch = tx.get_launch(launch_id).await.map_err(unavailable)?;
-            // REQ SC-12: cleared or expired, the launch takes its tokens with it.
-            match launch {
-                Some(l) if !l.is_expired(now) => Some(l),
-                _ => return Err(TokenError::Invalid),
-            }
-        }
+    let (family, launch_id) = (claims.fam.clone(), claims.launch.clone());
+    let found = verifier
+        .store
+        .read(move |tx| {
+            Box::pin(async move {
+                if let Some(family) = &family
+                    && tx.access_family_revoked(family, now).await?
+                {
+                    return Ok::<_, crate::store::StoreError>(None);
+                }
+                Ok(Some(match &launch_id {
+                    Some(launch_id) => tx.get_launch(launch_id).await?,
+                    None => None,
+                }))
+            })
+        })
+        .await
+        .map_err(|e| TokenError::Unavailable(e.code().into()))?;
+    // A revoked family: no answer.
+    let launch = found.ok_or(TokenError::Invalid)?;
+    let launch = match (&claims.launch, launch) {
+        (None, _) => None,
+        // REQ SC-12: cleared or expired, the launch takes its tokens with it.
+        (Some(_), Some(l)) if !l.is_expired(now) => Some(l),
+        (Some(_), _) => return Err(TokenError::Invalid),
     };
-    let _ = tx.rollback().await;
     Ok(Verified { claims, launch })
 }
 

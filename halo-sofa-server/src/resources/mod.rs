@@ -143,13 +143,15 @@ impl ResourceServer {
         headers: &HeaderMap,
     ) -> Result<(Caller, Option<LaunchRecord>), SofaError> {
         let caller = authenticate(self.tokens.as_ref(), headers).await?;
-        if caller.launch_id.is_none() {
+        let Some(launch_id) = caller.launch_id.clone() else {
             return Ok((caller, None));
-        }
-        let mut tx = self.store.begin_read().await?;
-        let launch = self.live_launch(&caller, tx.as_mut()).await;
-        let _ = tx.rollback().await;
-        Ok((caller, launch?))
+        };
+        let now = self.clock.now();
+        let launch = self
+            .store
+            .read(move |tx| Box::pin(async move { live_launch(&launch_id, now, tx).await }))
+            .await?;
+        Ok((caller, Some(launch)))
     }
 
     /// A create's or update's caller, its live launch and what its token reaches, checked
@@ -168,61 +170,61 @@ impl ResourceServer {
         Ok((caller, launch, reach))
     }
 
-    /// The caller's launch read in `tx`, which must still live (REQ RS-02, SC-12). A read
-    /// request goes on to read its resources in the same transaction: one snapshot, one
-    /// transaction per request.
-    async fn live_launch(
-        &self,
-        caller: &Caller,
-        tx: &mut dyn Transaction,
-    ) -> Result<Option<LaunchRecord>, SofaError> {
-        let Some(launch_id) = &caller.launch_id else {
-            return Ok(None);
-        };
-        match tx.get_launch(launch_id).await? {
-            Some(l) if !l.is_expired(self.clock.now()) => Ok(Some(l)),
-            _ => Err(SofaError::unauthorized(
-                "the launch of this token was cleared or has expired",
-            )),
-        }
-    }
-
-    /// Opens a read request's transaction once the token, the answer format and the type are
-    /// checked (in that order: an unauthenticated request learns nothing else), with the
-    /// caller's live launch read in it.
-    async fn begin_reading(
+    /// Runs a read request: the token, the answer format and the type are checked first (in
+    /// that order: an unauthenticated request learns nothing else), then `work` runs in one
+    /// read unit (one snapshot, one hand-over to the store) with the caller's live launch read
+    /// in it.
+    async fn reading<R, F>(
         &self,
         headers: &HeaderMap,
         query: &RawQuery,
         resource_type: &str,
-    ) -> Result<Reading, SofaError> {
+        work: F,
+    ) -> Result<R, SofaError>
+    where
+        F: for<'t> FnOnce(Reading<'t>) -> crate::store::BoxFuture<'t, Result<R, SofaError>>
+            + Send
+            + 'static,
+        R: Send + 'static,
+    {
         let caller = authenticate(self.tokens.as_ref(), headers).await?;
         response_format(headers, format_parameter(query.0.as_deref()).as_deref())?;
         self.check_type(resource_type)?;
-        let mut tx = self.store.begin_read().await?;
-        match self.live_launch(&caller, tx.as_mut()).await {
-            Ok(launch) => Ok(Reading { caller, launch, tx }),
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+        let now = self.clock.now();
+        self.store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let launch = match &caller.launch_id {
+                        Some(launch_id) => Some(live_launch(launch_id, now, tx).await?),
+                        None => None,
+                    };
+                    work(Reading { caller, launch, tx }).await
+                })
+            })
+            .await
     }
 }
 
-/// A read request in progress: who asks, for which launch, and the one read transaction it
-/// uses (ended by [`Reading::end`] with the request's answer).
-struct Reading {
+/// The launch `launch_id` read in `tx`, which must still live at `now` (REQ RS-02, SC-12).
+async fn live_launch(
+    launch_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    tx: &mut dyn Transaction,
+) -> Result<LaunchRecord, SofaError> {
+    match tx.get_launch(launch_id).await? {
+        Some(l) if !l.is_expired(now) => Ok(l),
+        _ => Err(SofaError::unauthorized(
+            "the launch of this token was cleared or has expired",
+        )),
+    }
+}
+
+/// A read request in progress: who asks, for which launch, and the read transaction of its
+/// unit.
+struct Reading<'t> {
     caller: Caller,
     launch: Option<LaunchRecord>,
-    tx: Box<dyn Transaction>,
-}
-
-impl Reading {
-    async fn end<T>(self, answer: Result<T, SofaError>) -> Result<T, SofaError> {
-        let _ = self.tx.rollback().await;
-        answer
-    }
+    tx: &'t mut dyn Transaction,
 }
 
 fn weak_etag(version: u64) -> String {
@@ -270,15 +272,16 @@ async fn read(
     headers: HeaderMap,
     query: RawQuery,
 ) -> Result<Response, SofaError> {
-    let mut reading = server
-        .begin_reading(&headers, &query, &resource_type)
-        .await?;
-    let answer = read_current(&mut reading, &resource_type, &id).await;
-    reading.end(answer).await
+    let wanted = resource_type.clone();
+    server
+        .reading(&headers, &query, &wanted, move |mut reading| {
+            Box::pin(async move { read_current(&mut reading, &resource_type, &id).await })
+        })
+        .await
 }
 
 async fn read_current(
-    reading: &mut Reading,
+    reading: &mut Reading<'_>,
     resource_type: &str,
     id: &str,
 ) -> Result<Response, SofaError> {
@@ -306,13 +309,16 @@ async fn visible_versions(
     id: &str,
     version: Option<u64>,
 ) -> Result<Vec<StoredResource>, SofaError> {
-    let mut reading = server.begin_reading(headers, query, resource_type).await?;
-    let answer = versions_in(&mut reading, resource_type, id, version).await;
-    reading.end(answer).await
+    let (wanted, id) = (resource_type.to_owned(), id.to_owned());
+    server
+        .reading(headers, query, resource_type, move |mut reading| {
+            Box::pin(async move { versions_in(&mut reading, &wanted, &id, version).await })
+        })
+        .await
 }
 
 async fn versions_in(
-    reading: &mut Reading,
+    reading: &mut Reading<'_>,
     resource_type: &str,
     id: &str,
     version: Option<u64>,
@@ -419,15 +425,19 @@ async fn search(
     headers: HeaderMap,
     query: RawQuery,
 ) -> Result<Response, SofaError> {
-    let mut reading = server
-        .begin_reading(&headers, &query, &resource_type)
-        .await?;
-    let answer = search_in(&mut reading, &server, &resource_type, &query).await;
-    reading.end(answer).await
+    let (wanted, searching) = (resource_type.clone(), server.clone());
+    let asked = RawQuery(query.0.clone());
+    server
+        .reading(&headers, &asked, &wanted, move |mut reading| {
+            Box::pin(
+                async move { search_in(&mut reading, &searching, &resource_type, &query).await },
+            )
+        })
+        .await
 }
 
 async fn search_in(
-    reading: &mut Reading,
+    reading: &mut Reading<'_>,
     server: &ResourceServer,
     resource_type: &str,
     query: &RawQuery,

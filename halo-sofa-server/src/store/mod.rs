@@ -43,7 +43,7 @@ pub use sqlite::SqliteStore;
 
 pub use error::StoreError;
 pub use gauges::sample_metrics;
-pub use unit::{UnitOutcome, WriteUnit, run_in_transaction};
+pub use unit::{ReadUnit, UnitOutcome, WriteUnit, read_in_transaction, run_in_transaction};
 
 /// A boxed `Send` future: the store traits return these so they can be used as trait objects
 /// (`Arc<dyn Store>`) from async handlers.
@@ -74,6 +74,15 @@ pub trait Store: Send + Sync + 'static {
         unit: WriteUnit,
     ) -> BoxFuture<'_, StoreResult<Box<dyn std::any::Any + Send>>> {
         Box::pin(run_in_transaction(self, unit))
+    }
+
+    /// Runs a [`ReadUnit`] in one read transaction and hands back its answer; most callers use
+    /// the typed `read` of `dyn Store`. By default, [`read_in_transaction`].
+    fn run_read(
+        &self,
+        unit: ReadUnit,
+    ) -> BoxFuture<'_, StoreResult<Box<dyn std::any::Any + Send>>> {
+        Box::pin(read_in_transaction(self, unit))
     }
 
     /// Whether other live processes may use this store at the same time (a server database

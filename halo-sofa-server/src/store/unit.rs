@@ -1,11 +1,14 @@
-//! Write units: a whole write transaction handed to the store as one piece of work.
+//! Units: a whole transaction handed to the store as one piece of work, to write
+//! ([`WriteUnit`]) or to read ([`ReadUnit`]).
 //!
 //! A unit is a closure that gets the transaction and does all its reads and writes through it,
 //! awaiting nothing else. Handing the store the whole unit, rather than opening a transaction
 //! and sending it one statement at a time, lets a backend run it where its connection is: the
 //! SQLite store runs units on its writer thread, without a thread hop per statement, and
 //! commits several queued units together (group commit), each still all-or-nothing. A backend
-//! that cannot do better runs it in an ordinary transaction ([`run_in_transaction`]).
+//! that cannot do better runs it in an ordinary transaction ([`run_in_transaction`]). A read
+//! unit is the same for reads: the SQLite store runs it on a reader thread that keeps its
+//! connection, one hop for the whole request's reads.
 //!
 //! ```
 //! # async fn example(store: std::sync::Arc<dyn halo_sofa_server::store::Store>) {
@@ -53,6 +56,23 @@ pub async fn run_in_transaction(
     Ok(outcome.value)
 }
 
+/// A read unit: like a [`WriteUnit`], over a transaction whose writes are refused or rolled
+/// back, and which answers without a keep-or-not.
+pub type ReadUnit =
+    Box<dyn for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, Box<dyn Any + Send>> + Send>;
+
+/// The plain way to run a read unit: a read transaction of its own
+/// ([`Store::begin_read`]), ended after it. [`Store::run_read`]'s default.
+pub async fn read_in_transaction(
+    store: &(impl Store + ?Sized),
+    unit: ReadUnit,
+) -> StoreResult<Box<dyn Any + Send>> {
+    let mut tx = store.begin_read().await?;
+    let value = unit(tx.as_mut()).await;
+    let _ = tx.rollback().await;
+    Ok(value)
+}
+
 impl dyn Store {
     /// Runs `unit` as one write transaction: committed if it answers `Ok`, rolled back if it
     /// answers `Err`. A failure to commit is the unit's error too (`E: From<StoreError>`), so
@@ -82,6 +102,28 @@ impl dyn Store {
             Ok(answer) => *answer,
             Err(_) => {
                 Err(StoreError::Backend("a write unit answered with another type".into()).into())
+            }
+        }
+    }
+
+    /// Runs `unit` in one read transaction (one snapshot) and hands back its answer; a store
+    /// that cannot run it is the unit's error too. The unit awaits only its transaction, as a
+    /// [`write`](Self::write) unit does.
+    pub async fn read<R, E, F>(&self, unit: F) -> Result<R, E>
+    where
+        F: for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, Result<R, E>> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let erased: ReadUnit = Box::new(move |tx| {
+            let work = unit(tx);
+            Box::pin(async move { Box::new(work.await) as Box<dyn Any + Send> })
+        });
+        let value = self.run_read(erased).await?;
+        match value.downcast::<Result<R, E>>() {
+            Ok(answer) => *answer,
+            Err(_) => {
+                Err(StoreError::Backend("a read unit answered with another type".into()).into())
             }
         }
     }

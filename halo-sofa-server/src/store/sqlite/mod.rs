@@ -2,13 +2,16 @@
 //!
 //! Writes go to one writer thread that owns the only write connection ([`writer`]): write
 //! transactions queue for it in order, with the busy timeout as their deadline, instead of
-//! fighting for SQLite's write lock. Reads run on a pool of read-only connections kept open
-//! beside it (WAL readers see a consistent snapshot while the writer works), every SQLite call
-//! of theirs on a blocking thread so the async runtime never waits on disk. A checkpointer
+//! fighting for SQLite's write lock; write units run whole on it and commit in groups. Read
+//! units run on reader threads that keep read-only connections ([`readers`]); read
+//! transactions opened one statement at a time use a pool of read-only connections kept open
+//! beside it, every SQLite call of theirs on a blocking thread so the async runtime never waits
+//! on disk. WAL readers see a consistent snapshot while the writer works. A checkpointer
 //! thread copies the WAL back into the database off the request path.
 
 mod cluster;
 mod ops;
+mod readers;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -25,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AuditOps, AuthOps, AuthorizationCodeRecord, BoxFuture, ClientRecord, EventRecord, EventState,
-    LaunchOps, LaunchRecord, NewResource, RefreshTokenRecord, ResourceOps, ResourceQuery,
+    LaunchOps, LaunchRecord, NewResource, ReadUnit, RefreshTokenRecord, ResourceOps, ResourceQuery,
     SigningKeyRecord, Store, StoreError, StoreResult, StoredResource, SubscriptionOps,
     SubscriptionRecord, Transaction, WriteUnit,
 };
@@ -67,6 +70,10 @@ struct Inner {
     readers_kept: usize,
     /// The writer and checkpointer threads, joined when the store goes.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The reader threads' queue; dropping it (with the store) stops them.
+    readers: std::sync::mpsc::SyncSender<readers::QueuedRead>,
+    /// The reader threads, joined before the writer is stopped.
+    reader_threads: Vec<std::thread::JoinHandle<()>>,
     /// What the writer shares with the checkpointer (tests read the writer's grouping).
     #[cfg(test)]
     wal: Arc<writer::WalState>,
@@ -78,12 +85,19 @@ impl Drop for Inner {
     /// were when the store was a pool. No transaction is open (each holds the store), so the
     /// wait is for at most one unit's end and the closes.
     fn drop(&mut self) {
-        let (closed, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut self.writer, closed));
+        // Readers first: their connections close before the writer's, so two closes never
+        // race to be the last (the last copies the WAL back and removes it).
+        let (closed, _) = std::sync::mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.readers, closed));
+        for thread in self.reader_threads.drain(..) {
+            let _ = thread.join();
+        }
         self.idle_readers
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.writer, closed));
         for thread in self.threads.drain(..) {
             // A writer that panicked has nothing left to close.
             let _ = thread.join();
@@ -133,8 +147,21 @@ impl SqliteStore {
             .name(name("writer"))
             .spawn(move || writer::run_writer(write, writer_path, jobs, wake, wal))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
+        let (readers, reads) = std::sync::mpsc::sync_channel(readers::QUEUE);
+        let reads: readers::Jobs = Arc::new(Mutex::new(reads));
+        let mut reader_threads = Vec::new();
+        for n in 0..readers::threads() {
+            let (path, reads) = (path.clone(), reads.clone());
+            let thread = std::thread::Builder::new()
+                .name(name(&format!("reader-{n}")))
+                .spawn(move || readers::run_reader(path, busy_timeout, reads))
+                .map_err(|e| StoreError::Backend(format!("cannot start a reader: {e}")))?;
+            reader_threads.push(thread);
+        }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                readers,
+                reader_threads,
                 path,
                 busy_timeout,
                 writer: queue,
@@ -248,6 +275,17 @@ impl Store for SqliteStore {
 
     fn run_unit(&self, unit: WriteUnit) -> BoxFuture<'_, StoreResult<Box<dyn Any + Send>>> {
         Box::pin(metrics::store_call("sqlite", "unit", self.submit(unit)))
+    }
+
+    fn run_read(&self, unit: ReadUnit) -> BoxFuture<'_, StoreResult<Box<dyn Any + Send>>> {
+        Box::pin(metrics::store_call("sqlite", "read", async move {
+            let (reply, answer) = oneshot::channel();
+            self.inner
+                .readers
+                .try_send(readers::QueuedRead { unit, reply })
+                .map_err(readers::refused)?;
+            answer.await.map_err(|_| readers::stopped())?
+        }))
     }
 
     fn begin_read(&self) -> BoxFuture<'_, StoreResult<Box<dyn Transaction>>> {

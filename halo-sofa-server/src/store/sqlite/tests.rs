@@ -379,3 +379,66 @@ async fn a_unit_past_its_deadline_is_told_the_store_is_busy_and_never_runs() {
     // The writer goes on with the next.
     assert_eq!(audit_unit(&store, 2, false).await.unwrap().unwrap(), 2);
 }
+
+/// The audit records as a read unit sees them.
+async fn audit_count_read(store: &SqliteStore) -> Result<usize, StoreError> {
+    let store: Arc<dyn Store> = Arc::new(store.clone());
+    store
+        .read(|tx| {
+            Box::pin(async move {
+                let from = Utc::now() - chrono::Duration::days(1);
+                let to = Utc::now() + chrono::Duration::days(1);
+                Ok(tx.audit_events(from, to, 10_000).await?.len())
+            })
+        })
+        .await
+}
+
+#[tokio::test]
+// REQ: REL-02
+async fn read_units_see_commits_refuse_writes_and_survive_a_panicking_unit() {
+    let dir = Dir::new("read-units");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    assert_eq!(audit_unit(&store, 1, false).await.unwrap().unwrap(), 1);
+    // An open write is not seen; the commit is.
+    let mut open = store.begin().await.unwrap();
+    write_one(&mut open, "uncommitted").await;
+    assert_eq!(audit_count_read(&store).await.unwrap(), 1);
+    open.commit().await.unwrap();
+    assert_eq!(audit_count_read(&store).await.unwrap(), 2);
+    // A write through a read unit is refused and leaves nothing.
+    let wrote = shared
+        .read(|tx| {
+            Box::pin(async move {
+                tx.append_audit_event(Utc::now(), "{}".into()).await?;
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await;
+    assert!(wrote.is_err(), "a read unit wrote");
+    // Panicking units (more than there are readers) leave every reader serving.
+    for _ in 0..2 * super::readers::threads() {
+        let panicked = shared
+            .read(|tx| {
+                Box::pin(async move {
+                    if tx.count_launches().await? == 0 {
+                        panic!("a bug in a read unit");
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await;
+        assert!(
+            matches!(&panicked, Err(StoreError::Backend(m)) if m.contains("panicked")),
+            "{panicked:?}"
+        );
+    }
+    for _ in 0..2 * super::readers::threads() {
+        assert_eq!(audit_count_read(&store).await.unwrap(), 2);
+    }
+    // The readers stop with the store, closing their connections before the writer's: the
+    // last close removes the WAL.
+    drop((store, shared));
+    assert!(!dir.0.join("sofa.db-wal").exists());
+}

@@ -417,39 +417,43 @@ fn lost(why: &str) -> StoreError {
     ))
 }
 
-/// Runs a unit to its end on this thread: its answer and whether to keep its writes. Every
-/// operation of a lent transaction completes at once, so one poll finishes a unit that awaits
-/// only its transaction; one that waits on anything else is rolled back (nothing here would
-/// wake it). A panic rolls it back too.
+/// Runs a unit to its end on this thread: its answer and whether to keep its writes.
 fn poll_unit(
     unit: WriteUnit,
     tx: &mut super::SqliteTransaction,
 ) -> (StoreResult<Box<dyn Any + Send>>, bool) {
+    match run_lent(tx, unit) {
+        Ok(outcome) => (Ok(outcome.value), outcome.keep),
+        Err(error) => (Err(error), false),
+    }
+}
+
+/// Runs a unit on this thread over a lent transaction. Every operation of a lent transaction
+/// completes at once, so one poll finishes a unit that awaits only its transaction; one that
+/// waits on anything else is an error (nothing here would wake it), and so is a panic. Either
+/// way the caller rolls back what the unit did.
+pub(super) fn run_lent<T>(
+    tx: &mut super::SqliteTransaction,
+    unit: impl for<'t> FnOnce(&'t mut dyn crate::store::Transaction) -> crate::store::BoxFuture<'t, T>,
+) -> StoreResult<T> {
     let polled = catch_unwind(AssertUnwindSafe(|| {
         let mut work = unit(tx);
         match work
             .as_mut()
             .poll(&mut Context::from_waker(std::task::Waker::noop()))
         {
-            Poll::Ready(outcome) => Some(outcome),
+            Poll::Ready(answer) => Some(answer),
             Poll::Pending => None,
         }
     }));
     match polled {
-        Ok(Some(outcome)) => (Ok(outcome.value), outcome.keep),
-        Ok(None) => (
-            Err(StoreError::Backend(
-                "a write unit awaited something other than its transaction; it was rolled back"
-                    .into(),
-            )),
-            false,
-        ),
-        Err(_) => (
-            Err(StoreError::Backend(
-                "a write unit failed (panicked); it was rolled back".into(),
-            )),
-            false,
-        ),
+        Ok(Some(answer)) => Ok(answer),
+        Ok(None) => Err(StoreError::Backend(
+            "a unit awaited something other than its transaction; it was rolled back".into(),
+        )),
+        Err(_) => Err(StoreError::Backend(
+            "a unit failed (panicked); it was rolled back".into(),
+        )),
     }
 }
 
