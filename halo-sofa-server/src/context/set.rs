@@ -74,7 +74,7 @@ impl ContextManager {
         let mut assigned = BTreeMap::new();
         let mut ids = Vec::with_capacity(request.resources.len());
         for entry in &request.resources {
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = crate::store::new_resource_id();
             assigned.insert(
                 entry.full_url.clone(),
                 format!("{}/{id}", entry.resource_type),

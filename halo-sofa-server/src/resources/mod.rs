@@ -720,7 +720,7 @@ async fn create(
     let request = WriteRequest {
         action: ChangeAction::Create,
         resource_type,
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::store::new_resource_id(),
         resource: Some(resource),
         expected_version: None,
     };

@@ -82,9 +82,11 @@ impl AppWrite {
     }
 
     async fn prepare_change(&mut self) -> Result<ResourceChange, SofaError> {
-        let mut tx = self.store.begin_read().await?;
-        let current = tx.read_resource(&self.resource_type, &self.id).await?;
-        let _ = tx.rollback().await;
+        let (resource_type, id) = (self.resource_type.clone(), self.id.clone());
+        let current = self
+            .store
+            .read(move |tx| Box::pin(async move { tx.read_resource(&resource_type, &id).await }))
+            .await?;
         // Another launch's resource, or one outside a patient/ grant, is answered like a
         // missing one: its existence is not revealed (D-10).
         let current = current.filter(|stored| {

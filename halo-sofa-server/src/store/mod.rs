@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 
 pub use cluster::{AsyncJobRecord, AsyncJobResult, BindingTokenRecord, ClusterOps, Wakeup};
 pub use memory::MemoryStore;
-pub use meta::{instant as meta_instant, references_of, stamp_meta};
+pub use meta::{instant as meta_instant, new_resource_id, references_of, stamp_meta};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use records::{

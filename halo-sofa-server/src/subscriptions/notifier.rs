@@ -178,9 +178,11 @@ impl Inner {
         &self,
         poc_client_id: &str,
     ) -> Result<Vec<(SubscriptionRecord, Subscription)>, SofaError> {
-        let mut tx = self.store.begin_read().await?;
-        let records = tx.list_subscriptions(Some(poc_client_id)).await?;
-        drop(tx);
+        let owner = poc_client_id.to_owned();
+        let records = self
+            .store
+            .read(move |tx| Box::pin(async move { tx.list_subscriptions(Some(&owner)).await }))
+            .await?;
         Ok(records
             .into_iter()
             .filter(|r| {
