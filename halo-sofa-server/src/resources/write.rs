@@ -82,11 +82,17 @@ impl AppWrite {
     }
 
     async fn prepare_change(&mut self) -> Result<ResourceChange, SofaError> {
-        let (resource_type, id) = (self.resource_type.clone(), self.id.clone());
-        let current = self
-            .store
-            .read(move |tx| Box::pin(async move { tx.read_resource(&resource_type, &id).await }))
-            .await?;
+        // A create's id is new (the server made it): there is nothing to read.
+        let current = if self.action == ChangeAction::Create {
+            None
+        } else {
+            let (resource_type, id) = (self.resource_type.clone(), self.id.clone());
+            self.store
+                .read(move |tx| {
+                    Box::pin(async move { tx.read_resource(&resource_type, &id).await })
+                })
+                .await?
+        };
         // Another launch's resource, or one outside a patient/ grant, is answered like a
         // missing one: its existence is not revealed (D-10).
         let current = current.filter(|stored| {

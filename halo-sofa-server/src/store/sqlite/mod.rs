@@ -38,10 +38,6 @@ use writer::{Job, Session};
 /// How long a transaction waits for its turn at the writer before reporting the store
 /// unavailable (503), unless the host sets another ([`SqliteStore::open_with_busy_timeout`]).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest part of the database file read through the memory map (256 MiB).
-const MMAP_BYTES: u64 = 256 * 1024 * 1024;
-/// The writer connection's page cache, in KiB (64 MiB).
-const WRITER_CACHE_KIB: u64 = 64 * 1024;
 /// Prepared statements each connection keeps (the store has about a hundred distinct ones).
 const STATEMENT_CACHE: usize = 128;
 
@@ -302,14 +298,11 @@ impl Store for SqliteStore {
     }
 }
 
-/// The settings every connection shares. The database file is read through a shared memory
-/// map (up to [`MMAP_BYTES`]) rather than a `pread` and a copy per page.
+/// The settings every connection shares.
 fn configure(connection: &Connection) -> StoreResult<()> {
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     connection
-        .execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = {MMAP_BYTES};"
-        ))
+        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         .map_err(ops::error)
 }
 
@@ -323,11 +316,6 @@ fn connect_writer(path: &Path, wal: &Arc<writer::WalState>) -> StoreResult<Conne
         .map_err(ops::error)?;
     writer::watch_wal(&mut connection, wal).map_err(ops::error)?;
     configure(&connection)?;
-    // The writer walks every index a write touches: its page cache holds their upper levels
-    // and recent pages (SQLite's default is 2 MiB).
-    connection
-        .execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
-        .map_err(ops::error)?;
     Ok(connection)
 }
 
