@@ -434,3 +434,33 @@ async fn keys_stored_in_clear_are_sealed_on_the_first_start_with_a_key_encryptio
         assert_key_not_in(stored.as_bytes(), &kek(4), &record.kid, sealed_key).await;
     }
 }
+
+// REQ: IDP-06, RS-02
+#[tokio::test]
+async fn a_token_that_verified_before_is_refused_once_its_key_has_left_the_store() {
+    let dir = TempDir::new("key-removed");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let (sofa, _) = instance(store.clone(), None, auth_config(Some(kek(3)), true), clock)
+        .await
+        .unwrap();
+    let token = sofa.token().await;
+    // Verified, and its signature remembered.
+    assert!(sofa.active(&token).await);
+    assert!(sofa.active(&token).await);
+    // The key is removed out of band (an operator answering a compromise): the same text,
+    // unexpired, is refused once the ring is re-read (the refresh interval, 200 ms here).
+    let old = kid(&token);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_signing_key(&old).await.unwrap());
+    tx.commit().await.unwrap();
+    let mut refused = false;
+    for _ in 0..50 {
+        if !sofa.active(&token).await {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "a remembered signature outlived its key");
+}
