@@ -42,7 +42,8 @@ pub const NOTIFICATION_DURATION: &str = "halo_notification_delivery_duration_sec
 pub const OUTBOX_DEPTH: &str = "halo_outbox_depth";
 /// Launch contexts stored (expired ones count until the next purge pass), sampled when scraped.
 pub const LIVE_LAUNCHES: &str = "halo_live_launches";
-/// Time a store transaction took to begin, commit or roll back.
+/// Time a store transaction took to begin, commit or roll back, or a whole write or read unit
+/// took from its submission to its answer (SQLite: `unit`, `read`).
 pub const STORE_DURATION: &str = "halo_store_operation_duration_seconds";
 /// Requests refused by a rate limiter.
 pub const RATE_LIMIT_REFUSALS: &str = "halo_rate_limit_refusals_total";
@@ -83,7 +84,7 @@ pub fn describe() {
     describe_histogram!(
         STORE_DURATION,
         Unit::Seconds,
-        "Time a store transaction took to begin, commit or roll back"
+        "Time a store transaction took to begin, commit or roll back, or a unit from submission to answer"
     );
     describe_counter!(RATE_LIMIT_REFUSALS, "Requests refused by a rate limiter");
     ::metrics::counter!(RATE_LIMIT_REFUSALS, "limiter" => "any").increment(0);
