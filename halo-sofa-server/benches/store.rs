@@ -1,8 +1,9 @@
-//! The SQLite store's units of work on their own, without HTTP: a write transaction of seven
-//! resources (the size of an XL `$set-context`) and a read transaction of one resource, each
-//! by 1, 8 and 32 concurrent callers. The concurrent figures show what waiting for the one
-//! writer costs (a fair queue, no sleeping busy handler), and whether reads scale past the
-//! number of kept connections.
+//! The SQLite store's units of work on their own, without HTTP: a write of seven resources (the
+//! size of an XL `$set-context`) and a read of one resource, each by 1, 8 and 32 concurrent
+//! callers, each both as a transaction opened statement by statement (`begin`, `begin_read`)
+//! and as a unit handed over whole (`write`, `read`: run on the writer or a reader thread,
+//! writes committed in groups). The concurrent figures show what waiting for the one writer
+//! costs and what group commit buys.
 
 // A bench is a test harness: a failure panics with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use halo_model::fhir::RawResource;
-use halo_sofa_server::store::{NewResource, SqliteStore, Store};
+use halo_sofa_server::store::{NewResource, SqliteStore, Store, StoreError};
 
 /// Resources a write unit stores.
 const PER_UNIT: u64 = 7;
@@ -32,8 +33,8 @@ fn resource(id: u64) -> NewResource {
     }
 }
 
-/// One write unit: seven new resources, committed together.
-async fn write_unit(store: &SqliteStore, next: &AtomicU64) {
+/// One write transaction: seven new resources, committed together.
+async fn write_transaction(store: &SqliteStore, next: &AtomicU64) {
     let mut tx = store.begin().await.expect("begin");
     for _ in 0..PER_UNIT {
         let id = next.fetch_add(1, Ordering::Relaxed);
@@ -42,12 +43,39 @@ async fn write_unit(store: &SqliteStore, next: &AtomicU64) {
     tx.commit().await.expect("commit");
 }
 
-/// One read unit: the resource every read asks for.
-async fn read_unit(store: &SqliteStore) {
+/// The same seven resources as one write unit.
+async fn write_unit(store: &Arc<dyn Store>, next: &AtomicU64) {
+    let resources: Vec<_> = (0..PER_UNIT)
+        .map(|_| resource(next.fetch_add(1, Ordering::Relaxed)))
+        .collect();
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                for new in resources {
+                    tx.create_resource(new).await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await
+        .expect("write unit");
+}
+
+/// One read transaction: the resource every read asks for.
+async fn read_transaction(store: &SqliteStore) {
     let mut tx = store.begin_read().await.expect("begin_read");
     let found = tx.read_resource("Observation", "o0").await.expect("read");
     assert!(found.is_some());
     tx.commit().await.expect("end");
+}
+
+/// The same read as a read unit.
+async fn read_unit(store: &Arc<dyn Store>) {
+    let found = store
+        .read(|tx| Box::pin(async move { tx.read_resource("Observation", "o0").await }))
+        .await
+        .expect("read unit");
+    assert!(found.is_some());
 }
 
 /// Runs `iters` units split over `callers` tasks; the time they took together.
@@ -88,14 +116,27 @@ fn store_units(c: &mut Criterion) {
             .expect("open"),
     );
     let next = Arc::new(AtomicU64::new(0));
-    runtime.block_on(write_unit(&store, &next));
+    runtime.block_on(write_transaction(&store, &next));
+    let shared: Arc<dyn Store> = store.clone();
 
     let mut group = c.benchmark_group("sqlite-store");
     group.throughput(Throughput::Elements(1));
     for callers in CONCURRENCY {
+        group.bench_function(
+            format!("write transaction of {PER_UNIT}, c={callers}"),
+            |b| {
+                b.to_async(&runtime).iter_custom(|iters| {
+                    let (store, next) = (store.clone(), next.clone());
+                    concurrently(iters, callers, move || {
+                        let (store, next) = (store.clone(), next.clone());
+                        async move { write_transaction(&store, &next).await }
+                    })
+                });
+            },
+        );
         group.bench_function(format!("write unit of {PER_UNIT}, c={callers}"), |b| {
             b.to_async(&runtime).iter_custom(|iters| {
-                let (store, next) = (store.clone(), next.clone());
+                let (store, next) = (shared.clone(), next.clone());
                 concurrently(iters, callers, move || {
                     let (store, next) = (store.clone(), next.clone());
                     async move { write_unit(&store, &next).await }
@@ -104,9 +145,18 @@ fn store_units(c: &mut Criterion) {
         });
     }
     for callers in CONCURRENCY {
-        group.bench_function(format!("read unit, c={callers}"), |b| {
+        group.bench_function(format!("read transaction, c={callers}"), |b| {
             b.to_async(&runtime).iter_custom(|iters| {
                 let store = store.clone();
+                concurrently(iters, callers, move || {
+                    let store = store.clone();
+                    async move { read_transaction(&store).await }
+                })
+            });
+        });
+        group.bench_function(format!("read unit, c={callers}"), |b| {
+            b.to_async(&runtime).iter_custom(|iters| {
+                let store = shared.clone();
                 concurrently(iters, callers, move || {
                     let store = store.clone();
                     async move { read_unit(&store).await }
@@ -115,7 +165,7 @@ fn store_units(c: &mut Criterion) {
         });
     }
     group.finish();
-    drop(store);
+    drop((store, shared));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

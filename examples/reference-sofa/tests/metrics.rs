@@ -265,7 +265,10 @@ async fn a_scripted_flow_shows_in_each_series_with_its_counts() {
     // write units or transactions; every commit ends a transaction some begin opened (a read
     // transaction may commit too).
     assert!(units + commits >= 4.0, "{units} + {commits}");
-    assert!(units >= 3.0, "the set-context, the code and the write: {units}");
+    assert!(
+        units >= 3.0,
+        "the set-context, the code and the write: {units}"
+    );
     assert!(
         begins + read_begins >= commits,
         "{begins} + {read_begins} < {commits}"
