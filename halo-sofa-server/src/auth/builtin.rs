@@ -215,6 +215,7 @@ impl TokenValidator for BuiltinTokens {
             );
             caller.launch_id = verified.claims.launch;
             caller.fhir_user = verified.claims.fhir_user;
+            caller.checked_launch = verified.launch;
             Ok(caller)
         })
     }

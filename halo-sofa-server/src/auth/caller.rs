@@ -9,7 +9,7 @@ use halo_model::scope::ScopeSet;
 use crate::store::BoxFuture;
 
 /// The authenticated caller of a request.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Caller {
     /// The OAuth client (for `$set-context`: the PoC).
     pub client_id: String,
@@ -23,6 +23,21 @@ pub struct Caller {
     /// The launch the token was issued for (EHR launch); its resources are the only ones the
     /// token sees (D-10).
     pub launch_id: Option<String>,
+    /// That launch as the built-in validator read it, live, while checking the token in this
+    /// request: a write's checks use it instead of reading it again (its commit still holds
+    /// the launch in its own transaction, REQ SYNC-05).
+    pub(crate) checked_launch: Option<crate::store::LaunchRecord>,
+}
+
+/// Two callers are the same when their client, user, `fhirUser`, scopes and launch are.
+impl PartialEq for Caller {
+    fn eq(&self, other: &Self) -> bool {
+        self.client_id == other.client_id
+            && self.user == other.user
+            && self.fhir_user == other.fhir_user
+            && self.scopes == other.scopes
+            && self.launch_id == other.launch_id
+    }
 }
 
 impl Caller {
@@ -34,6 +49,7 @@ impl Caller {
             fhir_user: None,
             scopes: ScopeSet::parse_lenient(scopes).0,
             launch_id: None,
+            checked_launch: None,
         }
     }
 
