@@ -115,15 +115,26 @@ impl Inner {
     /// Settles `poc` (see the module documentation). The caller holds the PoC's lock. `Err`
     /// says why an outbox could not drain.
     pub(crate) async fn settle(&self, poc: &str) -> Result<(), String> {
-        let records = {
-            let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
-            tx.list_subscriptions(Some(poc))
-                .await
-                .map_err(|e| e.to_string())?
-        };
+        // One read unit (every write settles first): the PoC's subscriptions and what each
+        // has unsettled.
+        let owner = poc.to_owned();
+        let found = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let mut found = Vec::new();
+                    for record in tx.list_subscriptions(Some(&owner)).await? {
+                        let unsettled = tx.unsettled_events(&record.id).await?;
+                        found.push((record, unsettled));
+                    }
+                    Ok::<_, crate::store::StoreError>(found)
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         let mut first_error = None;
-        for record in records {
-            if let Err(reason) = self.settle_subscription(&record).await {
+        for (record, unsettled) in found {
+            if let Err(reason) = self.settle_subscription(&record, unsettled).await {
                 first_error.get_or_insert(reason);
             }
         }
@@ -133,8 +144,8 @@ impl Inner {
     async fn settle_subscription(
         &self,
         record: &crate::store::SubscriptionRecord,
+        unsettled: Vec<crate::store::EventRecord>,
     ) -> Result<(), String> {
-        let unsettled = self.unsettled(&record.id).await?;
         if unsettled.is_empty() {
             return Ok(());
         }
@@ -206,8 +217,11 @@ impl Inner {
     }
 
     async fn unsettled(&self, id: &str) -> Result<Vec<crate::store::EventRecord>, String> {
-        let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
-        tx.unsettled_events(id).await.map_err(|e| e.to_string())
+        let id = id.to_owned();
+        self.store
+            .read(move |tx| Box::pin(async move { tx.unsettled_events(&id).await }))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The PoCs that own subscriptions with unsettled events.
