@@ -164,25 +164,22 @@ async fn verify(verifier: &TokenVerifier, token: &str) -> Result<Verified, Token
     // One read unit for both checks: the family not revoked (REQ IDP-05, a row every
     // instance sees) and the launch still live (REQ SC-12).
     let (family, launch_id) = (claims.fam.clone(), claims.launch.clone());
-    let found = verifier
+    let launch = verifier
         .store
         .read(move |tx| {
             Box::pin(async move {
                 if let Some(family) = &family
                     && tx.access_family_revoked(family, now).await?
                 {
-                    return Ok::<_, crate::store::StoreError>(None);
+                    return Err(TokenError::Invalid);
                 }
-                Ok(Some(match &launch_id {
+                Ok(match &launch_id {
                     Some(launch_id) => tx.get_launch(launch_id).await?,
                     None => None,
-                }))
+                })
             })
         })
-        .await
-        .map_err(|e| TokenError::Unavailable(e.code().into()))?;
-    // A revoked family: no answer.
-    let launch = found.ok_or(TokenError::Invalid)?;
+        .await?;
     let launch = match (&claims.launch, launch) {
         (None, _) => None,
         // REQ SC-12: cleared or expired, the launch takes its tokens with it.

@@ -101,6 +101,14 @@ pub enum TokenError {
     },
 }
 
+/// A store that cannot answer leaves the token undecided: [`TokenError::Unavailable`], with
+/// the error's stable code and never its text.
+impl From<crate::store::StoreError> for TokenError {
+    fn from(error: crate::store::StoreError) -> Self {
+        TokenError::Unavailable(error.code().into())
+    }
+}
+
 /// Checks bearer tokens.
 pub trait TokenValidator: Send + Sync + 'static {
     /// The caller the token stands for.

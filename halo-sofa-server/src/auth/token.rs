@@ -109,7 +109,7 @@ impl From<OAuthError> for Refusal {
 }
 
 async fn grant(
-    endpoint: &TokenEndpoint,
+    endpoint: &Arc<TokenEndpoint>,
     headers: &HeaderMap,
     params: &Params,
     peer: Option<&PeerCertificate>,
@@ -191,6 +191,17 @@ async fn refuse_in(
     Ok(Err(refused.error().clone()))
 }
 
+/// The launch a grant names, as stored (`None`: no launch, or none stored under its id).
+async fn launch_of(
+    tx: &mut dyn Transaction,
+    launch_id: Option<&str>,
+) -> Result<Option<crate::store::LaunchRecord>, StoreError> {
+    match launch_id {
+        Some(launch_id) => tx.get_launch(launch_id).await,
+        None => Ok(None),
+    }
+}
+
 /// Runs an exchange's unit and signs what it prepared, after its commit and with no lock held.
 async fn exchange<F>(endpoint: &TokenEndpoint, unit: F) -> Result<TokenResponse, OAuthError>
 where
@@ -211,7 +222,7 @@ where
 /// replay, reads the launch and stores the refresh token; the tokens are signed after it
 /// commits.
 async fn code_grant(
-    endpoint: &TokenEndpoint,
+    endpoint: &Arc<TokenEndpoint>,
     client: &RegisteredClient,
     params: &Params,
     cnf: Option<Value>,
@@ -222,15 +233,11 @@ async fn code_grant(
     let redirect_uri = single(params, "redirect_uri")?.map(str::to_owned);
     let verifier = single(params, "code_verifier")?.map(str::to_owned);
     let client_id = client.client_id.clone();
-    let (settings, families, clock) = (
-        endpoint.settings.clone(),
-        endpoint.families.clone(),
-        endpoint.clock.clone(),
-    );
+    let shared = endpoint.clone();
     exchange(endpoint, move |tx| {
         Box::pin(async move {
             let record = tx.consume_authorization_code(&code_hash).await?;
-            let now = clock.now();
+            let now = shared.clock.now();
             // The code is spent whatever follows: a refused attempt commits too, so the code
             // cannot be retried.
             let record = match check_code(
@@ -241,18 +248,15 @@ async fn code_grant(
                 now,
             ) {
                 Ok(record) => record,
-                Err(refused) => return refuse_in(tx, &families, refused).await,
+                Err(refused) => return refuse_in(tx, &shared.families, refused).await,
             };
-            let launch = match &record.launch_id {
-                Some(launch_id) => tx.get_launch(launch_id).await?,
-                None => None,
-            };
+            let launch = launch_of(tx, record.launch_id.as_deref()).await?;
             let launch = match live_launch(record.launch_id.as_deref(), launch, now) {
                 Ok(launch) => launch,
-                Err(error) => return refuse_in(tx, &families, Refused::Plain(error)).await,
+                Err(error) => return refuse_in(tx, &shared.families, Refused::Plain(error)).await,
             };
             let prepared = prepare(
-                &settings,
+                &shared.settings,
                 Grant {
                     client_id,
                     user: record.user.clone(),
@@ -295,7 +299,7 @@ async fn public_client_of_refresh(
 /// `refresh_token` (REQ AS-08): one write unit reads the token, rotates it (or revokes its
 /// family on a reuse) and stores the new one; the tokens are signed after it commits.
 async fn refresh_grant(
-    endpoint: &TokenEndpoint,
+    endpoint: &Arc<TokenEndpoint>,
     client: &RegisteredClient,
     params: &Params,
     cnf: Option<Value>,
@@ -305,27 +309,20 @@ async fn refresh_grant(
     let token_hash = hash_secret(presented);
     let requested_scope = single(params, "scope")?.map(str::to_owned);
     let client_id = client.client_id.clone();
-    let (settings, families, clock) = (
-        endpoint.settings.clone(),
-        endpoint.families.clone(),
-        endpoint.clock.clone(),
-    );
+    let shared = endpoint.clone();
     exchange(endpoint, move |tx| {
         Box::pin(async move {
             let record = tx.get_refresh_token(&token_hash).await?;
-            let now = clock.now();
+            let now = shared.clock.now();
             let record = match check_refresh(record.as_ref(), &client_id, now) {
                 Ok(record) => record,
                 Err(refused @ Refused::RevokeFamily { .. }) => {
-                    return refuse_in(tx, &families, refused).await;
+                    return refuse_in(tx, &shared.families, refused).await;
                 }
                 // Nothing to write: the unit ends unused.
                 Err(Refused::Plain(error)) => return Err(Unwritten::Refused(error)),
             };
-            let launch = match &record.launch_id {
-                Some(launch_id) => tx.get_launch(launch_id).await?,
-                None => None,
-            };
+            let launch = launch_of(tx, record.launch_id.as_deref()).await?;
             let launch = live_launch(record.launch_id.as_deref(), launch, now)
                 .map_err(Unwritten::Refused)?;
             let original = ScopeSet::parse_lenient(&record.scope).0;
@@ -333,7 +330,7 @@ async fn refresh_grant(
                 refresh_scope(requested_scope.as_deref(), &original).map_err(Unwritten::Refused)?;
             tx.revoke_refresh_token(&record.token_hash).await?;
             let prepared = prepare(
-                &settings,
+                &shared.settings,
                 Grant {
                     client_id,
                     user: record.user.clone(),

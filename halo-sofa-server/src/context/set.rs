@@ -11,7 +11,7 @@ use halo_model::set_context::{
 };
 use serde_json::Value;
 
-use super::{ContextManager, is_profile_issue, new_launch_id, reroot};
+use super::{ContextManager, is_profile_issue, new_launch_id, owns, reroot};
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::auth::Caller;
 use crate::error::SofaError;
@@ -131,7 +131,7 @@ impl ContextManager {
         };
 
         // One write unit: the checks that need the store, then the writes (REQ SC-04).
-        let owner = (caller.client_id.clone(), caller.user.clone());
+        let owner = caller.clone();
         let subscription_topic = self
             .config
             .require_active_subscription
@@ -143,7 +143,7 @@ impl ContextManager {
                     // REQ SC-08 (D-07): only a PoC that will hear about app writes may set a
                     // context.
                     if let Some(topic) = &subscription_topic
-                        && !tx.has_active_subscription(&owner.0, topic).await?
+                        && !tx.has_active_subscription(&owner.client_id, topic).await?
                     {
                         return Err(Refused::NoSubscription(topic.clone()));
                     }
@@ -281,12 +281,12 @@ impl From<StoreError> for Refused {
 }
 
 /// Context references to resources already in the SoFA must exist and be visible to the
-/// caller (`owner`: client and user): not part of another client's or user's launch
+/// caller: not part of another client's or user's launch
 /// (REQ SC-05, D-04, D-10). The ones that fail, a resource the caller may not see counted
 /// exactly like a missing one.
 async fn invisible_references(
     tx: &mut dyn Transaction,
-    owner: &(String, Option<String>),
+    caller: &Caller,
     existing: Vec<(&'static str, ContextReference)>,
 ) -> Result<Vec<(&'static str, ContextReference)>, StoreError> {
     let mut invisible = Vec::new();
@@ -299,7 +299,7 @@ async fn invisible_references(
             Some(stored) => match &stored.launch_id {
                 None => true,
                 Some(launch) => match tx.get_launch(launch).await? {
-                    Some(l) => l.client_id == owner.0 && l.user == owner.1,
+                    Some(l) => owns(caller, &l.client_id, l.user.as_deref()),
                     None => false,
                 },
             },

@@ -97,13 +97,7 @@ impl dyn Store {
                 }
             })
         });
-        let value = self.run_unit(erased).await?;
-        match value.downcast::<Result<R, E>>() {
-            Ok(answer) => *answer,
-            Err(_) => {
-                Err(StoreError::Backend("a write unit answered with another type".into()).into())
-            }
-        }
+        typed(self.run_unit(erased).await?)
     }
 
     /// Runs `unit` in one read transaction (one snapshot) and hands back its answer; a store
@@ -119,12 +113,14 @@ impl dyn Store {
             let work = unit(tx);
             Box::pin(async move { Box::new(work.await) as Box<dyn Any + Send> })
         });
-        let value = self.run_read(erased).await?;
-        match value.downcast::<Result<R, E>>() {
-            Ok(answer) => *answer,
-            Err(_) => {
-                Err(StoreError::Backend("a read unit answered with another type".into()).into())
-            }
-        }
+        typed(self.run_read(erased).await?)
+    }
+}
+
+/// A unit's erased answer as the typed one its submitter built it with.
+fn typed<R: 'static, E: From<StoreError> + 'static>(value: Box<dyn Any + Send>) -> Result<R, E> {
+    match value.downcast::<Result<R, E>>() {
+        Ok(answer) => *answer,
+        Err(_) => Err(StoreError::Backend("a unit answered with another type".into()).into()),
     }
 }
